@@ -1,0 +1,65 @@
+# bandage: see README.md. `make deps` installs what the build and tests need
+# (Debian), `make check` runs every test, `make bench` the side-by-side table.
+CC      ?= cc
+VERSION := $(shell cat VERSION)
+BUILD   := build
+PKGS    := libpq libcurl
+WARN    := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(WARN) $(CFLAGS) -DBANDAGE_VERSION='"$(VERSION)"' \
+             $(shell pkg-config --cflags $(PKGS))
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+PYTEST  := /usr/bin/python3 -m pytest
+PYTEST_ARGS ?= -q
+
+SRC      := $(wildcard entrypoint/*.c)
+LIB_SRC  := $(filter-out entrypoint/main.c,$(SRC))
+HDR      := $(wildcard entrypoint/*.h)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
+
+.PHONY: all check unit integration asan-check deps clean bench demo fmt-check
+all: $(BUILD)/bandage
+
+$(BUILD)/bandage: $(SRC) $(HDR) VERSION Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LIBS)
+
+$(BUILD)/asan/bandage: $(SRC) $(HDR) VERSION Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -o $@ $(SRC) $(LIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ientrypoint -o $@ $< $(LIB_SRC) $(LIBS) -lcmocka
+
+$(BUILD)/asan/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -Ientrypoint -o $@ $< $(LIB_SRC) $(LIBS) -lcmocka
+
+unit: $(UNITS)
+	@for t in $(UNITS); do echo "== $$t"; $$t || exit 1; done
+
+integration: $(BUILD)/bandage
+	BANDAGE=$(abspath $(BUILD)/bandage) $(PYTEST) $(PYTEST_ARGS) tests/integration
+
+# The same unit and integration tests, under AddressSanitizer + UBSan.
+asan-check: $(BUILD)/asan/bandage $(ASAN_UNITS)
+	@for t in $(ASAN_UNITS); do echo "== $$t"; $$t || exit 1; done
+	BANDAGE=$(abspath $(BUILD)/asan/bandage) BANDAGE_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(PYTEST) $(PYTEST_ARGS) tests/integration
+
+check: all unit integration asan-check
+
+deps:
+	bash .ci/deps
+
+bench: $(BUILD)/bandage
+	bench/run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,368 @@
+/* The settings table and its parser: flags win over the environment, the
+ * environment over the default. The same table drives --help and the README. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#ifndef BANDAGE_VERSION
+#define BANDAGE_VERSION "0.0.0-dev"
+#endif
+const char bandage_version[] = BANDAGE_VERSION;
+
+enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE };
+
+struct setting {
+    const char *flag;          /* long flag, without "--" */
+    const char *env;           /* environment variable */
+    const char *fallback_env;  /* consulted when env is unset (or NULL) */
+    const char *default_value; /* parsed like a value; NULL: unset */
+    const char *default_doc;   /* the default as documented */
+    enum setting_kind kind;
+    const char *const *choices; /* KIND_CHOICE: NULL-terminated, index = value */
+    long min_ms, max_ms;        /* KIND_DURATION bounds */
+    size_t offset;              /* into struct config */
+    const char *help;
+};
+
+static const char *const reset_choices[] = {"never", "once", "always", NULL};
+static const char *const forward_choices[] = {"group", "child", NULL};
+static const char *const webhook_format_choices[] = {"json", "slack", NULL};
+static const char *const log_format_choices[] = {"text", "json", NULL};
+static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
+
+#define DAY_MS (86400L * 1000L)
+#define FIELD(name) offsetof(struct config, name)
+
+static const struct setting settings[] = {
+    {"database-url", "DATABASE_URL", NULL, NULL, "(libpq's PG* variables)",
+     KIND_STRING, NULL, 0, 0, FIELD(database_url),
+     "libpq URI or key=value conninfo"},
+    {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
+     KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
+     "give up waiting for the database after this; 0 = skip waiting"},
+    {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT", NULL, "10", "10 (s)",
+     KIND_DURATION, NULL, 1, DAY_MS, FIELD(connect_timeout_ms),
+     "one connection attempt's limit"},
+    {"reset", "BANDAGE_RESET", NULL, "never", "never",
+     KIND_CHOICE, reset_choices, 0, 0, FIELD(reset),
+     "never, once (per deployment id), always"},
+    {"confirm-database", "BANDAGE_CONFIRM_DATABASE", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(confirm_database),
+     "a reset runs only if this equals the connected database's name"},
+    {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
+     KIND_STRING, NULL, 0, 0, FIELD(schemas),
+     "comma-separated schemas to drop and recreate"},
+    {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(schema_file),
+     "SQL applied inside the reset transaction"},
+    {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(schema_command),
+     "command run after the reset commits (e.g. npx prisma db push --skip-generate)"},
+    {"before-reset", "BANDAGE_BEFORE_RESET", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(before_reset),
+     "command run before the reset (e.g. a pg_dump backup); failure aborts the reset"},
+    {"deployment-id", "BANDAGE_DEPLOYMENT_ID", "RAILWAY_DEPLOYMENT_ID", NULL,
+     "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
+     "identifies one deploy for --reset once"},
+    {"webhook-url", "BANDAGE_WEBHOOK_URL", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(webhook_url),
+     "POST the deploy report here"},
+    {"webhook-timeout", "BANDAGE_WEBHOOK_TIMEOUT", NULL, "5", "5 (s)",
+     KIND_DURATION, NULL, 1, DAY_MS, FIELD(webhook_timeout_ms),
+     "whole-request limit, retries included"},
+    {"webhook-format", "BANDAGE_WEBHOOK_FORMAT", NULL, "json", "json",
+     KIND_CHOICE, webhook_format_choices, 0, 0, FIELD(webhook_format),
+     "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)"},
+    {"webhook-ca-file", "BANDAGE_WEBHOOK_CA_FILE", NULL, NULL,
+     "(SSL_CERT_FILE, system bundle)", KIND_STRING, NULL, 0, 0,
+     FIELD(webhook_ca_file), "CA bundle for an https:// webhook"},
+    {"forward-to", "BANDAGE_FORWARD_TO", NULL, "group", "group",
+     KIND_CHOICE, forward_choices, 0, 0, FIELD(forward_to),
+     "group: signals go to the app's whole process group; child: to the app alone"},
+    {"grace", "BANDAGE_GRACE", NULL, "10", "10 (s)",
+     KIND_DURATION, NULL, 0, DAY_MS, FIELD(grace_ms),
+     "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later"},
+    {"log-format", "BANDAGE_LOG_FORMAT", NULL, "text", "text",
+     KIND_CHOICE, log_format_choices, 0, 0, FIELD(log_format),
+     "text or json (one object per line)"},
+    {"log-level", "BANDAGE_LOG_LEVEL", NULL, "info", "info",
+     KIND_CHOICE, log_level_choices, 0, 0, FIELD(log_level),
+     "error, warn, info, debug"},
+};
+
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+const char *config_reset_mode_name(int mode)
+{
+    return (mode >= RESET_NEVER && mode <= RESET_ALWAYS) ? reset_choices[mode] : "?";
+}
+
+/* "1", "0.25", "1.5s", "500ms": a non-negative duration, to milliseconds. */
+static int parse_duration_ms(const char *text, long *out_ms)
+{
+    const char *p = text;
+    long whole = 0, frac = 0, frac_scale = 1000;
+
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (whole > DAY_MS)
+            return -1;
+        whole = whole * 10 + (*p - '0');
+    }
+    if (strcmp(p, "ms") == 0) {
+        *out_ms = whole;
+        return 0;
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (frac_scale > 1) {
+                frac_scale /= 10;
+                frac += (*p - '0') * frac_scale;
+            }
+        }
+    }
+    if (*p == 's')
+        p++;
+    if (*p != '\0' || whole > DAY_MS / 1000)
+        return -1;
+    *out_ms = whole * 1000 + frac;
+    return 0;
+}
+
+static void origin_name(const struct setting *s, const char *origin,
+                        char *buf, size_t len)
+{
+    if (strcmp(origin, "flag") == 0)
+        snprintf(buf, len, "--%s", s->flag);
+    else if (strcmp(origin, "fallback") == 0)
+        snprintf(buf, len, "%s", s->fallback_env);
+    else if (strcmp(origin, "env") == 0)
+        snprintf(buf, len, "%s", s->env);
+    else
+        snprintf(buf, len, "the default of --%s", s->flag);
+}
+
+static void choices_list(const struct setting *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; s->choices[i] && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                 i ? ", " : "", s->choices[i]);
+}
+
+/* Store one value; origin ("flag", "env", "fallback", "default") is for the message. */
+static int apply_value(struct config *cfg, const struct setting *s,
+                       const char *value, const char *origin,
+                       char *err, size_t errlen)
+{
+    char *field = (char *)cfg + s->offset;
+    char name[96];
+
+    origin_name(s, origin, name, sizeof name);
+    switch (s->kind) {
+    case KIND_STRING:
+        *(const char **)(void *)field = value[0] ? value : NULL;
+        return 0;
+    case KIND_DURATION: {
+        long ms;
+        if (parse_duration_ms(value, &ms) != 0 || ms < s->min_ms || ms > s->max_ms) {
+            snprintf(err, errlen,
+                     "%s: '%s' is not a valid duration; use seconds like 30, 2.5 or 500ms%s",
+                     name, value, s->min_ms > 0 ? " (more than 0)" : "");
+            return -1;
+        }
+        *(long *)(void *)field = ms;
+        return 0;
+    }
+    case KIND_CHOICE:
+        for (int i = 0; s->choices[i]; i++) {
+            if (strcmp(value, s->choices[i]) == 0) {
+                *(int *)(void *)field = i;
+                return 0;
+            }
+        }
+        char list[128];
+        choices_list(s, list, sizeof list);
+        snprintf(err, errlen, "%s: '%s' is not one of: %s", name, value, list);
+        return -1;
+    }
+    return -1;
+}
+
+/* The value a setting gets from the environment or its default, and where from. */
+static const char *env_or_default(const struct setting *s, const char **origin)
+{
+    const char *v = getenv(s->env);
+    if (v && v[0]) {
+        *origin = "env";
+        return v;
+    }
+    if (s->fallback_env) {
+        v = getenv(s->fallback_env);
+        if (v && v[0]) {
+            *origin = "fallback";
+            return v;
+        }
+    }
+    *origin = "default";
+    return s->default_value;
+}
+
+static int is_valid_schema_name(const char *name, size_t len)
+{
+    if (len == 0 || len > 63)
+        return 0;
+    if ((len == 7 && strncmp(name, "bandage", 7) == 0) ||
+        (len >= 3 && strncmp(name, "pg_", 3) == 0) ||
+        (len == 18 && strncmp(name, "information_schema", 18) == 0))
+        return 0;
+    return 1;
+}
+
+static int validate_schemas(const char *schemas, char *err, size_t errlen)
+{
+    const char *p = schemas;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (!is_valid_schema_name(p, len)) {
+            snprintf(err, errlen,
+                     "--schemas: '%.*s' is not a schema bandage may reset; list 1-63 character "
+                     "names separated by commas, not bandage, pg_* or information_schema",
+                     (int)len, p);
+            return -1;
+        }
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+static int validate(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->database_url) {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
+        /* libpq's message may quote part of the string, password included: not shown. */
+        PQfreemem(perr);
+        if (!opts) {
+            snprintf(err, errlen,
+                     "--database-url: libpq cannot parse it; use postgresql://user:password@host:port/dbname "
+                     "or key=value pairs like 'host=db dbname=app'");
+            return -1;
+        }
+        PQconninfoFree(opts);
+    }
+    if (validate_schemas(cfg->schemas, err, errlen) != 0)
+        return -1;
+    if (cfg->reset == RESET_ONCE && !cfg->deployment_id) {
+        snprintf(err, errlen,
+                 "--reset once needs a deployment id; set --deployment-id or BANDAGE_DEPLOYMENT_ID "
+                 "(Railway sets RAILWAY_DEPLOYMENT_ID)");
+        return -1;
+    }
+    if (cfg->webhook_url && strncmp(cfg->webhook_url, "http://", 7) != 0 &&
+        strncmp(cfg->webhook_url, "https://", 8) != 0) {
+        snprintf(err, errlen, "--webhook-url: must start with http:// or https://");
+        return -1;
+    }
+    return 0;
+}
+
+static void build_long_options(struct option *opts)
+{
+    size_t i;
+    for (i = 0; i < N_SETTINGS; i++)
+        opts[i] = (struct option){settings[i].flag, required_argument, NULL, (int)(i + 256)};
+    opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
+    opts[i++] = (struct option){"help-markdown", no_argument, NULL, 'M'};
+    opts[i] = (struct option){NULL, 0, NULL, 0};
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv,
+                               char *err, size_t errlen)
+{
+    struct option long_opts[N_SETTINGS + 4];
+    const char *flag_values[N_SETTINGS] = {0};
+    int c;
+
+    memset(cfg, 0, sizeof *cfg);
+    build_long_options(long_opts);
+    opterr = 0;
+    optind = 0; /* 0 fully re-initialises glibc's getopt (tests call this repeatedly) */
+    /* "+": stop at the first non-option, so the app's own flags stay its own. */
+    while ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) != -1) {
+        if (c == 'h')
+            return CONFIG_HELP;
+        if (c == 'V')
+            return CONFIG_VERSION;
+        if (c == 'M')
+            return CONFIG_MARKDOWN;
+        if (c >= 256) {
+            flag_values[c - 256] = optarg;
+            continue;
+        }
+        const char *bad = argv[optind - 1];
+        if (c == '?' && optopt == 0)
+            snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", bad);
+        else if (c == ':' || (c == '?' && optopt >= 256))
+            snprintf(err, errlen, "option '%s' needs a value; see 'bandage --help'", bad);
+        else
+            snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", bad);
+        return CONFIG_ERROR;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *origin = "flag";
+        const char *value = flag_values[i];
+        if (!value)
+            value = env_or_default(s, &origin);
+        if (value && apply_value(cfg, s, value, origin, err, errlen) != 0)
+            return CONFIG_ERROR;
+    }
+    cfg->command = optind < argc ? &argv[optind] : NULL;
+    return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: bandage [OPTIONS] [-- COMMAND [ARGS...]]\n\n"
+            "Waits for PostgreSQL, resets it when asked, reports the deploy, then runs\n"
+            "COMMAND as PID 1. Without COMMAND, does the phases and exits.\n\n"
+            "Options (each also an environment variable; a flag wins):\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        fprintf(out, "  --%-18s %s\n  %-20s %s; default: %s\n", s->flag, s->help, "",
+                s->env, s->default_doc);
+    }
+    fprintf(out, "  -h, --help           show this help\n"
+                 "  -V, --version        show the version\n\n"
+                 "Exit codes: the app's own; 128+N if it died of signal N; 64 usage error;\n"
+                 "65 schema file failed (database unchanged); 69 database unavailable;\n"
+                 "70 internal error; 73 hook command failed; 77 refused (authentication,\n"
+                 "or reset without a matching --confirm-database); 126/127 command not\n"
+                 "executable / not found.\n");
+}
+
+void config_print_markdown(FILE *out)
+{
+    fprintf(out, "| flag | environment | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        fprintf(out, "| `--%s` | `%s` | %s | %s |\n", s->flag, s->env, s->default_doc, s->help);
+    }
+}

@@ -1,0 +1,57 @@
+/* The settings table: every setting of bandage is defined once, in config.c. */
+#ifndef BANDAGE_CONFIG_H
+#define BANDAGE_CONFIG_H
+
+#include <stdio.h>
+
+enum reset_mode { RESET_NEVER, RESET_ONCE, RESET_ALWAYS };
+enum forward_mode { FORWARD_GROUP, FORWARD_CHILD };
+enum webhook_format { WEBHOOK_JSON, WEBHOOK_SLACK };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct config {
+    const char *database_url;     /* NULL: libpq's PG* variables */
+    long wait_timeout_ms;         /* 0: skip waiting */
+    long connect_timeout_ms;
+    int reset;                    /* enum reset_mode */
+    const char *confirm_database;
+    const char *schemas;          /* comma-separated */
+    const char *schema_file;
+    const char *schema_command;
+    const char *before_reset;
+    const char *deployment_id;
+    const char *webhook_url;
+    long webhook_timeout_ms;
+    int webhook_format;           /* enum webhook_format */
+    const char *webhook_ca_file;
+    int forward_to;               /* enum forward_mode */
+    long grace_ms;
+    int log_format;               /* enum log_format */
+    int log_level;                /* enum log_level */
+    char **command;               /* argv after "--", NULL when none */
+};
+
+enum config_result {
+    CONFIG_OK,       /* run */
+    CONFIG_HELP,     /* --help was asked: print config_print_help() */
+    CONFIG_VERSION,  /* --version was asked */
+    CONFIG_MARKDOWN, /* --help-markdown: the settings table for the README */
+    CONFIG_ERROR     /* usage error; the message is in the error buffer */
+};
+
+/* Fill cfg from argv, then the environment, then the defaults.
+ * On CONFIG_ERROR, err holds one line naming the setting and the fix. */
+enum config_result config_load(struct config *cfg, int argc, char **argv,
+                               char *err, size_t errlen);
+
+void config_print_help(FILE *out);
+
+/* The settings table as a markdown table (README's settings section). */
+void config_print_markdown(FILE *out);
+
+const char *config_reset_mode_name(int mode);
+
+extern const char bandage_version[];
+
+#endif

@@ -1,0 +1,138 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "json.h"
+
+static int log_format = LOG_FORMAT_TEXT;
+static int log_level = LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_init(int format, int level)
+{
+    log_format = format;
+    log_level = level;
+}
+
+int log_enabled(int level) { return level <= log_level; }
+
+int log_format_is_json(void) { return log_format == LOG_FORMAT_JSON; }
+
+void log_raw_line(const char *line, size_t len)
+{
+    /* stderr is unbuffered; one write keeps concurrent writers' lines whole. */
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, line, len);
+        if (n <= 0)
+            return;
+        line += n;
+        len -= (size_t)n;
+    }
+}
+
+static void format_timestamp(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    struct jbuf line;
+    jbuf_init(&line);
+    if (log_format == LOG_FORMAT_JSON) {
+        char ts[40];
+        format_timestamp(ts, sizeof ts);
+        jbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld,\"msg\":", ts,
+                    level_names[level], (long)getpid());
+        jbuf_string(&line, msg);
+        jbuf_puts(&line, "}\n");
+    } else {
+        jbuf_puts(&line, "bandage: ");
+        if (level != LOG_INFO) {
+            jbuf_puts(&line, level_names[level]);
+            jbuf_puts(&line, ": ");
+        }
+        jbuf_puts(&line, msg);
+        jbuf_puts(&line, "\n");
+    }
+    if (!line.failed)
+        log_raw_line(line.data, line.len);
+    jbuf_free(&line);
+}
+
+static void append_part(char *out, size_t outlen, size_t *used, const char *key,
+                        const char *value)
+{
+    if (!value || !value[0] || *used >= outlen)
+        return;
+    int n = snprintf(out + *used, outlen - *used, "%s%s=%s", *used ? " " : "", key, value);
+    if (n > 0)
+        *used += (size_t)n;
+}
+
+void redact_conninfo(const char *conninfo, char *out, size_t outlen)
+{
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user",
+                                        "sslmode", NULL};
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : PQconndefaults();
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (!opts) {
+        snprintf(out, outlen, "(unparsable connection string)");
+        return;
+    }
+    for (int k = 0; shown[k]; k++)
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, shown[k]) == 0)
+                append_part(out, outlen, &used, o->keyword, o->val);
+    PQconninfoFree(opts);
+    if (used == 0)
+        snprintf(out, outlen, "(libpq defaults)");
+}
+
+void redact_url(const char *url, char *out, size_t outlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+
+    snprintf(out, outlen, "(unparsable URL)");
+    if (!u)
+        return;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0);
+        curl_url_get(u, CURLUPART_PATH, &path, 0);
+        int has_path = path && strcmp(path, "/") != 0 && path[0];
+        snprintf(out, outlen, "%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+                 has_path ? "/…" : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+}

@@ -1,0 +1,31 @@
+/* Leveled logs to stderr: "bandage: ..." text lines or JSON objects, one per
+ * line, each written with a single write() so processes do not interleave. */
+#ifndef BANDAGE_LOG_H
+#define BANDAGE_LOG_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+void log_init(int format, int level);
+int log_enabled(int level);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Writes a line as it is (JSON already built by the caller, or text). */
+void log_raw_line(const char *line, size_t len);
+int log_format_is_json(void);
+
+/* "host=db port=5432 dbname=app user=app": what a conninfo or URI names,
+ * never its password. NULL conninfo describes libpq's PG* defaults. */
+void redact_conninfo(const char *conninfo, char *out, size_t outlen);
+
+/* "https://hooks.example.com/…": scheme, host and port only; a path may carry
+ * a token (Slack, Discord), userinfo and query may carry secrets. */
+void redact_url(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,10 @@
+/* Run a hook command (a shell string) and wait for it, forwarding signals. */
+#ifndef BANDAGE_SPAWN_H
+#define BANDAGE_SPAWN_H
+
+/* Runs `/bin/sh -c command` with stdout/stderr passed through and signals
+ * forwarded to its process group. Returns its exit code (128+N if killed);
+ * stop_signal (may be NULL) receives a SIGTERM/SIGINT that arrived meanwhile. */
+int spawn_command(const char *command, long grace_ms, int *stop_signal);
+
+#endif

@@ -1,0 +1,42 @@
+/* PID 1: spawn the app, forward signals, reap every child, grace-kill, and
+ * turn the app's wait status into bandage's exit code. */
+#ifndef BANDAGE_SUPERVISE_H
+#define BANDAGE_SUPERVISE_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+struct supervise_options {
+    int forward_to;  /* enum forward_mode */
+    long grace_ms;   /* SIGTERM/SIGINT forwarded → SIGKILL this much later */
+    int cleanup;     /* when the child exits, stop what is left (PID 1 duties) */
+};
+
+/* Block every signal so that none is lost before a signalfd reads it; call
+ * once, first thing. When not PID 1, also become a child subreaper so that
+ * orphans are re-parented to bandage and reaped by it. */
+int supervise_init(void);
+
+/* Opens a signalfd for every blockable signal (O_CLOEXEC, blocking). */
+int supervise_signalfd(void);
+
+/* fork + exec argv (PATH lookup) in a new process group with a clean signal
+ * mask and default dispositions; the group gets the terminal when stdin is
+ * one. Returns the pid, or -1 if fork failed. exec failure: the child exits
+ * 127 (not found) or 126 (not executable) after saying why. */
+pid_t supervise_spawn(char *const argv[]);
+
+/* Supervise the already spawned child until it exits; returns its exit code
+ * (its status, or 128+N if it died of signal N). With cleanup set, what is
+ * left of its process group, and when PID 1 every process in the namespace
+ * (else every descendant), gets SIGTERM, then SIGKILL after grace_ms.
+ * stop_signal (may be NULL) receives the SIGTERM/SIGINT forwarded, or 0. */
+int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_signal);
+
+/* Exit code for a wait status: WEXITSTATUS, or 128+N for signal N. */
+int exit_code_from_status(int wstatus);
+
+/* In a forked child: restore every disposition to default and unblock all. */
+void supervise_reset_signals(void);
+
+#endif
