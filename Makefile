@@ -63,3 +63,7 @@ bench: $(BUILD)/bandage
 
 clean:
 	rm -rf $(BUILD)
+
+# The fully static musl release binary (build/bandage-static) and its
+# dependencies built from Debian's own sources: see static.mk.
+-include static.mk

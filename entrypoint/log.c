@@ -3,13 +3,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
 #include "json.h"
+#include "report.h"
 
 static int log_format = LOG_FORMAT_TEXT;
 static int log_level = LOG_INFO;
@@ -38,16 +38,6 @@ void log_raw_line(const char *line, size_t len)
     }
 }
 
-static void format_timestamp(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 void log_msg(int level, const char *fmt, ...)
 {
     char msg[2048];
@@ -63,7 +53,7 @@ void log_msg(int level, const char *fmt, ...)
     jbuf_init(&line);
     if (log_format == LOG_FORMAT_JSON) {
         char ts[40];
-        format_timestamp(ts, sizeof ts);
+        report_timestamp(ts, sizeof ts);
         jbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld,\"msg\":", ts,
                     level_names[level], (long)getpid());
         jbuf_string(&line, msg);

@@ -1,12 +1,20 @@
 /* bandage: the phases in order, and the exit code that each outcome maps to. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "config.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "report.h"
+#include "reset.h"
 #include "supervise.h"
+#include "wait.h"
 
 static int handle_config(enum config_result r, const char *err)
 {
@@ -42,6 +50,85 @@ static int run_app(const struct config *cfg)
     return supervise_child(pid, &opt, NULL);
 }
 
+/* Is there a database to wait for or reset? */
+static int needs_database(const struct config *cfg)
+{
+    static const char *const pg_vars[] = {"PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE",
+                                          "PGPORT", NULL};
+    int configured = cfg->database_url != NULL;
+    for (int i = 0; pg_vars[i] && !configured; i++)
+        configured = getenv(pg_vars[i]) != NULL;
+    return cfg->reset != RESET_NEVER || (configured && cfg->wait_timeout_ms > 0);
+}
+
+/* The worker process: libpq, OpenSSL and their memory live and die here. */
+static int worker_main(const struct config *cfg, int report_fd)
+{
+    struct deploy_report report;
+    PGconn *conn = NULL;
+    int sfd = supervise_signalfd();
+    int code;
+
+    report_init(&report);
+    if (sfd < 0) {
+        report_add_error(&report, "internal", "signalfd", "%s", strerror(errno));
+        code = EXIT_INTERNAL;
+    } else {
+        code = wait_for_database(cfg, sfd, &conn, &report);
+        if (code == EXIT_OK)
+            code = reset_database(conn, sfd, cfg, &report);
+    }
+    PQfinish(conn);
+    report.exit_code = code;
+    if (code != EXIT_OK)
+        report.outcome = OUTCOME_FAILED;
+    else if (cfg->reset != RESET_NEVER && !report.reset_ran)
+        report.outcome = OUTCOME_SKIPPED;
+    if (write(report_fd, &report, sizeof report) != (ssize_t)sizeof report)
+        code = code ? code : EXIT_INTERNAL;
+    close(report_fd);
+    if (sfd >= 0)
+        close(sfd);
+    return code;
+}
+
+/* Runs the database phases in a forked worker that PID 1 forwards signals to. */
+static int run_phases(const struct config *cfg, struct deploy_report *report)
+{
+    int fds[2];
+    report_init(report);
+    if (!needs_database(cfg))
+        return EXIT_OK;
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        log_error("pipe: %s", strerror(errno));
+        return EXIT_INTERNAL;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        exit(worker_main(cfg, fds[1]));
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        log_error("fork: %s", strerror(errno));
+        return EXIT_INTERNAL;
+    }
+    struct supervise_options opt = {.forward_to = FORWARD_CHILD, .grace_ms = cfg->grace_ms,
+                                    .cleanup = 0};
+    int code = supervise_child(pid, &opt, NULL);
+    ssize_t n = read(fds[0], report, sizeof *report);
+    close(fds[0]);
+    if (n != (ssize_t)sizeof *report) {
+        report_init(report);
+        report->outcome = OUTCOME_FAILED;
+        report_add_error(report, "internal", "worker", "the database worker exited with %d", code);
+        log_error("the database worker ended without a report (exit code %d)", code);
+        return code ? code : EXIT_INTERNAL;
+    }
+    return report->exit_code;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -54,6 +141,12 @@ int main(int argc, char **argv)
         log_error("cannot set up signal handling: %s", strerror(errno));
         return EXIT_INTERNAL;
     }
+    struct deploy_report report;
+    code = run_phases(&cfg, &report);
+    if (code != EXIT_OK)
+        return code;
+    if (report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
+        return EXIT_INTERNAL;
     if (!cfg.command)
         return EXIT_OK;
     return run_app(&cfg);

@@ -1,0 +1,33 @@
+/* Talking to PostgreSQL without ever blocking past a signal: every wait on
+ * the server's socket also watches the signalfd, and a stop signal cancels
+ * the running query (PQcancel) instead of waiting for it. */
+#ifndef BANDAGE_DB_H
+#define BANDAGE_DB_H
+
+#include <libpq-fe.h>
+
+struct db_error {
+    char sqlstate[6];   /* "" when the error did not come from the server */
+    char message[400];  /* primary message, with detail/hint when present */
+    int position;       /* 1-based character in the statement, 0 if none */
+    int stop_signal;    /* the stop signal that cancelled the query, or 0 */
+    int connection_lost;
+};
+
+/* SIGTERM, SIGINT, SIGHUP, SIGQUIT: end the database phase. */
+int db_is_stop_signal(int sig);
+
+/* Waits until sock is ready for events, or timeout_ms passes (-1: no limit;
+ * sock -1: only the timeout), or a stop signal arrives on sfd.
+ * Returns 1 ready, 0 timed out, -1 stopped (*stop_signal set). */
+int db_wait(int sock, short events, int sfd, long timeout_ms, int *stop_signal);
+
+/* Runs sql (several statements allowed when nparams is 0) and returns the
+ * last result on success, to be PQclear()ed; NULL on failure with err set. */
+PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,
+                  const char *const *params, struct db_error *err);
+
+/* Runs sql and discards the result; 0 on success, -1 with err set. */
+int db_run(PGconn *conn, int sfd, const char *sql, struct db_error *err);
+
+#endif

@@ -1,0 +1,45 @@
+/* The deploy report: what the phases did, passed from the worker process to
+ * PID 1 through a pipe, logged as one summary line and sent to the webhook. */
+#ifndef BANDAGE_REPORT_H
+#define BANDAGE_REPORT_H
+
+#include <stddef.h>
+
+#define REPORT_MAX_ERRORS 8
+
+enum report_outcome { OUTCOME_OK, OUTCOME_SKIPPED, OUTCOME_FAILED };
+
+struct report_error {
+    char phase[16];    /* "config", "wait", "reset", "schema-file", "hook", ... */
+    char code[16];     /* SQLSTATE, or a short code like "timeout" */
+    char message[400]; /* never a password: libpq/server text, redacted input */
+};
+
+/* Fixed size and flat so that it can cross a pipe as bytes (same binary). */
+struct deploy_report {
+    int outcome;            /* enum report_outcome */
+    int exit_code;          /* the phases' exit code, 0 when they succeeded */
+    int reset_ran;          /* 1 when this start reset the database */
+    char reset_at[40];      /* RFC 3339, when reset_ran */
+    char skip_reason[96];   /* why a requested reset did not run */
+    char database[64];      /* current_database(), when connected */
+    int wait_attempts;
+    long wait_ms;
+    long reset_ms;
+    long statements;        /* schema-file statements applied */
+    long bytes;             /* schema-file bytes applied */
+    int n_errors;
+    struct report_error errors[REPORT_MAX_ERRORS];
+};
+
+void report_init(struct deploy_report *r);
+
+/* Adds an error (truncated to fit; further ones past the limit are counted
+ * by n_errors but not stored). */
+void report_add_error(struct deploy_report *r, const char *phase, const char *code,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The current time as RFC 3339 UTC with milliseconds. */
+void report_timestamp(char *buf, size_t len);
+
+#endif

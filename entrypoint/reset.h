@@ -1,0 +1,20 @@
+/* The reset: lock, interlock, once-per-deploy marker, hooks, and the drop,
+ * recreate and apply, all-or-nothing. See DESIGN.md "The reset, precisely". */
+#ifndef BANDAGE_RESET_H
+#define BANDAGE_RESET_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "report.h"
+
+/* pg_advisory_lock key that serialises every bandage on a database:
+ * the bytes of "bandage!" as a big-endian 64-bit integer. */
+#define RESET_LOCK_KEY "7089068665867822369"
+
+/* Resets the database on conn when cfg asks for it and the checks pass.
+ * Returns the exit code (0 also when the reset was skipped: see report). */
+int reset_database(PGconn *conn, int sfd, const struct config *cfg,
+                   struct deploy_report *report);
+
+#endif

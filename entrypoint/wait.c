@@ -1,0 +1,252 @@
+#include "wait.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "exitcodes.h"
+#include "log.h"
+
+#define FAST_POLL_MS 100
+#define BACKOFF_BASE_MS 50
+#define BACKOFF_CAP_MS 1000
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* With PQERRORS_VERBOSE, a server error reads "FATAL:  28P01:  message". */
+static void find_sqlstate(const char *message, char sqlstate[6])
+{
+    sqlstate[0] = '\0';
+    for (const char *p = strstr(message, ":  "); p; p = strstr(p + 1, ":  ")) {
+        const char *s = p + 3;
+        if (strlen(s) >= 6 && s[5] == ':' &&
+            strspn(s, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") >= 5) {
+            memcpy(sqlstate, s, 5);
+            sqlstate[5] = '\0';
+            return;
+        }
+    }
+}
+
+static int contains_any(const char *text, const char *const *needles)
+{
+    for (; *needles; needles++)
+        if (strstr(text, *needles))
+            return 1;
+    return 0;
+}
+
+enum failure_class wait_classify(const char *message, char sqlstate[6])
+{
+    static const char *const refused_tls[] = {
+        "certificate verify failed", "root certificate file", "server certificate for",
+        "does not match host name", "SSL was required", "server does not support SSL",
+        "certificate present, but not private key", "SSL error", NULL};
+    static const char *const bad_options[] = {
+        "invalid connection option", "invalid sslmode", "invalid port number",
+        "invalid integer value", "invalid value for parameter", "invalid target_session_attrs",
+        "missing \"=\"", "invalid URI", NULL};
+    static const char *const auth[] = {"password authentication failed",
+                                       "no password supplied", "no pg_hba.conf entry",
+                                       "authentication failed", NULL};
+
+    find_sqlstate(message, sqlstate);
+    if (strcmp(sqlstate, "57P03") == 0)
+        return FAILURE_RETRY_FAST;
+    if (strcmp(sqlstate, "53300") == 0 || strcmp(sqlstate, "53000") == 0)
+        return FAILURE_RETRY_BACKOFF;
+    if (strncmp(sqlstate, "28", 2) == 0 || strcmp(sqlstate, "3D000") == 0 ||
+        strcmp(sqlstate, "42501") == 0)
+        return FAILURE_REFUSED;
+    if (contains_any(message, auth) || contains_any(message, refused_tls))
+        return FAILURE_REFUSED;
+    if (contains_any(message, bad_options))
+        return FAILURE_CONFIG;
+    if (strstr(message, "Connection refused") || strstr(message, "No such file or directory"))
+        return FAILURE_RETRY_FAST; /* nothing listens yet: cheap to ask again */
+    return FAILURE_RETRY_BACKOFF;  /* timeouts, DNS, unreachable, anything else */
+}
+
+static unsigned int next_random(unsigned int *seed)
+{
+    /* xorshift32: jitter needs spread, not cryptographic quality */
+    unsigned int x = *seed ? *seed : 2463534242u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *seed = x;
+}
+
+long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed)
+{
+    if (cls == FAILURE_RETRY_FAST) {
+        /* 100 ms ± 20 %: 80..120 */
+        return FAST_POLL_MS * 8 / 10 + (long)(next_random(seed) % (FAST_POLL_MS * 4 / 10 + 1));
+    }
+    long ceiling = BACKOFF_BASE_MS;
+    for (int i = 1; i < consecutive && ceiling < BACKOFF_CAP_MS; i++)
+        ceiling *= 2;
+    if (ceiling > BACKOFF_CAP_MS)
+        ceiling = BACKOFF_CAP_MS;
+    return (long)(next_random(seed) % (unsigned long)(ceiling + 1)); /* full jitter */
+}
+
+/* The readable part of a verbose libpq message: no LOCATION lines, one line. */
+static void tidy_message(const char *message, char *out, size_t outlen)
+{
+    size_t used = 0;
+    const char *p = message;
+    while (*p && used + 1 < outlen) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > 0 && strncmp(p, "LOCATION:", 9) != 0) {
+            while (len > 0 && (*p == '\t' || *p == ' ')) {
+                p++;
+                len--;
+            }
+            int n = snprintf(out + used, outlen - used, "%s%.*s", used ? "; " : "", (int)len, p);
+            if (n < 0)
+                break;
+            used += (size_t)n;
+        }
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    if (used >= outlen)
+        used = outlen - 1;
+    out[used] = '\0';
+}
+
+/* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
+ * with the libpq message in msg; *stop_signal set when a signal ended it. */
+static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
+                             char *msg, size_t msglen, int *stop_signal)
+{
+    /* Later entries override the expanded URL: bandage's sessions are
+     * recognisable (and exempt from termination) by their application_name. */
+    const char *keys[] = {"dbname", "application_name", NULL};
+    const char *vals[] = {cfg->database_url, "bandage", NULL};
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    long deadline = now_ms() + timeout_ms;
+
+    if (!conn) {
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
+    }
+    PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+           st != PGRES_POLLING_FAILED) {
+        long left = deadline - now_ms();
+        int ready = left > 0 ? db_wait(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                                       sfd, left, stop_signal)
+                             : 0;
+        if (ready < 0) {
+            snprintf(msg, msglen, "stopped by signal %d", *stop_signal);
+            PQfinish(conn);
+            return NULL;
+        }
+        if (ready == 0) {
+            snprintf(msg, msglen, "timeout expired after %ld ms", timeout_ms);
+            PQfinish(conn);
+            return NULL;
+        }
+        st = PQconnectPoll(conn);
+    }
+    if (PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    snprintf(msg, msglen, "%s", PQerrorMessage(conn));
+    PQfinish(conn);
+    return NULL;
+}
+
+/* Server notices ("drop cascades to ...") are debug output, not stderr noise. */
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char tidy[1024];
+    tidy_message(message, tidy, sizeof tidy);
+    log_debug("server: %s", tidy);
+}
+
+static const char *class_name(enum failure_class cls)
+{
+    static const char *const names[] = {"retry", "retry with backoff", "refused", "bad options"};
+    return names[cls];
+}
+
+int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
+                      struct deploy_report *report)
+{
+    long start = now_ms();
+    long deadline = start + cfg->wait_timeout_ms;
+    unsigned int seed = (unsigned int)(getpid() ^ start);
+    char last_reason[512] = "";
+    enum failure_class last_class = FAILURE_RETRY_FAST;
+    int consecutive = 0;
+    char redacted[256];
+
+    redact_conninfo(cfg->database_url, redacted, sizeof redacted);
+    log_info("waiting for the database (%s), up to %ld ms", redacted, cfg->wait_timeout_ms);
+    *conn_out = NULL;
+    for (;;) {
+        char raw[1024], reason[512], sqlstate[6];
+        int stop_signal = 0;
+        long left = deadline - now_ms();
+        long limit = cfg->connect_timeout_ms;
+        if (cfg->wait_timeout_ms > 0 && left < limit)
+            limit = left > 1 ? left : 1;
+
+        report->wait_attempts++;
+        PGconn *conn = attempt_login(cfg, sfd, limit, raw, sizeof raw, &stop_signal);
+        report->wait_ms = now_ms() - start;
+        if (conn) {
+            log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
+                     report->wait_attempts == 1 ? "" : "s", report->wait_ms);
+            PQsetNoticeProcessor(conn, log_notice, NULL);
+            *conn_out = conn;
+            return EXIT_OK;
+        }
+        if (stop_signal) {
+            report_add_error(report, "wait", "signal", "stopped by signal %d", stop_signal);
+            return 128 + stop_signal;
+        }
+        enum failure_class cls = wait_classify(raw, sqlstate);
+        tidy_message(raw, reason, sizeof reason);
+        if (cls == FAILURE_REFUSED || cls == FAILURE_CONFIG) {
+            log_error("the database refused the login (%s): %s", redacted, reason);
+            report_add_error(report, "wait", sqlstate[0] ? sqlstate : class_name(cls), "%s", reason);
+            return cls == FAILURE_REFUSED ? EXIT_REFUSED : EXIT_USAGE;
+        }
+        consecutive = cls == last_class ? consecutive + 1 : 1;
+        last_class = cls;
+        if (strcmp(reason, last_reason) != 0) {
+            log_info("database not ready (%s): %s", class_name(cls), reason);
+            snprintf(last_reason, sizeof last_reason, "%s", reason);
+        }
+        long pause = wait_backoff_ms(cls, consecutive, &seed);
+        left = deadline - now_ms();
+        if (cfg->wait_timeout_ms == 0 || left <= 0) {
+            log_error("the database did not accept a login within %ld ms (%d attempts): %s",
+                      cfg->wait_timeout_ms, report->wait_attempts, reason);
+            report_add_error(report, "wait", sqlstate[0] ? sqlstate : "timeout",
+                             "not ready after %d attempts: %s", report->wait_attempts, reason);
+            return EXIT_UNAVAILABLE;
+        }
+        if (db_wait(-1, 0, sfd, pause < left ? pause : left, &stop_signal) < 0) {
+            report->wait_ms = now_ms() - start;
+            report_add_error(report, "wait", "signal", "stopped by signal %d", stop_signal);
+            return 128 + stop_signal;
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/* Waiting for PostgreSQL: real logins, classified failures, jittered
+ * backoff, a deadline. See DESIGN.md "Waiting, precisely". */
+#ifndef BANDAGE_WAIT_H
+#define BANDAGE_WAIT_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "report.h"
+
+enum failure_class {
+    FAILURE_RETRY_FAST,    /* refused, starting up: poll every 100 ms ± 20 % */
+    FAILURE_RETRY_BACKOFF, /* timeouts, too many connections, DNS: back off */
+    FAILURE_REFUSED,       /* authentication, TLS trust, unknown database: exit 77 */
+    FAILURE_CONFIG         /* invalid connection options: exit 64 */
+};
+
+/* Classifies a failed login from libpq's (verbose) error message. */
+enum failure_class wait_classify(const char *message, char sqlstate[6]);
+
+/* The pause before the next attempt, in ms; consecutive counts the failures
+ * of this class in a row (1 for the first). seed: a PRNG state. */
+long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed);
+
+/* Connects, retrying until the login succeeds or --wait-timeout passes
+ * (a single attempt when it is 0). Returns the exit code (0: *conn_out is
+ * an open connection) and fills the report's wait fields and errors. */
+int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
+                      struct deploy_report *report);
+
+#endif
