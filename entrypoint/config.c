@@ -29,7 +29,14 @@ struct setting {
     long min_ms, max_ms;        /* KIND_DURATION bounds */
     size_t offset;              /* into struct config */
     const char *help;
+    /* Optional: 0 if value is acceptable, else -1 with why filled (the
+     * setting's name is prefixed by the caller). */
+    int (*check)(const char *value, char *why, size_t len);
 };
+
+static int check_conninfo(const char *value, char *why, size_t len);
+static int check_schemas(const char *value, char *why, size_t len);
+static int check_webhook_url(const char *value, char *why, size_t len);
 
 static const char *const reset_choices[] = {"never", "once", "always", NULL};
 static const char *const forward_choices[] = {"group", "child", NULL};
@@ -43,58 +50,58 @@ static const char *const log_level_choices[] = {"error", "warn", "info", "debug"
 static const struct setting settings[] = {
     {"database-url", "DATABASE_URL", NULL, NULL, "(libpq's PG* variables)",
      KIND_STRING, NULL, 0, 0, FIELD(database_url),
-     "libpq URI or key=value conninfo"},
+     "libpq URI or key=value conninfo", check_conninfo},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
-     "give up waiting for the database after this; 0 = skip waiting"},
+     "give up waiting for the database after this; 0 = skip waiting", NULL},
     {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(connect_timeout_ms),
-     "one connection attempt's limit"},
+     "one connection attempt's limit", NULL},
     {"reset", "BANDAGE_RESET", NULL, "never", "never",
      KIND_CHOICE, reset_choices, 0, 0, FIELD(reset),
-     "never, once (per deployment id), always"},
+     "never, once (per deployment id), always", NULL},
     {"confirm-database", "BANDAGE_CONFIRM_DATABASE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(confirm_database),
-     "a reset runs only if this equals the connected database's name"},
+     "a reset runs only if this equals the connected database's name", NULL},
     {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
      KIND_STRING, NULL, 0, 0, FIELD(schemas),
-     "comma-separated schemas to drop and recreate"},
+     "comma-separated schemas to drop and recreate", check_schemas},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
-     "SQL applied inside the reset transaction"},
+     "SQL applied inside the reset transaction", NULL},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
-     "command run after the reset commits (e.g. npx prisma db push --skip-generate)"},
+     "command run after the reset commits (e.g. npx prisma db push --skip-generate)", NULL},
     {"before-reset", "BANDAGE_BEFORE_RESET", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(before_reset),
-     "command run before the reset (e.g. a pg_dump backup); failure aborts the reset"},
+     "command run before the reset (e.g. a pg_dump backup); failure aborts the reset", NULL},
     {"deployment-id", "BANDAGE_DEPLOYMENT_ID", "RAILWAY_DEPLOYMENT_ID", NULL,
      "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
-     "identifies one deploy for --reset once"},
+     "identifies one deploy for --reset once", NULL},
     {"webhook-url", "BANDAGE_WEBHOOK_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(webhook_url),
-     "POST the deploy report here"},
+     "POST the deploy report here", check_webhook_url},
     {"webhook-timeout", "BANDAGE_WEBHOOK_TIMEOUT", NULL, "5", "5 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(webhook_timeout_ms),
-     "whole-request limit, retries included"},
+     "whole-request limit, retries included", NULL},
     {"webhook-format", "BANDAGE_WEBHOOK_FORMAT", NULL, "json", "json",
      KIND_CHOICE, webhook_format_choices, 0, 0, FIELD(webhook_format),
-     "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)"},
+     "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)", NULL},
     {"webhook-ca-file", "BANDAGE_WEBHOOK_CA_FILE", NULL, NULL,
      "(SSL_CERT_FILE, system bundle)", KIND_STRING, NULL, 0, 0,
-     FIELD(webhook_ca_file), "CA bundle for an https:// webhook"},
+     FIELD(webhook_ca_file), "CA bundle for an https:// webhook", NULL},
     {"forward-to", "BANDAGE_FORWARD_TO", NULL, "group", "group",
      KIND_CHOICE, forward_choices, 0, 0, FIELD(forward_to),
-     "group: signals go to the app's whole process group; child: to the app alone"},
+     "group: signals go to the app's whole process group; child: to the app alone", NULL},
     {"grace", "BANDAGE_GRACE", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(grace_ms),
-     "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later"},
+     "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later", NULL},
     {"log-format", "BANDAGE_LOG_FORMAT", NULL, "text", "text",
      KIND_CHOICE, log_format_choices, 0, 0, FIELD(log_format),
-     "text or json (one object per line)"},
+     "text or json (one object per line)", NULL},
     {"log-level", "BANDAGE_LOG_LEVEL", NULL, "info", "info",
      KIND_CHOICE, log_level_choices, 0, 0, FIELD(log_level),
-     "error, warn, info, debug"},
+     "error, warn, info, debug", NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -171,6 +178,13 @@ static int apply_value(struct config *cfg, const struct setting *s,
     char name[96];
 
     origin_name(s, origin, name, sizeof name);
+    if (s->check) {
+        char why[320];
+        if (s->check(value, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", name, why);
+            return -1;
+        }
+    }
     switch (s->kind) {
     case KIND_STRING:
         *(const char **)(void *)field = value[0] ? value : NULL;
@@ -179,8 +193,9 @@ static int apply_value(struct config *cfg, const struct setting *s,
         long ms;
         if (parse_duration_ms(value, &ms) != 0 || ms < s->min_ms || ms > s->max_ms) {
             snprintf(err, errlen,
-                     "%s: '%s' is not a valid duration; use seconds like 30, 2.5 or 500ms%s",
-                     name, value, s->min_ms > 0 ? " (more than 0)" : "");
+                     "%s: '%s' is not a valid duration; use seconds like 30, 2.5 or 500ms, "
+                     "%s to %ld s",
+                     name, value, s->min_ms > 0 ? "more than 0" : "0", s->max_ms / 1000);
             return -1;
         }
         *(long *)(void *)field = ms;
@@ -228,20 +243,21 @@ static int is_valid_schema_name(const char *name, size_t len)
         (len >= 3 && strncmp(name, "pg_", 3) == 0) ||
         (len == 18 && strncmp(name, "information_schema", 18) == 0))
         return 0;
-    return 1;
+    /* bandage_aside_N names the schemas a large reset moves aside. */
+    return !(len >= 14 && strncmp(name, "bandage_aside_", 14) == 0);
 }
 
-static int validate_schemas(const char *schemas, char *err, size_t errlen)
+static int check_schemas(const char *value, char *why, size_t len)
 {
-    const char *p = schemas;
+    const char *p = value;
     for (;;) {
         const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (!is_valid_schema_name(p, len)) {
-            snprintf(err, errlen,
-                     "--schemas: '%.*s' is not a schema bandage may reset; list 1-63 character "
-                     "names separated by commas, not bandage, pg_* or information_schema",
-                     (int)len, p);
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (!is_valid_schema_name(p, n)) {
+            snprintf(why, len,
+                     "'%.*s' is not a schema bandage may reset; list 1-63 character names "
+                     "separated by commas, not bandage, bandage_aside_*, pg_* or "
+                     "information_schema", (int)n, p);
             return -1;
         }
         if (!comma)
@@ -250,35 +266,49 @@ static int validate_schemas(const char *schemas, char *err, size_t errlen)
     }
 }
 
+static int check_conninfo(const char *value, char *why, size_t len)
+{
+    char *perr = NULL;
+    if (!value[0])
+        return 0;
+    PQconninfoOption *opts = PQconninfoParse(value, &perr);
+    /* libpq's message may quote part of the string, password included: not shown. */
+    PQfreemem(perr);
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    snprintf(why, len, "libpq cannot parse it; use postgresql://user:password@host:port/dbname "
+                       "or key=value pairs like 'host=db dbname=app'");
+    return -1;
+}
+
+static int check_webhook_url(const char *value, char *why, size_t len)
+{
+    if (!value[0] || strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0)
+        return 0;
+    snprintf(why, len, "must start with http:// or https://");
+    return -1;
+}
+
+/* Rules that join two settings. */
 static int validate(const struct config *cfg, char *err, size_t errlen)
 {
-    if (cfg->database_url) {
-        char *perr = NULL;
-        PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
-        /* libpq's message may quote part of the string, password included: not shown. */
-        PQfreemem(perr);
-        if (!opts) {
-            snprintf(err, errlen,
-                     "--database-url: libpq cannot parse it; use postgresql://user:password@host:port/dbname "
-                     "or key=value pairs like 'host=db dbname=app'");
-            return -1;
-        }
-        PQconninfoFree(opts);
-    }
-    if (validate_schemas(cfg->schemas, err, errlen) != 0)
-        return -1;
     if (cfg->reset == RESET_ONCE && !cfg->deployment_id) {
         snprintf(err, errlen,
                  "--reset once needs a deployment id; set --deployment-id or BANDAGE_DEPLOYMENT_ID "
                  "(Railway sets RAILWAY_DEPLOYMENT_ID)");
         return -1;
     }
-    if (cfg->webhook_url && strncmp(cfg->webhook_url, "http://", 7) != 0 &&
-        strncmp(cfg->webhook_url, "https://", 8) != 0) {
-        snprintf(err, errlen, "--webhook-url: must start with http:// or https://");
-        return -1;
-    }
     return 0;
+}
+
+/* getopt_long accepts unique prefixes ("--wait" for --wait-timeout); a later
+ * flag could change what a prefix means, so only whole names are taken. */
+static int is_whole_flag(const char *token, const char *name)
+{
+    size_t n = strcspn(token + 2, "=");
+    return strncmp(token, "--", 2) == 0 && strlen(name) == n && strncmp(token + 2, name, n) == 0;
 }
 
 static void build_long_options(struct option *opts)
@@ -304,7 +334,10 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
     opterr = 0;
     optind = 0; /* 0 fully re-initialises glibc's getopt (tests call this repeatedly) */
     /* "+": stop at the first non-option, so the app's own flags stay its own. */
-    while ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) != -1) {
+    for (;;) {
+        int token_index = optind > 0 ? optind : 1; /* long options never sit mid-cluster */
+        if ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) == -1)
+            break;
         if (c == 'h')
             return CONFIG_HELP;
         if (c == 'V')
@@ -312,16 +345,22 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
         if (c == 'M')
             return CONFIG_MARKDOWN;
         if (c >= 256) {
+            const char *token = argv[token_index];
+            if (!is_whole_flag(token, settings[c - 256].flag)) {
+                snprintf(err, errlen, "unknown option '%.*s'; did you mean '--%s'? see 'bandage --help'",
+                         (int)strcspn(token, "="), token, settings[c - 256].flag);
+                return CONFIG_ERROR;
+            }
             flag_values[c - 256] = optarg;
             continue;
         }
-        const char *bad = argv[optind - 1];
-        if (c == '?' && optopt == 0)
-            snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", bad);
-        else if (c == ':' || (c == '?' && optopt >= 256))
-            snprintf(err, errlen, "option '%s' needs a value; see 'bandage --help'", bad);
+        if (c == '?' && optopt > 0 && optopt < 256)
+            snprintf(err, errlen, "unknown option '-%c'; see 'bandage --help'", optopt);
+        else if (c == '?' && optopt >= 256)
+            snprintf(err, errlen, "option '--%s' needs a value; see 'bandage --help'",
+                     settings[optopt - 256].flag);
         else
-            snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", bad);
+            snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", argv[optind - 1]);
         return CONFIG_ERROR;
     }
     for (size_t i = 0; i < N_SETTINGS; i++) {

@@ -10,22 +10,11 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "spawn.h"
+#include "reset_internal.h"
 #include "sqlsplit.h"
 
-struct reset_ctx {
-    PGconn *conn;
-    int sfd;
-    const struct config *cfg;
-    struct deploy_report *report;
-    char *sql;                     /* the schema file, NUL-terminated */
-    size_t sql_len;
-    struct sql_statement *stmts;
-    size_t n_stmts;
-    char started_at[40];
-    long started_ms;
-};
 
-static long now_ms(void)
+long reset_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -33,7 +22,7 @@ static long now_ms(void)
 }
 
 /* An SQL failure: logged, reported, mapped to an exit code. */
-static int sql_failed(struct reset_ctx *c, const char *phase, const char *what,
+int reset_sql_failed(struct reset_ctx *c, const char *phase, const char *what,
                       const struct db_error *err, int code)
 {
     if (err->stop_signal) {
@@ -99,10 +88,10 @@ static int prepare_session(struct reset_ctx *c)
 
     snprintf(sql, sizeof sql, "SET lock_timeout = %ld", lock_ms);
     if (db_run(c->conn, c->sfd, sql, &err) != 0)
-        return sql_failed(c, "reset", "setting lock_timeout", &err, EXIT_INTERNAL);
+        return reset_sql_failed(c, "reset", "setting lock_timeout", &err, EXIT_INTERNAL);
     PGresult *res = db_exec(c->conn, c->sfd, "SELECT current_database()", 0, NULL, &err);
     if (!res)
-        return sql_failed(c, "reset", "reading the database name", &err, EXIT_INTERNAL);
+        return reset_sql_failed(c, "reset", "reading the database name", &err, EXIT_INTERNAL);
     snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     /* Checked before queueing on the lock: a misconfigured replica should
@@ -117,13 +106,13 @@ static int prepare_session(struct reset_ctx *c)
     }
     log_debug("taking the reset lock (pg_advisory_lock(%s))", RESET_LOCK_KEY);
     if (db_run(c->conn, c->sfd, "SELECT pg_advisory_lock(" RESET_LOCK_KEY ")", &err) != 0)
-        return sql_failed(c, "reset", "waiting for the reset lock", &err,
+        return reset_sql_failed(c, "reset", "waiting for the reset lock", &err,
                           strcmp(err.sqlstate, "55P03") == 0 ? EXIT_UNAVAILABLE : EXIT_INTERNAL);
     return 0;
 }
 
 /* 1 if the query's single value is true, 0 if false, -1 on error. */
-static int query_bool(struct reset_ctx *c, const char *sql, const char *param,
+int reset_query_bool(struct reset_ctx *c, const char *sql, const char *param,
                       struct db_error *err)
 {
     const char *params[] = {param};
@@ -144,12 +133,12 @@ static int already_reset(struct reset_ctx *c, int *done)
     *done = 0;
     if (c->cfg->reset != RESET_ONCE)
         return 0;
-    exists = query_bool(c, "SELECT to_regclass('bandage.deploys') IS NOT NULL", NULL, &err);
+    exists = reset_query_bool(c, "SELECT to_regclass('bandage.deploys') IS NOT NULL", NULL, &err);
     if (exists > 0)
-        *done = query_bool(c, "SELECT EXISTS (SELECT 1 FROM bandage.deploys "
+        *done = reset_query_bool(c, "SELECT EXISTS (SELECT 1 FROM bandage.deploys "
                               "WHERE deployment_id = $1)", c->cfg->deployment_id, &err);
     if (exists < 0 || *done < 0)
-        return sql_failed(c, "reset", "reading bandage.deploys", &err, EXIT_INTERNAL);
+        return reset_sql_failed(c, "reset", "reading bandage.deploys", &err, EXIT_INTERNAL);
     return 0;
 }
 
@@ -172,8 +161,10 @@ static const char restore_statements_sql[] =
     "  UNION ALL SELECT 4, 0, format('COMMENT ON SCHEMA %I IS %L', s.nspname, d.description)"
     "    FROM s JOIN pg_description d ON d.objoid = s.oid"
     "         AND d.classoid = 'pg_namespace'::regclass"
-    "  UNION ALL SELECT 5, e.oid::bigint, format('CREATE EXTENSION IF NOT EXISTS %I WITH SCHEMA %I"
-    "         VERSION %L CASCADE', e.extname, s.nspname, e.extversion)"
+    "  UNION ALL SELECT 5, e.oid::bigint, CASE WHEN $2 = 'move'"
+    "         THEN format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, s.nspname)"
+    "         ELSE format('CREATE EXTENSION IF NOT EXISTS %I WITH SCHEMA %I VERSION %L CASCADE',"
+    "         e.extname, s.nspname, e.extversion) END"
     "    FROM s JOIN pg_extension e ON e.extnamespace = s.oid"
     "  UNION ALL SELECT 6, da.oid::bigint * 1000 + a.n, format('ALTER DEFAULT PRIVILEGES FOR ROLE %I"
     "         IN SCHEMA %I GRANT %s ON %s TO %s%s', pg_get_userbyid(da.defaclrole), s.nspname,"
@@ -185,18 +176,27 @@ static const char restore_statements_sql[] =
     "         is_grantable, n) JOIN grantee g ON g.oid = a.grantee"
     " ) x ORDER BY step, n";
 
+PGresult *reset_restore_statements(struct reset_ctx *c, const char *name, const char *mode,
+                                   int *rc)
+{
+    struct db_error err;
+    const char *params[] = {name, mode};
+    PGresult *res = db_exec(c->conn, c->sfd, restore_statements_sql, 2, params, &err);
+    *rc = res ? 0 : reset_sql_failed(c, "reset", "reading the schema's owner and privileges",
+                                     &err, EXIT_SCHEMA);
+    return res;
+}
+
 /* Drops one schema and recreates it as it was (empty). */
 static int recreate_schema(struct reset_ctx *c, const char *name)
 {
     struct db_error err;
-    const char *params[] = {name};
-    PGresult *res = db_exec(c->conn, c->sfd, restore_statements_sql, 1, params, &err);
+    int rc;
+    PGresult *res = reset_restore_statements(c, name, "recreate", &rc);
     if (!res)
-        return sql_failed(c, "reset", "reading the schema's owner and privileges", &err,
-                          EXIT_SCHEMA);
+        return rc;
     char *quoted = PQescapeIdentifier(c->conn, name, strlen(name));
     char *sql = quoted ? malloc(strlen(quoted) + 64) : NULL;
-    int rc = 0;
     if (!sql) {
         rc = EXIT_INTERNAL;
         goto out;
@@ -204,18 +204,18 @@ static int recreate_schema(struct reset_ctx *c, const char *name)
     if (PQntuples(res) > 0) {
         sprintf(sql, "DROP SCHEMA %s CASCADE", quoted);
         if (db_run(c->conn, c->sfd, sql, &err) != 0) {
-            rc = sql_failed(c, "reset", "dropping the schema", &err, EXIT_SCHEMA);
+            rc = reset_sql_failed(c, "reset", "dropping the schema", &err, EXIT_SCHEMA);
             goto out;
         }
         for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
             log_debug("restoring: %s", PQgetvalue(res, i, 0));
             if (db_run(c->conn, c->sfd, PQgetvalue(res, i, 0), &err) != 0)
-                rc = sql_failed(c, "reset", "restoring the schema", &err, EXIT_SCHEMA);
+                rc = reset_sql_failed(c, "reset", "restoring the schema", &err, EXIT_SCHEMA);
         }
     } else {
         sprintf(sql, "CREATE SCHEMA %s", quoted); /* asked for, never existed */
         if (db_run(c->conn, c->sfd, sql, &err) != 0)
-            rc = sql_failed(c, "reset", "creating the schema", &err, EXIT_SCHEMA);
+            rc = reset_sql_failed(c, "reset", "creating the schema", &err, EXIT_SCHEMA);
     }
 out:
     free(sql);
@@ -235,12 +235,12 @@ static const char terminate_sql[] =
     "        OR (pg_has_role(a.usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER'))"
     "           AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid))) x";
 
-static int terminate_other_sessions(struct reset_ctx *c)
+int reset_terminate_other_sessions(struct reset_ctx *c)
 {
     struct db_error err;
     PGresult *res = db_exec(c->conn, c->sfd, terminate_sql, 0, NULL, &err);
     if (!res)
-        return sql_failed(c, "reset", "terminating other sessions", &err, EXIT_SCHEMA);
+        return reset_sql_failed(c, "reset", "terminating other sessions", &err, EXIT_SCHEMA);
     log_info("terminated %s other session(s)", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
@@ -256,32 +256,46 @@ static int failing_line(const struct reset_ctx *c, size_t i, int pos)
     return sql_line_of(c->sql, at);
 }
 
+int reset_run_statement(struct reset_ctx *c, size_t i, struct db_error *err)
+{
+    const struct sql_statement *st = &c->stmts[i];
+    char saved = c->sql[st->offset + st->length];
+    c->sql[st->offset + st->length] = '\0';
+    int rc = db_run(c->conn, c->sfd, c->sql + st->offset, err);
+    c->sql[st->offset + st->length] = saved;
+    return rc;
+}
+
+int reset_statement_failed(struct reset_ctx *c, size_t i, const struct db_error *err)
+{
+    if (err->stop_signal)
+        return reset_sql_failed(c, "schema-file", "applying the schema file", err, EXIT_SCHEMA);
+    int line = failing_line(c, i, err->position);
+    log_error("--schema-file %s, line %d: %s%s%s", c->cfg->schema_file, line, err->sqlstate,
+              err->sqlstate[0] ? ": " : "", err->message);
+    report_add_error(c->report, "schema-file", err->sqlstate[0] ? err->sqlstate : "connection",
+                     "line %d: %s", line, err->message);
+    return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
+}
+
+void reset_count_applied(struct reset_ctx *c, size_t i)
+{
+    c->report->statements++;
+    c->report->bytes += (long)c->stmts[i].length + 1;
+}
+
 static int apply_schema_file(struct reset_ctx *c)
 {
     struct db_error err;
     for (size_t i = 0; i < c->n_stmts; i++) {
-        const struct sql_statement *st = &c->stmts[i];
-        char saved = c->sql[st->offset + st->length];
-        c->sql[st->offset + st->length] = '\0';
-        int rc = db_run(c->conn, c->sfd, c->sql + st->offset, &err);
-        c->sql[st->offset + st->length] = saved;
-        if (rc != 0) {
-            if (err.stop_signal)
-                return sql_failed(c, "schema-file", "applying the schema file", &err, EXIT_SCHEMA);
-            int line = failing_line(c, i, err.position);
-            log_error("--schema-file %s, line %d: %s%s%s", c->cfg->schema_file, line,
-                      err.sqlstate, err.sqlstate[0] ? ": " : "", err.message);
-            report_add_error(c->report, "schema-file", err.sqlstate[0] ? err.sqlstate : "connection",
-                             "line %d: %s", line, err.message);
-            return err.connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
-        }
-        c->report->statements++;
-        c->report->bytes += (long)st->length + 1;
+        if (reset_run_statement(c, i, &err) != 0)
+            return reset_statement_failed(c, i, &err);
+        reset_count_applied(c, i);
     }
     return 0;
 }
 
-static int record_deploy(struct reset_ctx *c)
+int reset_record_deploy(struct reset_ctx *c)
 {
     static const char create_sql[] =
         "CREATE SCHEMA IF NOT EXISTS bandage;"
@@ -291,18 +305,18 @@ static int record_deploy(struct reset_ctx *c)
         " duration_ms bigint NOT NULL, schemas text[] NOT NULL, bandage_version text NOT NULL)";
     struct db_error err;
     char duration[32];
-    snprintf(duration, sizeof duration, "%ld", now_ms() - c->started_ms);
+    snprintf(duration, sizeof duration, "%ld", reset_now_ms() - c->started_ms);
     const char *params[] = {c->cfg->deployment_id, config_reset_mode_name(c->cfg->reset),
                             c->started_at, duration, c->cfg->schemas, bandage_version};
     if (db_run(c->conn, c->sfd, create_sql, &err) != 0)
-        return sql_failed(c, "reset", "creating bandage.deploys", &err, EXIT_SCHEMA);
+        return reset_sql_failed(c, "reset", "creating bandage.deploys", &err, EXIT_SCHEMA);
     PGresult *res = db_exec(c->conn, c->sfd,
                             "INSERT INTO bandage.deploys (deployment_id, mode, started_at,"
                             " duration_ms, schemas, bandage_version)"
                             " VALUES ($1, $2, $3, $4, string_to_array($5, ','), $6)",
                             6, params, &err);
     if (!res)
-        return sql_failed(c, "reset", "recording the deploy", &err, EXIT_SCHEMA);
+        return reset_sql_failed(c, "reset", "recording the deploy", &err, EXIT_SCHEMA);
     PQclear(res);
     return 0;
 }
@@ -314,8 +328,8 @@ static int reset_in_one_transaction(struct reset_ctx *c)
     int rc;
 
     if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
-        return sql_failed(c, "reset", "BEGIN", &err, EXIT_SCHEMA);
-    if ((rc = terminate_other_sessions(c)) != 0)
+        return reset_sql_failed(c, "reset", "BEGIN", &err, EXIT_SCHEMA);
+    if ((rc = reset_terminate_other_sessions(c)) != 0)
         goto rollback;
     char *names = strdup(c->cfg->schemas);
     if (!names) {
@@ -331,9 +345,9 @@ static int reset_in_one_transaction(struct reset_ctx *c)
     /* With a --schema-command the deploy is recorded only once it succeeded,
      * so that a failed command is retried by the next start. */
     if (rc == 0 && !c->cfg->schema_command)
-        rc = record_deploy(c);
+        rc = reset_record_deploy(c);
     if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0)
-        return sql_failed(c, "reset", "COMMIT", &err, EXIT_SCHEMA);
+        return reset_sql_failed(c, "reset", "COMMIT", &err, EXIT_SCHEMA);
     if (rc == 0)
         return 0;
 rollback:
@@ -351,18 +365,18 @@ static int run_hook(struct reset_ctx *c, const char *name, const char *command)
     if (c->cfg->database_url && setenv("DATABASE_URL", c->cfg->database_url, 1) != 0)
         return EXIT_INTERNAL;
     log_info("running %s", name);
-    long start = now_ms();
+    long start = reset_now_ms();
     int code = spawn_command(command, c->cfg->grace_ms, &stop_signal);
     if (stop_signal) {
         report_add_error(c->report, "hook", "signal", "%s stopped by signal %d", name, stop_signal);
         return 128 + stop_signal;
     }
     if (code != 0) {
-        log_error("%s failed with exit code %d after %ld ms", name, code, now_ms() - start);
+        log_error("%s failed with exit code %d after %ld ms", name, code, reset_now_ms() - start);
         report_add_error(c->report, "hook", "exit", "%s exited with %d", name, code);
         return EXIT_HOOK;
     }
-    log_info("%s succeeded in %ld ms", name, now_ms() - start);
+    log_info("%s succeeded in %ld ms", name, reset_now_ms() - start);
     return 0;
 }
 
@@ -372,7 +386,7 @@ static int run_reset(struct reset_ctx *c)
     struct db_error err;
 
     if ((rc = load_schema_file(c)) != 0 || (rc = prepare_session(c)) != 0 ||
-        (rc = already_reset(c, &done)) != 0)
+        (rc = reset_recover_interrupted(c)) != 0 || (rc = already_reset(c, &done)) != 0)
         return rc;
     if (done) {
         log_info("deployment %s was already reset; skipping", c->cfg->deployment_id);
@@ -384,11 +398,13 @@ static int run_reset(struct reset_ctx *c)
     if ((rc = run_hook(c, "--before-reset", c->cfg->before_reset)) != 0)
         return rc;
     report_timestamp(c->started_at, sizeof c->started_at);
-    c->started_ms = now_ms();
+    c->started_ms = reset_now_ms();
     log_info("resetting schema(s) %s of database '%s'", c->cfg->schemas, c->report->database);
-    if ((rc = reset_in_one_transaction(c)) != 0)
+    int batched = 0;
+    if ((rc = reset_needs_batches(c, &batched)) != 0 ||
+        (rc = batched ? reset_in_batches(c) : reset_in_one_transaction(c)) != 0)
         return rc;
-    c->report->reset_ms = now_ms() - c->started_ms;
+    c->report->reset_ms = reset_now_ms() - c->started_ms;
     c->report->reset_ran = 1;
     snprintf(c->report->reset_at, sizeof c->report->reset_at, "%s", c->started_at);
     log_info("reset committed in %ld ms (%ld statements applied)", c->report->reset_ms,
@@ -396,9 +412,9 @@ static int run_reset(struct reset_ctx *c)
     if ((rc = run_hook(c, "--schema-command", c->cfg->schema_command)) != 0)
         return rc;
     if (c->cfg->schema_command) {
-        if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0 || (rc = record_deploy(c)) != 0 ||
+        if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0 || (rc = reset_record_deploy(c)) != 0 ||
             db_run(c->conn, c->sfd, "COMMIT", &err) != 0)
-            return rc ? rc : sql_failed(c, "reset", "recording the deploy", &err, EXIT_INTERNAL);
+            return rc ? rc : reset_sql_failed(c, "reset", "recording the deploy", &err, EXIT_INTERNAL);
     }
     return 0;
 }

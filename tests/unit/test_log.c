@@ -1,0 +1,394 @@
+/* Redaction helpers (what a connection string or webhook URL may show in a
+ * log line) and the log line formats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+#define ELLIPSIS "\xE2\x80\xA6" /* … */
+
+#define assert_contains(hay, needle)                                                  \
+    do {                                                                              \
+        const char *h_ = (hay), *n_ = (needle);                                       \
+        if (!h_ || !strstr(h_, n_))                                                   \
+            fail_msg("expected \"%s\" to contain \"%s\"", h_ ? h_ : "(null)", n_);    \
+    } while (0)
+
+#define assert_not_contains(hay, needle)                                              \
+    do {                                                                              \
+        const char *h_ = (hay), *n_ = (needle);                                       \
+        if (h_ && strstr(h_, n_))                                                     \
+            fail_msg("expected \"%s\" not to contain \"%s\"", h_, n_);                \
+    } while (0)
+
+/* Words of a redacted conninfo, space separated, must include this one exactly. */
+static int has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == text || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+#define assert_word(text, word)                                                       \
+    do {                                                                              \
+        if (!has_word((text), (word)))                                                \
+            fail_msg("expected \"%s\" to have the word \"%s\"", (text), (word));      \
+    } while (0)
+
+static int setup(void **state)
+{
+    (void)state;
+    /* PQconndefaults() reads these; keep the NULL-conninfo case deterministic */
+    static const char *const pg_vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+                                          "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSERVICE",
+                                          "PGSERVICEFILE", "PGPASSFILE", NULL};
+    for (int i = 0; pg_vars[i]; i++)
+        unsetenv(pg_vars[i]);
+    return 0;
+}
+
+/* ---- redact_conninfo ------------------------------------------------------ */
+
+static void test_conninfo_uri(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("postgresql://alice:s3cret@db.example.com:5433/appdb?sslmode=require", out,
+                    sizeof out);
+    assert_word(out, "host=db.example.com");
+    assert_word(out, "port=5433");
+    assert_word(out, "dbname=appdb");
+    assert_word(out, "user=alice");
+    assert_word(out, "sslmode=require");
+    assert_not_contains(out, "s3cret");
+    assert_not_contains(out, "password");
+
+    /* without sslmode, none is invented */
+    redact_conninfo("postgres://bob:pw123456@localhost/db", out, sizeof out);
+    assert_word(out, "host=localhost");
+    assert_word(out, "dbname=db");
+    assert_word(out, "user=bob");
+    assert_not_contains(out, "sslmode");
+    assert_not_contains(out, "pw123456");
+}
+
+static void test_conninfo_uri_password_variants(void **state)
+{
+    (void)state;
+    char out[256];
+    /* percent-encoded password: neither the encoded nor the decoded form */
+    redact_conninfo("postgresql://u:p%40ss%20word@h/db", out, sizeof out);
+    assert_word(out, "host=h");
+    assert_not_contains(out, "p@ss");
+    assert_not_contains(out, "p%40ss");
+    assert_not_contains(out, "word");
+
+    /* password as a query parameter */
+    redact_conninfo("postgresql://h:5432/db?user=u&password=qs3cret&sslmode=verify-full", out,
+                    sizeof out);
+    assert_word(out, "user=u");
+    assert_word(out, "sslmode=verify-full");
+    assert_not_contains(out, "qs3cret");
+
+    /* several hosts */
+    redact_conninfo("postgresql://u:mh3cret@h1:5432,h2:5433/db", out, sizeof out);
+    assert_word(out, "host=h1,h2");
+    assert_word(out, "port=5432,5433");
+    assert_not_contains(out, "mh3cret");
+
+    /* a Unix socket directory */
+    redact_conninfo("postgresql:///db?host=/var/run/postgresql", out, sizeof out);
+    assert_word(out, "host=/var/run/postgresql");
+    assert_word(out, "dbname=db");
+}
+
+static void test_conninfo_keyword_value(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("host=db port=5432 dbname=app user=app password=hunter2 sslmode=disable", out,
+                    sizeof out);
+    assert_word(out, "host=db");
+    assert_word(out, "port=5432");
+    assert_word(out, "dbname=app");
+    assert_word(out, "user=app");
+    assert_word(out, "sslmode=disable");
+    assert_not_contains(out, "hunter2");
+    assert_not_contains(out, "password");
+
+    redact_conninfo("password='my secret pw' host=db hostaddr=10.0.0.5 dbname=app", out,
+                    sizeof out);
+    assert_word(out, "host=db");
+    assert_word(out, "hostaddr=10.0.0.5");
+    assert_not_contains(out, "secret");
+
+    /* other keywords are not shown either (options may carry anything) */
+    redact_conninfo("host=db options='-c secret_opt=1' application_name=appname", out, sizeof out);
+    assert_word(out, "host=db");
+    assert_not_contains(out, "secret_opt");
+    assert_not_contains(out, "appname");
+}
+
+static void test_conninfo_unparsable(void **state)
+{
+    (void)state;
+    char out[256];
+    static const char *const bad[] = {
+        "postgresql://u:s3cret@h/db?bogus=1",
+        "host=h password=s3cret junk",
+        "host=h password='s3cret",
+        "host=h nosuchkeyword=s3cret",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 'Z', sizeof out);
+        redact_conninfo(bad[i], out, sizeof out);
+        assert_string_equal(out, "(unparsable connection string)");
+    }
+}
+
+static void test_conninfo_empty_and_defaults(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("", out, sizeof out);
+    assert_string_equal(out, "(libpq defaults)");
+
+    /* NULL: libpq's PG* variables, still without the password */
+    assert_int_equal(setenv("PGHOST", "envhost", 1), 0);
+    assert_int_equal(setenv("PGPORT", "6543", 1), 0);
+    assert_int_equal(setenv("PGPASSWORD", "envs3cret", 1), 0);
+    redact_conninfo(NULL, out, sizeof out);
+    unsetenv("PGHOST");
+    unsetenv("PGPORT");
+    unsetenv("PGPASSWORD");
+    assert_word(out, "host=envhost");
+    assert_word(out, "port=6543");
+    assert_not_contains(out, "envs3cret");
+}
+
+static void test_conninfo_small_buffer(void **state)
+{
+    (void)state;
+    /* heap buffers of exact size: ASan reports any write past them */
+    const char *ci = "postgresql://alice:s3cret@db.example.com:5433/appdb?sslmode=require";
+    for (size_t len = 1; len <= 80; len++) {
+        char *out = malloc(len);
+        assert_non_null(out);
+        redact_conninfo(ci, out, len);
+        assert_true(strlen(out) < len);
+        assert_not_contains(out, "s3cret");
+        free(out);
+    }
+    char *out = malloc(8);
+    assert_non_null(out);
+    redact_conninfo("host=h password='s3cret", out, 8);
+    assert_string_equal(out, "(unpars");
+    free(out);
+}
+
+/* ---- redact_url ------------------------------------------------------------ */
+
+static void test_url_full(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_url("https://user:pass@hooks.example.com:8443/services/T0/B0/XXXX?token=abc#f", out,
+               sizeof out);
+    assert_string_equal(out, "https://hooks.example.com:8443/" ELLIPSIS);
+    static const char *const secrets[] = {"user", "pass", "T0", "B0", "XXXX", "token", "abc",
+                                          "services", "#", "?", "@"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        assert_not_contains(out, secrets[i]);
+}
+
+static void test_url_shapes(void **state)
+{
+    (void)state;
+    char out[256];
+
+    /* no port given: none shown */
+    redact_url("https://discord.com/api/webhooks/123/t0ken", out, sizeof out);
+    assert_string_equal(out, "https://discord.com/" ELLIPSIS);
+
+    /* no path: no "/…" */
+    redact_url("https://hooks.example.com", out, sizeof out);
+    assert_string_equal(out, "https://hooks.example.com");
+    redact_url("https://hooks.example.com/", out, sizeof out);
+    assert_string_equal(out, "https://hooks.example.com");
+    redact_url("http://127.0.0.1:8080", out, sizeof out);
+    assert_string_equal(out, "http://127.0.0.1:8080");
+
+    /* no path but a query or userinfo: those are dropped, no "/…" */
+    redact_url("http://h:8080?token=abc", out, sizeof out);
+    assert_string_equal(out, "http://h:8080");
+    redact_url("https://u:p4ss@h/", out, sizeof out);
+    assert_string_equal(out, "https://h");
+    redact_url("https://h#frag", out, sizeof out);
+    assert_string_equal(out, "https://h");
+
+    /* IPv6 literal */
+    redact_url("http://[::1]:9000/hook/abc", out, sizeof out);
+    assert_string_equal(out, "http://[::1]:9000/" ELLIPSIS);
+    assert_not_contains(out, "abc");
+}
+
+static void test_url_unparsable(void **state)
+{
+    (void)state;
+    char out[256];
+    static const char *const bad[] = {"not a url s3cret", "", "https://", "://s3cret"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 'Z', sizeof out);
+        redact_url(bad[i], out, sizeof out);
+        assert_string_equal(out, "(unparsable URL)");
+    }
+}
+
+static void test_url_small_buffer(void **state)
+{
+    (void)state;
+    const char *url = "https://user:pass@hooks.example.com:8443/services/T0/B0/XXXX?token=abc";
+    for (size_t len = 1; len <= 48; len++) {
+        char *out = malloc(len);
+        assert_non_null(out);
+        redact_url(url, out, len);
+        assert_true(strlen(out) < len);
+        assert_not_contains(out, "pass");
+        assert_not_contains(out, "XXXX");
+        free(out);
+    }
+}
+
+/* ---- log lines ---------------------------------------------------------------- */
+
+/* Runs fn with stderr redirected to a temporary file; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/bandage-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    fn();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+
+    off_t size = lseek(fd, 0, SEEK_END);
+    assert_true(size >= 0);
+    char *buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+    buf[size] = '\0';
+    close(fd);
+    return buf;
+}
+
+static void emit_text(void)
+{
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+    log_info("ready in %d ms", 42);
+    log_warn("slow");
+    log_error("bad %s", "thing");
+    log_debug("hidden");
+}
+
+static void emit_json(void)
+{
+    log_init(LOG_FORMAT_JSON, LOG_DEBUG);
+    log_debug("q\"uote\\ \n\x01 \xFF");
+    log_error("e");
+}
+
+static void emit_error_level(void)
+{
+    log_init(LOG_FORMAT_TEXT, LOG_ERROR);
+    log_warn("no");
+    log_info("no");
+    log_error("yes");
+}
+
+static void test_log_text(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(emit_text);
+    assert_string_equal(out, "bandage: ready in 42 ms\n"
+                             "bandage: warn: slow\n"
+                             "bandage: error: bad thing\n");
+    free(out);
+
+    out = capture_stderr(emit_error_level);
+    assert_string_equal(out, "bandage: error: yes\n");
+    free(out);
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+    assert_true(log_enabled(LOG_ERROR));
+    assert_true(log_enabled(LOG_INFO));
+    assert_false(log_enabled(LOG_DEBUG));
+    assert_false(log_format_is_json());
+}
+
+static void test_log_json(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(emit_json);
+    char *second = strchr(out, '\n');
+    assert_non_null(second);
+    *second++ = '\0';
+
+    /* {"time":"YYYY-MM-DDTHH:MM:SS.mmmZ","level":"debug","pid":N,"msg":"..."} */
+    assert_true(strncmp(out, "{\"time\":\"", 9) == 0);
+    const char *t = out + 9;
+    assert_true(strlen(t) > 24);
+    assert_int_equal(t[4], '-');
+    assert_int_equal(t[10], 'T');
+    assert_int_equal(t[19], '.');
+    assert_int_equal(t[23], 'Z');
+    assert_int_equal(t[24], '"');
+    char want[128];
+    snprintf(want, sizeof want, "\"level\":\"debug\",\"pid\":%ld,", (long)getpid());
+    assert_contains(out, want);
+    assert_contains(out, "\"msg\":\"q\\\"uote\\\\ \\n\\u0001 \xEF\xBF\xBD\"}");
+
+    assert_contains(second, "\"level\":\"error\"");
+    assert_contains(second, "\"msg\":\"e\"}\n");
+    /* exactly one line each */
+    assert_ptr_equal(strchr(second, '\n'), second + strlen(second) - 1);
+    free(out);
+
+    log_init(LOG_FORMAT_JSON, LOG_INFO);
+    assert_true(log_format_is_json());
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup(f, setup)
+    const struct CMUnitTest tests[] = {
+        T(test_conninfo_uri),
+        T(test_conninfo_uri_password_variants),
+        T(test_conninfo_keyword_value),
+        T(test_conninfo_unparsable),
+        T(test_conninfo_empty_and_defaults),
+        T(test_conninfo_small_buffer),
+        T(test_url_full),
+        T(test_url_shapes),
+        T(test_url_unparsable),
+        T(test_url_small_buffer),
+        T(test_log_text),
+        T(test_log_json),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
