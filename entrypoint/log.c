@@ -38,17 +38,8 @@ void log_raw_line(const char *line, size_t len)
     }
 }
 
-void log_msg(int level, const char *fmt, ...)
+static void write_line(int level, const char *msg, const char *json_object)
 {
-    char msg[2048];
-    va_list ap;
-
-    if (!log_enabled(level))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-
     struct jbuf line;
     jbuf_init(&line);
     if (log_format == LOG_FORMAT_JSON) {
@@ -57,6 +48,10 @@ void log_msg(int level, const char *fmt, ...)
         jbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld,\"msg\":", ts,
                     level_names[level], (long)getpid());
         jbuf_string(&line, msg);
+        if (json_object) {
+            jbuf_puts(&line, ",\"report\":");
+            jbuf_puts(&line, json_object);
+        }
         jbuf_puts(&line, "}\n");
     } else {
         jbuf_puts(&line, "bandage: ");
@@ -70,6 +65,25 @@ void log_msg(int level, const char *fmt, ...)
     if (!line.failed)
         log_raw_line(line.data, line.len);
     jbuf_free(&line);
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    write_line(level, msg, NULL);
+}
+
+void log_event(const char *summary, const char *json_object)
+{
+    if (log_enabled(LOG_INFO))
+        write_line(LOG_INFO, summary, json_object);
 }
 
 static void append_part(char *out, size_t outlen, size_t *used, const char *key,

@@ -16,6 +16,10 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/* An info line carrying a JSON object: text mode shows the summary alone;
+ * JSON mode adds the object under "report". */
+void log_event(const char *summary, const char *json_object);
+
 /* Writes a line as it is (JSON already built by the caller, or text). */
 void log_raw_line(const char *line, size_t len);
 int log_format_is_json(void);

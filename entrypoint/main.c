@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -15,6 +17,7 @@
 #include "reset.h"
 #include "supervise.h"
 #include "wait.h"
+#include "webhook.h"
 
 static int handle_config(enum config_result r, const char *err)
 {
@@ -37,17 +40,74 @@ static int handle_config(enum config_result r, const char *err)
     return -1;
 }
 
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Logs one event line and, with --webhook-url, starts posting it; returns
+ * the sender's pid, or 0 when there is none. */
+static pid_t announce(const struct config *cfg, const char *summary, struct jbuf *json)
+{
+    pid_t sender = 0;
+    log_event(summary, json->failed ? NULL : json->data);
+    if (cfg->webhook_url && !json->failed) {
+        struct jbuf slack;
+        jbuf_init(&slack);
+        if (cfg->webhook_format == WEBHOOK_SLACK)
+            report_slack_json(&slack, summary, cfg);
+        const struct jbuf *body = cfg->webhook_format == WEBHOOK_SLACK ? &slack : json;
+        if (!body->failed)
+            sender = webhook_post_async(cfg, body->data, body->len);
+        jbuf_free(&slack);
+    }
+    jbuf_free(json);
+    return sender > 0 ? sender : 0;
+}
+
+static pid_t announce_deploy(const struct config *cfg, const struct deploy_report *r,
+                             long total_ms)
+{
+    char summary[1024];
+    struct jbuf json;
+    jbuf_init(&json);
+    report_deploy_summary(summary, sizeof summary, r, total_ms);
+    report_deploy_json(&json, r, cfg, total_ms);
+    return announce(cfg, summary, &json);
+}
+
+/* The exit event is posted before bandage exits, within --webhook-timeout. */
+static void announce_exit(const struct config *cfg, int status, int code, long uptime_ms)
+{
+    struct app_exit e = {.exit_code = code, .signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+                         .uptime_ms = uptime_ms};
+    char summary[256];
+    struct jbuf json;
+    jbuf_init(&json);
+    report_exit_summary(summary, sizeof summary, &e);
+    report_exit_json(&json, &e, cfg);
+    pid_t sender = announce(cfg, summary, &json);
+    if (sender)
+        supervise_wait_helper(sender, cfg->webhook_timeout_ms + 1000);
+}
+
 static int run_app(const struct config *cfg)
 {
     struct supervise_options opt = {.forward_to = cfg->forward_to,
                                     .grace_ms = cfg->grace_ms, .cleanup = 1};
+    long started = now_ms();
+    int status = 0;
     pid_t pid = supervise_spawn(cfg->command);
     if (pid < 0) {
         log_error("cannot start '%s': fork: %s", cfg->command[0], strerror(errno));
         return EXIT_INTERNAL;
     }
     log_debug("started '%s' as pid %d", cfg->command[0], (int)pid);
-    return supervise_child(pid, &opt, NULL);
+    int code = supervise_child_status(pid, &opt, NULL, &status);
+    announce_exit(cfg, status, code, now_ms() - started);
+    return code;
 }
 
 /* Is there a database to wait for or reset? */
@@ -131,6 +191,7 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
 
 int main(int argc, char **argv)
 {
+    long started = now_ms();
     struct config cfg;
     char err[512];
     int code = handle_config(config_load(&cfg, argc, argv, err, sizeof err), err);
@@ -143,11 +204,12 @@ int main(int argc, char **argv)
     }
     struct deploy_report report;
     code = run_phases(&cfg, &report);
-    if (code != EXIT_OK)
-        return code;
-    if (report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
-        return EXIT_INTERNAL;
-    if (!cfg.command)
-        return EXIT_OK;
-    return run_app(&cfg);
+    pid_t sender = announce_deploy(&cfg, &report, now_ms() - started);
+    if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
+        code = EXIT_INTERNAL;
+    if (code == EXIT_OK && cfg.command)
+        return run_app(&cfg); /* the sender runs beside the app, never before it */
+    if (sender) /* nothing to run: the report still goes out, bounded */
+        supervise_wait_helper(sender, cfg.webhook_timeout_ms + 1000);
+    return code;
 }

@@ -2,8 +2,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void report_init(struct deploy_report *r)
 {
@@ -38,4 +40,142 @@ void report_timestamp(char *buf, size_t len)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static const char *outcome_name(int outcome)
+{
+    static const char *const names[] = {"ok", "skipped", "failed"};
+    return outcome >= OUTCOME_OK && outcome <= OUTCOME_FAILED ? names[outcome] : "failed";
+}
+
+/* "key": value pairs shared by both events: who, where, when. */
+static void common_fields(struct jbuf *out, const char *event, const struct config *cfg)
+{
+    static const char *const railway[][2] = {
+        {"service", "RAILWAY_SERVICE_NAME"},
+        {"environment", "RAILWAY_ENVIRONMENT_NAME"},
+        {"git_commit_sha", "RAILWAY_GIT_COMMIT_SHA"},
+    };
+    char host[256] = "", now[40];
+
+    gethostname(host, sizeof host - 1);
+    report_timestamp(now, sizeof now);
+    jbuf_puts(out, "{\"event\":");
+    jbuf_string(out, event);
+    jbuf_puts(out, ",\"timestamp\":");
+    jbuf_string(out, now);
+    jbuf_puts(out, ",\"bandage_version\":");
+    jbuf_string(out, bandage_version);
+    jbuf_puts(out, ",\"deployment_id\":");
+    jbuf_string(out, cfg->deployment_id);
+    for (size_t i = 0; i < sizeof railway / sizeof railway[0]; i++) {
+        const char *v = getenv(railway[i][1]);
+        if (v && v[0]) {
+            jbuf_printf(out, ",\"%s\":", railway[i][0]);
+            jbuf_string(out, v);
+        }
+    }
+    jbuf_puts(out, ",\"host\":");
+    jbuf_string(out, host);
+}
+
+static void errors_array(struct jbuf *out, const struct deploy_report *r)
+{
+    int stored = r->n_errors < REPORT_MAX_ERRORS ? r->n_errors : REPORT_MAX_ERRORS;
+    jbuf_puts(out, "[");
+    for (int i = 0; i < stored; i++) {
+        const struct report_error *e = &r->errors[i];
+        jbuf_puts(out, i ? ",{\"phase\":" : "{\"phase\":");
+        jbuf_string(out, e->phase);
+        jbuf_puts(out, ",\"code\":");
+        jbuf_string(out, e->code);
+        jbuf_puts(out, ",\"message\":");
+        jbuf_string(out, e->message);
+        jbuf_puts(out, "}");
+    }
+    jbuf_puts(out, "]");
+}
+
+void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
+                        const struct config *cfg, long total_ms)
+{
+    common_fields(out, "deploy", cfg);
+    jbuf_puts(out, ",\"outcome\":");
+    jbuf_string(out, outcome_name(r->outcome));
+    jbuf_printf(out, ",\"exit_code\":%d,\"reset_mode\":", r->exit_code);
+    jbuf_string(out, config_reset_mode_name(cfg->reset));
+    jbuf_printf(out, ",\"reset_ran\":%s,\"reset_at\":", r->reset_ran ? "true" : "false");
+    jbuf_string(out, r->reset_ran ? r->reset_at : NULL);
+    jbuf_puts(out, ",\"skip_reason\":");
+    jbuf_string(out, r->skip_reason[0] ? r->skip_reason : NULL);
+    jbuf_puts(out, ",\"database\":");
+    jbuf_string(out, r->database[0] ? r->database : NULL);
+    jbuf_puts(out, ",\"schemas\":");
+    jbuf_string(out, cfg->schemas);
+    jbuf_printf(out,
+                ",\"wait_attempts\":%d,\"wait_ms\":%ld,\"reset_ms\":%ld,"
+                "\"statements\":%ld,\"bytes\":%ld,\"total_ms\":%ld,\"error_count\":%d,"
+                "\"errors\":",
+                r->wait_attempts, r->wait_ms, r->reset_ms, r->statements, r->bytes, total_ms,
+                r->n_errors);
+    errors_array(out, r);
+    jbuf_puts(out, "}");
+}
+
+void report_exit_json(struct jbuf *out, const struct app_exit *e, const struct config *cfg)
+{
+    common_fields(out, "exit", cfg);
+    jbuf_puts(out, ",\"command\":");
+    jbuf_string(out, cfg->command ? cfg->command[0] : NULL);
+    jbuf_printf(out, ",\"exit_code\":%d,\"signal\":", e->exit_code);
+    if (e->signal)
+        jbuf_printf(out, "%d", e->signal);
+    else
+        jbuf_puts(out, "null");
+    jbuf_printf(out, ",\"uptime_ms\":%ld}", e->uptime_ms);
+}
+
+void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms)
+{
+    int n = r->wait_attempts == 0
+                ? snprintf(buf, len, "deploy %s in %ld ms: no database phase",
+                           outcome_name(r->outcome), total_ms)
+                : snprintf(buf, len, "deploy %s in %ld ms: waited %ld ms (%d attempt%s)",
+                           outcome_name(r->outcome), total_ms, r->wait_ms, r->wait_attempts,
+                           r->wait_attempts == 1 ? "" : "s");
+    if (n < 0 || (size_t)n >= len)
+        return;
+    if (r->reset_ran)
+        n += snprintf(buf + n, len - (size_t)n, ", reset in %ld ms (%ld statements)",
+                      r->reset_ms, r->statements);
+    else if (r->skip_reason[0])
+        n += snprintf(buf + n, len - (size_t)n, ", reset skipped: %s", r->skip_reason);
+    if (n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ", %d error%s", r->n_errors,
+                      r->n_errors == 1 ? "" : "s");
+    if (r->n_errors > 0 && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " (%s %s: %s)", r->errors[0].phase, r->errors[0].code,
+                 r->errors[0].message);
+}
+
+void report_exit_summary(char *buf, size_t len, const struct app_exit *e)
+{
+    if (e->signal)
+        snprintf(buf, len, "app killed by signal %d (%s) after %ld ms; exit code %d", e->signal,
+                 strsignal(e->signal), e->uptime_ms, e->exit_code);
+    else
+        snprintf(buf, len, "app exited with code %d after %ld ms", e->exit_code, e->uptime_ms);
+}
+
+void report_slack_json(struct jbuf *out, const char *summary, const struct config *cfg)
+{
+    char text[1200];
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(text, sizeof text, "bandage %s on %s%s%s: %s", bandage_version, host,
+             cfg->deployment_id ? ", deployment " : "",
+             cfg->deployment_id ? cfg->deployment_id : "", summary);
+    jbuf_puts(out, "{\"text\":");
+    jbuf_string(out, text);
+    jbuf_puts(out, "}");
 }

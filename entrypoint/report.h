@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include "config.h"
+#include "json.h"
+
 #define REPORT_MAX_ERRORS 8
 
 enum report_outcome { OUTCOME_OK, OUTCOME_SKIPPED, OUTCOME_FAILED };
@@ -41,5 +44,27 @@ void report_add_error(struct deploy_report *r, const char *phase, const char *co
 
 /* The current time as RFC 3339 UTC with milliseconds. */
 void report_timestamp(char *buf, size_t len);
+
+/* How the app ended, for the "exit" event. */
+struct app_exit {
+    int exit_code;   /* bandage's exit code: the app's, or 128+N */
+    int signal;      /* N when the app died of signal N, else 0 */
+    long uptime_ms;  /* from spawn to exit */
+};
+
+/* The deploy event as JSON (the webhook's "json" format). total_ms: from
+ * bandage's start to the app's spawn (or to the end of the phases). */
+void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
+                        const struct config *cfg, long total_ms);
+
+/* The exit event as JSON. */
+void report_exit_json(struct jbuf *out, const struct app_exit *e, const struct config *cfg);
+
+/* One human line: "deploy ok: reset in 120 ms, ..." (no "bandage:" prefix). */
+void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms);
+void report_exit_summary(char *buf, size_t len, const struct app_exit *e);
+
+/* {"text": "<summary>"} for Slack, Discord (/slack) and Mattermost. */
+void report_slack_json(struct jbuf *out, const char *summary, const struct config *cfg);
 
 #endif

@@ -207,7 +207,35 @@ static void stop_the_rest(int sfd, pid_t group, long grace_ms)
     }
 }
 
+void supervise_wait_helper(pid_t pid, long timeout_ms)
+{
+    int sfd = supervise_signalfd(), status;
+    long deadline = now_ms() + timeout_ms;
+    pid_t got;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
+        long left = deadline - now_ms();
+        struct pollfd p = {.fd = sfd, .events = POLLIN};
+        if (sfd < 0 || left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo == SIGCHLD)
+            reap_all(pid, &status); /* others that exited; pid itself is caught above */
+    }
+    if (sfd >= 0)
+        close(sfd);
+}
+
 int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_signal)
+{
+    int status;
+    return supervise_child_status(child, opt, stop_signal, &status);
+}
+
+int supervise_child_status(pid_t child, const struct supervise_options *opt, int *stop_signal,
+                           int *status_out)
 {
     int sfd = supervise_signalfd();
     long kill_at = -1;
@@ -219,6 +247,7 @@ int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_
         log_error("signalfd: %s", strerror(errno));
         kill(child, SIGKILL);
         waitpid(child, &status, 0);
+        *status_out = status;
         return 70;
     }
     for (;;) {
@@ -254,5 +283,6 @@ int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_
     if (opt->cleanup)
         stop_the_rest(sfd, child, opt->grace_ms);
     close(sfd);
+    *status_out = status;
     return exit_code_from_status(status);
 }

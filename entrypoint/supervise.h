@@ -33,6 +33,15 @@ pid_t supervise_spawn(char *const argv[]);
  * stop_signal (may be NULL) receives the SIGTERM/SIGINT forwarded, or 0. */
 int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_signal);
 
+/* Like supervise_child; *status receives the child's raw wait status. */
+int supervise_child_status(pid_t child, const struct supervise_options *opt, int *stop_signal,
+                           int *status);
+
+/* Waits up to timeout_ms for pid to exit (reaping any other child that
+ * exits meanwhile); SIGKILLs it then. Signals that arrive are not forwarded:
+ * this is for bandage's own helpers, at the end. */
+void supervise_wait_helper(pid_t pid, long timeout_ms);
+
 /* Exit code for a wait status: WEXITSTATUS, or 128+N for signal N. */
 int exit_code_from_status(int wstatus);
 

@@ -1,0 +1,129 @@
+#include "webhook.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "supervise.h"
+
+#define RETRY_FIRST_MS 100
+#define RETRY_CAP_MS 1000
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The answer is of no interest; only its status code is. */
+static size_t discard(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * n;
+}
+
+/* Worth another try? Connection trouble, 429 and 5xx are; a 4xx or a TLS
+ * verification failure will not get better. */
+static int is_retryable(CURLcode res, long status)
+{
+    if (res == CURLE_OK)
+        return status == 429 || status >= 500;
+    return res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+           res == CURLE_SEND_ERROR || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING ||
+           res == CURLE_PARTIAL_FILE;
+}
+
+static CURL *make_request(const struct config *cfg, const char *body, size_t len,
+                          struct curl_slist *headers, char *errbuf)
+{
+    CURL *curl = curl_easy_init();
+    const char *ca = cfg->webhook_ca_file ? cfg->webhook_ca_file : getenv("SSL_CERT_FILE");
+    if (!curl)
+        return NULL;
+    curl_easy_setopt(curl, CURLOPT_URL, cfg->webhook_url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (ca && ca[0])
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
+    return curl;
+}
+
+int webhook_post(const struct config *cfg, const char *body, size_t len)
+{
+    char where[256], errbuf[CURL_ERROR_SIZE], agent[64], last[CURL_ERROR_SIZE + 32] = "";
+    long start = now_ms(), deadline = start + cfg->webhook_timeout_ms;
+    long delay = RETRY_FIRST_MS, status = 0;
+    unsigned int seed = (unsigned int)(getpid() ^ start);
+    int attempts = 0, delivered = 0;
+    CURLcode res = CURLE_OK;
+
+    redact_url(cfg->webhook_url, where, sizeof where);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    snprintf(agent, sizeof agent, "User-Agent: bandage/%s", bandage_version);
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    headers = curl_slist_append(headers, agent);
+    errbuf[0] = '\0';
+    CURL *curl = headers ? make_request(cfg, body, len, headers, errbuf) : NULL;
+    while (curl && now_ms() < deadline) {
+        attempts++;
+        errbuf[0] = '\0';
+        status = 0;
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, deadline - now_ms());
+        res = curl_easy_perform(curl);
+        if (res == CURLE_OK)
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        delivered = res == CURLE_OK && status >= 200 && status < 300;
+        if (res == CURLE_OK)
+            snprintf(last, sizeof last, "HTTP %ld", status);
+        else
+            snprintf(last, sizeof last, "%s", errbuf[0] ? errbuf : curl_easy_strerror(res));
+        if (delivered || !is_retryable(res, status))
+            break;
+        log_debug("webhook %s: %s; retrying", where, last);
+        long pause = delay / 2 + (long)(rand_r(&seed) % (unsigned)(delay / 2 + 1));
+        long left = deadline - now_ms();
+        sleep_ms(pause < left ? pause : (left > 0 ? left : 0));
+        delay = delay * 2 < RETRY_CAP_MS ? delay * 2 : RETRY_CAP_MS;
+    }
+    if (delivered)
+        log_info("webhook %s: delivered (%s) in %ld ms", where, last, now_ms() - start);
+    else
+        log_warn("webhook %s: not delivered after %d attempt%s in %ld ms: %s", where, attempts,
+                 attempts == 1 ? "" : "s", now_ms() - start, last[0] ? last : "timed out");
+    curl_easy_cleanup(curl);
+    curl_slist_free_all(headers);
+    curl_global_cleanup();
+    return delivered ? 0 : -1;
+}
+
+pid_t webhook_post_async(const struct config *cfg, const char *body, size_t len)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* A plain process: SIGTERM from PID 1's shutdown ends it at once. */
+        supervise_reset_signals();
+        _exit(webhook_post(cfg, body, len) == 0 ? 0 : 1);
+    }
+    if (pid < 0)
+        log_warn("webhook: cannot fork the sender; report not sent");
+    return pid;
+}
