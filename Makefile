@@ -20,7 +20,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 
-.PHONY: all check unit integration asan-check deps clean bench demo fmt-check
+.PHONY: all check unit integration asan-check deps clean bench demo fuzz readme-check
 all: $(BUILD)/bandage
 
 $(BUILD)/bandage: $(SRC) $(HDR) VERSION Makefile
@@ -53,7 +53,10 @@ asan-check: $(BUILD)/asan/bandage $(ASAN_UNITS)
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
-check: all unit integration asan-check
+readme-check: $(BUILD)/bandage
+	scripts/check-readme.sh
+
+check: all unit readme-check integration asan-check
 
 deps:
 	bash .ci/deps
@@ -67,3 +70,6 @@ clean:
 # The fully static musl release binary (build/bandage-static) and its
 # dependencies built from Debian's own sources: see static.mk.
 -include static.mk
+
+demo: $(BUILD)/bandage
+	scripts/demo.sh

@@ -68,7 +68,7 @@ static const struct setting settings[] = {
      "comma-separated schemas to drop and recreate", check_schemas},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
-     "SQL applied inside the reset transaction", NULL},
+     "SQL applied by the reset, all-or-nothing (file of plain SQL statements)", NULL},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
      "command run after the reset commits (e.g. npx prisma db push --skip-generate)", NULL},
