@@ -73,3 +73,13 @@ clean:
 
 demo: $(BUILD)/bandage
 	scripts/demo.sh
+
+# libFuzzer on the JSON escaper (clang); FUZZ_SECONDS=60 by default.
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz_json: tests/fuzz/fuzz_json.c entrypoint/json.c entrypoint/json.h
+	@mkdir -p $(@D)
+	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -Ientrypoint -o $@ tests/fuzz/fuzz_json.c entrypoint/json.c
+
+fuzz: $(BUILD)/fuzz_json
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus
