@@ -37,6 +37,7 @@ struct setting {
 static int check_conninfo(const char *value, char *why, size_t len);
 static int check_schemas(const char *value, char *why, size_t len);
 static int check_webhook_url(const char *value, char *why, size_t len);
+static int check_readable_file(const char *value, char *why, size_t len);
 
 static const char *const reset_choices[] = {"never", "once", "always", NULL};
 static const char *const forward_choices[] = {"group", "child", NULL};
@@ -68,7 +69,8 @@ static const struct setting settings[] = {
      "comma-separated schemas to drop and recreate", check_schemas},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
-     "SQL applied by the reset, all-or-nothing (file of plain SQL statements)", NULL},
+     "SQL applied by the reset, all-or-nothing (file of plain SQL statements)",
+     check_readable_file},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
      "command run after the reset commits (e.g. npx prisma db push --skip-generate)", NULL},
@@ -89,7 +91,7 @@ static const struct setting settings[] = {
      "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)", NULL},
     {"webhook-ca-file", "BANDAGE_WEBHOOK_CA_FILE", NULL, NULL,
      "(SSL_CERT_FILE, system bundle)", KIND_STRING, NULL, 0, 0,
-     FIELD(webhook_ca_file), "CA bundle for an https:// webhook", NULL},
+     FIELD(webhook_ca_file), "CA bundle for an https:// webhook", check_readable_file},
     {"forward-to", "BANDAGE_FORWARD_TO", NULL, "group", "group",
      KIND_CHOICE, forward_choices, 0, 0, FIELD(forward_to),
      "group: signals go to the app's whole process group; child: to the app alone", NULL},
@@ -288,6 +290,19 @@ static int check_webhook_url(const char *value, char *why, size_t len)
     if (!value[0] || strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0)
         return 0;
     snprintf(why, len, "must start with http:// or https://");
+    return -1;
+}
+
+static int check_readable_file(const char *value, char *why, size_t len)
+{
+    FILE *f = value[0] ? fopen(value, "r") : NULL;
+    if (f || !value[0]) {
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    snprintf(why, len, "cannot read '%s': %s; give the path of a readable file", value,
+             strerror(errno));
     return -1;
 }
 

@@ -1,5 +1,6 @@
 #include "reset.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,53 @@ int reset_sql_failed(struct reset_ctx *c, const char *phase, const char *what,
     return code;
 }
 
+/* The statement's first word, upper-cased, into word. */
+static void first_word(const char *text, size_t len, char *word, size_t wordlen)
+{
+    size_t n = 0;
+    while (n < len && n + 1 < wordlen && isalpha((unsigned char)text[n])) {
+        word[n] = (char)toupper((unsigned char)text[n]);
+        n++;
+    }
+    word[n] = '\0';
+}
+
+/* bandage runs the file in its own transaction(s). A BEGIN or COMMIT in it
+ * (Prisma migrations wrap enum changes so) would end ours early and break
+ * all-or-nothing: those are dropped; a ROLLBACK or prepared transaction
+ * cannot mean anything sensible here and is refused. */
+static int drop_transaction_control(struct reset_ctx *c)
+{
+    static const char *const dropped[] = {"BEGIN", "START", "COMMIT", "END", NULL};
+    static const char *const refused[] = {"ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",
+                                          NULL};
+    size_t kept = 0;
+    for (size_t i = 0; i < c->n_stmts; i++) {
+        char word[16];
+        int drop = 0;
+        first_word(c->sql + c->stmts[i].offset, c->stmts[i].length, word, sizeof word);
+        for (int k = 0; refused[k]; k++) {
+            if (strcmp(word, refused[k]) == 0) {
+                log_error("--schema-file %s, line %d: %s is not allowed: bandage applies the file "
+                          "all-or-nothing in its own transaction", c->cfg->schema_file,
+                          c->stmts[i].line, word);
+                report_add_error(c->report, "schema-file", "transaction",
+                                 "line %d: %s is not allowed", c->stmts[i].line, word);
+                return EXIT_SCHEMA;
+            }
+        }
+        for (int k = 0; dropped[k]; k++)
+            drop |= strcmp(word, dropped[k]) == 0;
+        if (drop)
+            log_warn("--schema-file %s, line %d: ignoring %s: bandage applies the file in its own "
+                     "transaction", c->cfg->schema_file, c->stmts[i].line, word);
+        else
+            c->stmts[kept++] = c->stmts[i];
+    }
+    c->n_stmts = kept;
+    return 0;
+}
+
 static int load_schema_file(struct reset_ctx *c)
 {
     const char *path = c->cfg->schema_file;
@@ -76,7 +124,7 @@ static int load_schema_file(struct reset_ctx *c)
         report_add_error(c->report, "schema-file", "syntax", "%s", err);
         return EXIT_SCHEMA;
     }
-    return 0;
+    return drop_transaction_control(c);
 }
 
 /* Step 1-3: session settings, the interlock, the advisory lock. */

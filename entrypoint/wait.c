@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cabundle.h"
 #include "db.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -127,6 +128,32 @@ static void tidy_message(const char *message, char *out, size_t outlen)
     out[used] = '\0';
 }
 
+/* libpq trusts ~/.postgresql/root.crt for verify-ca/verify-full unless told
+ * otherwise; in a scratch image there is no such file (often no HOME), so
+ * point it at the system CA bundle, unless the user chose a root or a mode
+ * that does not verify. (libpq 16's sslrootcert=system does the same.) */
+static const char *default_sslrootcert(const char *conninfo)
+{
+    const char *mode = getenv("PGSSLMODE"), *root = getenv("PGSSLROOTCERT");
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (o->val && o->val[0] && strcmp(o->keyword, "sslmode") == 0)
+            mode = o->val;
+        if (o->val && o->val[0] && strcmp(o->keyword, "sslrootcert") == 0)
+            root = o->val;
+    }
+    int verifies = mode && (strcmp(mode, "verify-ca") == 0 || strcmp(mode, "verify-full") == 0);
+    PQconninfoFree(opts);
+    if (!verifies || (root && root[0]))
+        return NULL;
+    const char *home = getenv("HOME");
+    char path[512];
+    snprintf(path, sizeof path, "%s/.postgresql/root.crt", home ? home : "");
+    if (home && access(path, R_OK) == 0)
+        return NULL;
+    return ca_bundle_path();
+}
+
 /* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
  * with the libpq message in msg; *stop_signal set when a signal ended it. */
 static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
@@ -134,8 +161,9 @@ static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
 {
     /* Later entries override the expanded URL: bandage's sessions are
      * recognisable (and exempt from termination) by their application_name. */
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {cfg->database_url, "bandage", NULL};
+    const char *keys[] = {"sslrootcert", "dbname", "application_name", NULL};
+    const char *vals[] = {default_sslrootcert(cfg->database_url), cfg->database_url, "bandage",
+                          NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     long deadline = now_ms() + timeout_ms;
 

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "cabundle.h"
 #include "log.h"
 #include "supervise.h"
 
@@ -50,7 +51,8 @@ static CURL *make_request(const struct config *cfg, const char *body, size_t len
                           struct curl_slist *headers, char *errbuf)
 {
     CURL *curl = curl_easy_init();
-    const char *ca = cfg->webhook_ca_file ? cfg->webhook_ca_file : getenv("SSL_CERT_FILE");
+    /* libcurl's compiled-in CA path may not exist in the image (scratch). */
+    const char *ca = cfg->webhook_ca_file ? cfg->webhook_ca_file : ca_bundle_path();
     if (!curl)
         return NULL;
     curl_easy_setopt(curl, CURLOPT_URL, cfg->webhook_url);

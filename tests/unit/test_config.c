@@ -174,19 +174,19 @@ static void test_precedence_string(void **state)
 
     /* every string setting reads its own variable */
     set("DATABASE_URL", "host=envdb dbname=app");
-    set("BANDAGE_SCHEMA_FILE", "/schema.sql");
+    set("BANDAGE_SCHEMA_FILE", "/dev/null");
     set("BANDAGE_SCHEMA_COMMAND", "npx prisma db push --skip-generate");
     set("BANDAGE_BEFORE_RESET", "pg_dump -f /backup.sql");
     set("BANDAGE_WEBHOOK_URL", "https://hooks.example.com/x");
-    set("BANDAGE_WEBHOOK_CA_FILE", "/ca.pem");
+    set("BANDAGE_WEBHOOK_CA_FILE", "/proc/self/status");
     set("BANDAGE_SCHEMAS", "public,app");
     assert_ok(LOAD0());
     assert_string_equal(g_cfg.database_url, "host=envdb dbname=app");
-    assert_string_equal(g_cfg.schema_file, "/schema.sql");
+    assert_string_equal(g_cfg.schema_file, "/dev/null");
     assert_string_equal(g_cfg.schema_command, "npx prisma db push --skip-generate");
     assert_string_equal(g_cfg.before_reset, "pg_dump -f /backup.sql");
     assert_string_equal(g_cfg.webhook_url, "https://hooks.example.com/x");
-    assert_string_equal(g_cfg.webhook_ca_file, "/ca.pem");
+    assert_string_equal(g_cfg.webhook_ca_file, "/proc/self/status");
     assert_string_equal(g_cfg.schemas, "public,app");
 
     assert_ok(LOAD("--database-url", "postgresql://u@flagdb/app", "--schemas", "other"));
@@ -947,6 +947,20 @@ static void test_bug_short_option_cluster_message(void **state)
     assert_not_contains(g_err, "--grace");
 }
 
+/* Files are checked up front: a typo fails before anything is touched. */
+static void test_unreadable_files(void **state)
+{
+    (void)state;
+    assert_config_error(LOAD("--schema-file", "/nonexistent/schema.sql"));
+    assert_contains(g_err, "--schema-file");
+    assert_contains(g_err, "/nonexistent/schema.sql");
+    assert_contains(g_err, "No such file");
+    set("BANDAGE_WEBHOOK_CA_FILE", "/nonexistent/ca.pem");
+    assert_config_error(LOAD0());
+    assert_contains(g_err, "BANDAGE_WEBHOOK_CA_FILE:");
+    unsetenv("BANDAGE_WEBHOOK_CA_FILE");
+}
+
 /* Only whole flag names: getopt_long's prefixes would change meaning as
  * flags are added. */
 static void test_abbreviated_flag_rejected(void **state)
@@ -992,6 +1006,7 @@ int main(void)
         T(test_bug_empty_schemas_flag),
         T(test_bug_short_option_cluster_message),
         T(test_abbreviated_flag_rejected),
+        T(test_unreadable_files),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
