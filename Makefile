@@ -1,5 +1,6 @@
 # bandage: see README.md. `make deps` installs what the build and tests need
 # (Debian), `make check` runs every test, `make bench` the side-by-side table.
+SHELL   := /bin/bash
 CC      ?= cc
 VERSION := $(shell cat VERSION)
 BUILD   := build
@@ -23,31 +24,40 @@ ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 .PHONY: all check unit integration asan-check deps clean bench demo fuzz readme-check
 all: $(BUILD)/bandage
 
-$(BUILD)/bandage: $(SRC) $(HDR) VERSION Makefile
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LIBS)
+OBJ      := $(patsubst entrypoint/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+ASAN_OBJ := $(patsubst entrypoint/%.c,$(BUILD)/asan/obj/%.o,$(LIB_SRC))
 
-$(BUILD)/asan/bandage: $(SRC) $(HDR) VERSION Makefile
+$(BUILD)/obj/%.o: entrypoint/%.c $(HDR) VERSION Makefile
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SANITIZE) -o $@ $(SRC) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) Makefile
+$(BUILD)/asan/obj/%.o: entrypoint/%.c $(HDR) VERSION Makefile
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ientrypoint -o $@ $< $(LIB_SRC) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -c -o $@ $<
 
-$(BUILD)/asan/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) Makefile
+$(BUILD)/bandage: $(BUILD)/obj/main.o $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/asan/bandage: $(BUILD)/asan/obj/main.o $(ASAN_OBJ)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(LIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(OBJ) $(HDR) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SANITIZE) -Ientrypoint -o $@ $< $(LIB_SRC) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Ientrypoint -o $@ $< $(OBJ) $(LIBS) -lcmocka
+
+$(BUILD)/asan/unit/%: tests/unit/%.c $(ASAN_OBJ) $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -Ientrypoint -o $@ $< $(ASAN_OBJ) $(LIBS) -lcmocka
 
 unit: $(UNITS)
-	@for t in $(UNITS); do echo "== $$t"; $$t || exit 1; done
+	@for t in $(UNITS); do echo "== $$t"; $$t 2>&1 | grep -Ev '^\[ (RUN|      OK) ' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 
 integration: $(BUILD)/bandage
 	BANDAGE=$(abspath $(BUILD)/bandage) $(PYTEST) $(PYTEST_ARGS) tests/integration
 
 # The same unit and integration tests, under AddressSanitizer + UBSan.
 asan-check: $(BUILD)/asan/bandage $(ASAN_UNITS)
-	@for t in $(ASAN_UNITS); do echo "== $$t"; $$t || exit 1; done
+	@for t in $(ASAN_UNITS); do echo "== $$t"; $$t 2>&1 | grep -Ev '^\[ (RUN|      OK) ' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 	BANDAGE=$(abspath $(BUILD)/asan/bandage) BANDAGE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

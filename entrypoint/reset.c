@@ -294,13 +294,17 @@ int reset_terminate_other_sessions(struct reset_ctx *c)
     return 0;
 }
 
-/* The line of the schema file where statement i failed at position pos. */
+/* The line of the schema file where statement i failed at position pos
+ * (PostgreSQL counts characters, 1-based; the file is UTF-8). */
 static int failing_line(const struct reset_ctx *c, size_t i, int pos)
 {
     const struct sql_statement *st = &c->stmts[i];
-    size_t at = st->offset;
-    if (pos > 0 && (size_t)pos <= st->length)
-        at += (size_t)pos - 1;
+    size_t at = st->offset, end = st->offset + st->length;
+    for (int chars = 1; chars < pos && at < end; chars++) {
+        at++;
+        while (at < end && ((unsigned char)c->sql[at] & 0xC0) == 0x80)
+            at++; /* continuation bytes belong to the same character */
+    }
     return sql_line_of(c->sql, at);
 }
 

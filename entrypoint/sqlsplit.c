@@ -33,6 +33,8 @@ struct scanner {
     const char *text, *end, *p;
     char *err;
     size_t errlen;
+    size_t counted;   /* lines are counted up to here, */
+    int line;         /* and this is the line there */
 };
 
 static int fail(struct scanner *s, size_t at, const char *what)
@@ -166,14 +168,18 @@ static int add_statement(struct scanner *s, size_t start, size_t stop,
         *out = grown;
         *cap = ncap;
     }
-    (*out)[(*count)++] = (struct sql_statement){first, stop - first, sql_line_of(s->text, first)};
+    /* Statements come in order: count lines onwards from the last one, not
+     * from the start of the file each time. */
+    for (; s->counted < first; s->counted++)
+        s->line += s->text[s->counted] == '\n';
+    (*out)[(*count)++] = (struct sql_statement){first, stop - first, s->line};
     return 0;
 }
 
 int sql_split(const char *text, size_t len, struct sql_statement **out, size_t *count,
               char *err, size_t errlen)
 {
-    struct scanner s = {text, text + len, text, err, errlen};
+    struct scanner s = {text, text + len, text, err, errlen, 0, 1};
     size_t cap = 0, start = 0;
     int rc;
 

@@ -52,10 +52,12 @@ enum failure_class wait_classify(const char *message, char sqlstate[6])
         "certificate verify failed", "root certificate file", "server certificate for",
         "does not match host name", "SSL was required", "server does not support SSL",
         "certificate present, but not private key", "SSL error", NULL};
+    /* libpq's own checks of the options, before any traffic: "invalid
+     * sslmode value", "invalid port number", "could not match 3 port numbers
+     * to 2 hosts"... Server errors carry a SQLSTATE and are sorted above. */
     static const char *const bad_options[] = {
-        "invalid connection option", "invalid sslmode", "invalid port number",
-        "invalid integer value", "invalid value for parameter", "invalid target_session_attrs",
-        "missing \"=\"", "invalid URI", NULL};
+        "invalid ", "missing \"=\"", "could not match ", "could not parse network address",
+        NULL};
     static const char *const auth[] = {"password authentication failed",
                                        "no password supplied", "no pg_hba.conf entry",
                                        "authentication failed", NULL};
