@@ -111,92 +111,123 @@ static int has_children(void)
     return 1;
 }
 
-static pid_t parent_of(pid_t pid)
+struct proc_entry {
+    pid_t pid, ppid, pgid;
+};
+
+static int by_pid(const void *a, const void *b)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The command name may hold spaces and parentheses: parse after the last ')'. */
-    char *p = strrchr(buf, ')');
-    int ppid;
-    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-        return -1;
-    return ppid;
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Every process's parent and group, from /proc; sorted by pid. */
+static size_t read_process_table(struct proc_entry **out)
+{
+    size_t n = 0, cap = 256;
+    struct proc_entry *t = malloc(cap * sizeof *t);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (t && d && (e = readdir(d))) {
+        char path[64], buf[512];
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue; /* gone meanwhile */
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* The command name may hold spaces and parentheses: parse after the last ')'. */
+        char *p = strrchr(buf, ')');
+        int ppid, pgid;
+        if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgid) != 2)
+            continue;
+        if (n == cap) {
+            struct proc_entry *grown = realloc(t, (cap *= 2) * sizeof *t);
+            if (!grown)
+                break;
+            t = grown;
+        }
+        t[n++] = (struct proc_entry){pid, ppid, pgid};
+    }
+    if (d)
+        closedir(d);
+    if (t)
+        qsort(t, n, sizeof *t, by_pid);
+    *out = t;
+    return t ? n : 0;
 }
 
 /* Outside PID 1, kill(-1) would reach the whole host: signal only the
- * processes whose ancestry leads to us. Repeats until a pass finds no new one. */
-static void signal_descendants(int sig)
+ * processes whose ancestry leads to us, except members of skip_group (the
+ * caller signals the group itself, once). Returns how many were signalled. */
+static size_t signal_descendants(int sig, pid_t skip_group)
 {
-    pid_t known[4096];
-    size_t count = 0, before;
-    known[count++] = getpid();
-    do {
-        before = count;
-        DIR *d = opendir("/proc");
-        if (!d)
-            return;
-        struct dirent *e;
-        while ((e = readdir(d)) && count < sizeof known / sizeof known[0]) {
-            pid_t pid = (pid_t)atoi(e->d_name);
-            if (pid <= 0)
+    struct proc_entry *t;
+    size_t n = read_process_table(&t), signalled = 0;
+    char *mine = calloc(n ? n : 1, 1);
+    int changed = 1;
+    pid_t self = getpid();
+    while (mine && changed) { /* mark children of marked processes until nothing changes */
+        changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (mine[i])
                 continue;
-            pid_t ppid = parent_of(pid);
-            int is_known = 0, parent_known = 0;
-            for (size_t i = 0; i < count; i++) {
-                is_known |= known[i] == pid;
-                parent_known |= known[i] == ppid;
-            }
-            if (parent_known && !is_known) {
-                known[count++] = pid;
-                kill(pid, sig);
+            struct proc_entry key = {t[i].ppid, 0, 0};
+            struct proc_entry *parent = bsearch(&key, t, n, sizeof *t, by_pid);
+            if (t[i].ppid == self || (parent && mine[parent - t])) {
+                mine[i] = 1;
+                changed = 1;
             }
         }
-        closedir(d);
-    } while (count != before);
+    }
+    for (size_t i = 0; mine && i < n; i++) {
+        if (mine[i] && t[i].pgid != skip_group && kill(t[i].pid, sig) == 0)
+            signalled++;
+    }
+    free(mine);
+    free(t);
+    return signalled;
 }
 
+/* Everyone but bandage: the namespace when PID 1, else the app's group and
+ * every descendant; each process exactly once. */
 static void signal_everyone_left(pid_t group, int sig)
 {
-    kill(-group, sig);
-    if (getpid() == 1)
+    if (getpid() == 1) {
         kill(-1, sig);
-    else
-        signal_descendants(sig);
+        return;
+    }
+    kill(-group, sig);
+    signal_descendants(sig, group);
 }
 
 static void forward_signal(pid_t child, int forward_to, int sig)
 {
+    if (forward_to == FORWARD_GROUP && sig == SIGTERM) {
+        /* Shutdown reaches daemons that left the group too (setsid). */
+        signal_everyone_left(child, sig);
+        return;
+    }
     if (forward_to == FORWARD_GROUP && kill(-child, sig) == 0)
         return;
     kill(child, sig); /* child mode, or the app left its group */
 }
 
-/* After the child exited: stop everyone left, SIGKILL after grace, reap. */
-static void stop_the_rest(int sfd, pid_t group, long grace_ms)
+#define FINAL_REAP_MS 5000 /* after SIGKILL only an unkillable (D state) process stays */
+
+/* Reaps until no child is left or limit_ms passes; 0 when none is left. */
+static int reap_until_none(int sfd, long limit_ms)
 {
-    /* Every process in a namespace descends from its PID 1, and orphans come
-     * to a subreaper: no child left means nobody is left to stop. */
-    if (!has_children())
-        return;
-    signal_everyone_left(group, SIGTERM);
-    long deadline = now_ms() + grace_ms;
+    long deadline = now_ms() + limit_ms;
     int status;
     while (has_children()) {
         long left = deadline - now_ms();
-        if (left <= 0) {
-            log_warn("processes still running %ld ms after the app exited; sending SIGKILL",
-                     grace_ms);
-            signal_everyone_left(group, SIGKILL);
-            while (waitpid(-1, &status, 0) > 0)
-                ;
-            return;
-        }
+        if (left <= 0)
+            return -1;
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         if (poll(&p, 1, (int)left) > 0) {
             struct signalfd_siginfo si;
@@ -205,6 +236,30 @@ static void stop_the_rest(int sfd, pid_t group, long grace_ms)
         }
         reap_all(0, &status);
     }
+    return 0;
+}
+
+/* After the child exited: stop everyone left, SIGKILL after grace, reap.
+ * kill_at >= 0: everyone already had SIGTERM (forwarded in group mode) and
+ * gets SIGKILL at that time, not a second SIGTERM and a new grace. */
+static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at)
+{
+    /* Every process in a namespace descends from its PID 1, and orphans come
+     * to a subreaper: no child left means nobody is left to stop. */
+    if (!has_children())
+        return;
+    long wait_ms = grace_ms;
+    if (kill_at >= 0)
+        wait_ms = kill_at > now_ms() ? kill_at - now_ms() : 0;
+    else
+        signal_everyone_left(group, SIGTERM);
+    if (reap_until_none(sfd, wait_ms) == 0)
+        return;
+    log_warn("processes still running %ld ms after the app exited; sending SIGKILL", grace_ms);
+    signal_everyone_left(group, SIGKILL);
+    if (reap_until_none(sfd, FINAL_REAP_MS) != 0)
+        log_warn("a process survived SIGKILL for %d ms (uninterruptible sleep?); exiting anyway",
+                 FINAL_REAP_MS);
 }
 
 void supervise_wait_helper(pid_t pid, long timeout_ms)
@@ -238,7 +293,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
                            int *status_out)
 {
     int sfd = supervise_signalfd();
-    long kill_at = -1;
+    long kill_at = -1, term_broadcast_kill_at = -1;
     int status = 0;
 
     if (stop_signal)
@@ -254,8 +309,10 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         if (reap_all(child, &status))
             break;
         int timeout = -1; /* no periodic wake-ups while the app runs */
-        if (kill_at >= 0)
-            timeout = kill_at > now_ms() ? (int)(kill_at - now_ms()) : 0;
+        if (kill_at >= 0) {
+            long left = kill_at - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         int ready = poll(&p, 1, timeout);
         if (ready == 0) {
@@ -279,9 +336,11 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             if (stop_signal)
                 *stop_signal = sig;
         }
+        if (sig == SIGTERM && opt->forward_to == FORWARD_GROUP && term_broadcast_kill_at < 0)
+            term_broadcast_kill_at = kill_at;
     }
     if (opt->cleanup)
-        stop_the_rest(sfd, child, opt->grace_ms);
+        stop_the_rest(sfd, child, opt->grace_ms, term_broadcast_kill_at);
     close(sfd);
     *status_out = status;
     return exit_code_from_status(status);
