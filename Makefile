@@ -74,7 +74,11 @@ deps:
 bench: $(BUILD)/bandage
 	bench/run
 
+# Keeps build/deps: the static build's dependencies take minutes to rebuild.
 clean:
+	find $(BUILD) -mindepth 1 -maxdepth 1 ! -name deps -exec rm -rf {} + 2>/dev/null || true
+
+distclean:
 	rm -rf $(BUILD)
 
 # The fully static musl release binary (build/bandage-static) and its

@@ -145,8 +145,9 @@ static const char *default_sslrootcert(const char *conninfo)
             root = o->val;
     }
     int verifies = mode && (strcmp(mode, "verify-ca") == 0 || strcmp(mode, "verify-full") == 0);
+    int has_root = root && root[0]; /* root may point into opts: read it before the free */
     PQconninfoFree(opts);
-    if (!verifies || (root && root[0]))
+    if (!verifies || has_root)
         return NULL;
     const char *home = getenv("HOME");
     char path[512];

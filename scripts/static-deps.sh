@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# Build OpenSSL, libpq and libcurl as static musl libraries from Debian's own
+# source packages (`apt-get source`), for the fully static release binary.
+#
+#   scripts/static-deps.sh [--refresh] [DEPS_DIR]   (default build/deps; make static runs it)
+#
+# --refresh: also rebuild a component when a newer Debian source version of it
+# can be downloaded (otherwise a built component is kept as long as its recipe
+# below is unchanged; the versions come from whatever apt offered then).
+#
+# Layout under DEPS_DIR (nothing of it is ever committed):
+#   bin/musl-cc     musl-gcc wrapper that also sees the kernel headers (kinc/)
+#   usr/            prefix: include/ and lib/*.a of the three libraries
+#   src/<pkg>/      the extracted Debian source packages and their build trees
+#   log/<pkg>.log   each build's full output
+#   stamp           the source package versions built; written last
+#
+# A component whose own stamp (src/<pkg>.done: version and recipe hash) matches
+# its recipe (its build function here, the toolchain) is not rebuilt, so a
+# failed run resumes where it stopped.
+# Environment: JOBS (parallel make jobs, default nproc).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+self="$here/$(basename "$0")"
+deps="" prefix=""
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+# Binary packages naming the sources we want; apt maps each to its source
+# package (openssl, postgresql-NN, curl) and picks the newest version.
+SRC_FOR_OPENSSL=libssl-dev
+SRC_FOR_LIBPQ=libpq-dev
+SRC_FOR_CURL=libcurl4-openssl-dev
+
+# Nothing of the caller's make or compiler settings leaks into the builds.
+unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS CPP LD AR
+export LC_ALL=C
+
+say() { printf 'static-deps: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# A component's recipe: its build function, the toolchain setup and the musl
+# version. Editing anything else in this script rebuilds nothing.
+recipe_of() {
+  { declare -f "build_$1" setup_toolchain; echo "$DEPS_CFLAGS"
+    dpkg-query -W -f='${Version}\n' musl-dev 2>/dev/null; } | sha256sum | cut -c1-16
+}
+
+SUDO=""
+APT=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; APT=(sudo "${APT[@]}"); fi
+
+# --- host tools -------------------------------------------------------------
+need_pkgs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  "${APT[@]}" update
+  "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
+}
+
+# --- deb-src for the running release ---------------------------------------
+codename() {
+  local c=""
+  # shellcheck disable=SC1091
+  [ -r /etc/os-release ] && c=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$c" ] || c=$(awk -F'[ \t]+' '$1 ~ /^deb$/ {print $3; exit}' /etc/apt/sources.list 2>/dev/null | sed 's/-.*//')
+  [ -n "$c" ] || die "cannot tell the Debian release (no VERSION_CODENAME in /etc/os-release)"
+  echo "$c"
+}
+
+have_sources_target() {
+  # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
+  apt-get indextargets --format '$(IDENTIFIER)' 2>/dev/null | grep -x Sources >/dev/null
+}
+
+# Mirror every enabled `deb` entry of this release (suite CODENAME or
+# CODENAME-*) as a `deb-src` entry, in the format it was written in.
+write_deb_src() {
+  local cn=$1 out=/etc/apt/sources.list.d/bandage-src.sources tmp
+  tmp=$(mktemp)
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    [ "$f" = "$out" ] && continue
+    # deb822: one stanza per paragraph; keep its URIs, Suites, Components,
+    # Signed-By (continuation lines included), turn Types into deb-src.
+    awk -v cn="$cn" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; suites = ""; enabled = "yes"; body = ""
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          low = tolower(line)
+          if (low ~ /^types:/)   { types = substr(line, 7); continue }
+          if (low ~ /^enabled:/) { enabled = tolower(substr(line, 9)); gsub(/[ \t]/, "", enabled); continue }
+          if (low ~ /^suites:/)  suites = substr(line, 8)
+          body = body line "\n"
+        }
+        if (enabled == "no") next
+        if ((" " types " ") !~ /[ \t]deb[ \t]/) next
+        n = split(suites, s, /[ \t]+/); ok = 0
+        for (j = 1; j <= n; j++) if (s[j] == cn || index(s[j], cn "-") == 1) ok = 1
+        if (!ok) next
+        printf "Types: deb-src\n%s\n", body
+      }' "$f" >>"$tmp"
+  done
+  # One-line format (sources.list and *.list) becomes deb822 too.
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -e "$f" ] || continue
+    awk -v cn="$cn" '
+      $1 == "deb" {
+        i = 2; opts = ""
+        if ($2 ~ /^\[/) { while (i <= NF) { opts = opts " " $i; if ($i ~ /\]$/) { i++; break } i++ } }
+        uri = $i; suite = $(i + 1); comps = ""
+        for (j = i + 2; j <= NF; j++) { if ($j ~ /^#/) break; comps = comps (comps == "" ? "" : " ") $j }
+        if (suite != cn && index(suite, cn "-") != 1) next
+        signed = ""
+        if (match(opts, /signed-by=[^] ]+/)) signed = substr(opts, RSTART + 10, RLENGTH - 10)
+        printf "Types: deb-src\nURIs: %s\nSuites: %s\nComponents: %s\n", uri, suite, comps
+        if (signed != "") printf "Signed-By: %s\n", signed
+        printf "\n"
+      }' "$f" >>"$tmp"
+  done
+  [ -s "$tmp" ] || { rm -f "$tmp"; die "no 'deb' entry for $cn found in /etc/apt to mirror as deb-src"; }
+  say "adding deb-src entries for $cn: $out"
+  { echo "# Added by bandage scripts/static-deps.sh: source packages for the static build."
+    cat "$tmp"; } | $SUDO tee "$out" >/dev/null
+  $SUDO chmod 644 "$out"
+  rm -f "$tmp"
+}
+
+ensure_deb_src() {
+  local cn
+  cn=$(codename)
+  if ! have_sources_target; then
+    write_deb_src "$cn"
+  fi
+  if ! apt-cache showsrc "$SRC_FOR_OPENSSL" 2>/dev/null | grep '^Package:' >/dev/null; then
+    say "apt-get update (deb-src indexes)"
+    "${APT[@]}" update
+  fi
+  apt-cache showsrc "$SRC_FOR_OPENSSL" 2>/dev/null | grep '^Package:' >/dev/null \
+    || die "apt has no source package for $SRC_FOR_OPENSSL; is a deb-src entry for $cn configured?"
+}
+
+# "srcpkg version" lines of the source packages building binary package $1,
+# newest first (apt-get source would pick the first).
+source_candidates() {
+  apt-cache showsrc "$1" 2>/dev/null | awk '
+    /^Package: / { p = $2 } /^Version: / { print p, $2 }' | sort -u |
+  { mapfile -t lines
+    # insertion sort by dpkg version order, newest first
+    local i j t
+    for ((i = 1; i < ${#lines[@]}; i++)); do
+      t=${lines[i]}; j=$((i - 1))
+      while ((j >= 0)) && dpkg --compare-versions "${t#* }" gt "${lines[j]#* }"; do
+        lines[j + 1]=${lines[j]}; j=$((j - 1))
+      done
+      lines[j + 1]=$t
+    done
+    [ ${#lines[@]} -gt 0 ] && printf '%s\n' "${lines[@]}"; true; }
+}
+
+# --- musl toolchain with kernel headers ---------------------------------------
+setup_toolchain() {
+  local multiarch d
+  multiarch=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
+  mkdir -p "$deps/kinc" "$deps/bin"
+  for d in /usr/include/linux /usr/include/asm-generic "/usr/include/$multiarch/asm"; do
+    [ -d "$d" ] || die "kernel headers missing: $d (package linux-libc-dev)"
+    ln -sfn "$d" "$deps/kinc/$(basename "$d")"
+  done
+  # -idirafter: musl's own headers always win; the kernel's come last.
+  cat >"$deps/bin/musl-cc" <<'EOF'
+#!/bin/sh
+# musl-gcc that can also see the kernel headers (linux/, asm/, asm-generic/).
+d=$(cd "$(dirname "$0")/.." && pwd)
+exec musl-gcc -idirafter "$d/kinc" "$@"
+EOF
+  chmod 755 "$deps/bin/musl-cc"
+  # By name on PATH: OpenSSL records its compiler line in the library.
+  PATH="$deps/bin:$PATH"
+  CC=musl-cc
+  export CC PATH
+}
+
+# --- one component -------------------------------------------------------------
+# fetch NAME BINPKG: extract the newest downloadable source package building
+# BINPKG; sets SRCDIR and VER ("srcpkg version"). A mirror may list a version
+# in its index whose files it does not (yet) serve: then the next older one.
+fetch() {
+  local name=$1 bin=$2 dir="$deps/src/$1" cand c p v updated=${3:-}
+  mapfile -t cand < <(source_candidates "$bin")
+  [ ${#cand[@]} -gt 0 ] || die "$name: apt knows no source package for $bin (deb-src missing?)"
+  [ -n "$updated" ] || : >"$deps/log/$name.fetch.log"
+  for c in "${cand[@]}"; do
+    p=${c% *}; v=${c#* }
+    rm -rf "$dir"; mkdir -p "$dir"
+    say "$name: apt-get source $p=$v"
+    if (cd "$dir" && apt-get source -q "$p=$v") >>"$deps/log/$name.fetch.log" 2>&1; then
+      SRCDIR=$(find "$dir" -mindepth 1 -maxdepth 1 -type d -print -quit)
+      [ -n "$SRCDIR" ] || die "$name: no source tree extracted in $dir"
+      VER="$p $v"
+      return 0
+    fi
+    say "warning: $name: $p $v could not be downloaded (see $deps/log/$name.fetch.log); trying an older version"
+  done
+  if [ -z "$updated" ]; then
+    say "$name: apt-get update, then trying again"
+    "${APT[@]}" update
+    fetch "$name" "$bin" updated
+    return
+  fi
+  die "$name: no version of the source of $bin could be downloaded"
+}
+
+# run NAME CMD... : run a build step, output to the component's log
+# shellcheck disable=SC2317 # called indirectly
+run() {
+  local name=$1; shift
+  printf '\n+ %s\n' "$*" >>"$deps/log/$name.log"
+  "$@" >>"$deps/log/$name.log" 2>&1 || {
+    tail -40 "$deps/log/$name.log" >&2
+    die "$name: failed: $* (full log: $deps/log/$name.log)"
+  }
+}
+
+# Every library is configured for /usr and installed with DESTDIR=$deps, so
+# no build path ends up in the binary. Code and data in their own sections
+# (the final link drops what is unused) and no unwind tables: size.
+DEPS_CFLAGS="-O2 -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
+
+# shellcheck disable=SC2317 # called indirectly
+build_openssl() {
+  local t
+  case "$(uname -m)" in
+    x86_64) t=linux-x86_64 ;; aarch64) t=linux-aarch64 ;; *) t=linux-generic64 ;;
+  esac
+  cd "$SRCDIR"
+  # no-async: musl has no makecontext. --openssldir=/etc/ssl: OpenSSL's
+  # default CA file and directory are /etc/ssl/cert.pem and /etc/ssl/certs
+  # (also where openssl.cnf is looked for).
+  # The rest drops what neither a PostgreSQL nor an HTTPS client needs: the
+  # default provider links in every algorithm it offers. TLS 1.2 and 1.3 only.
+  # shellcheck disable=SC2086
+  run openssl ./Configure "$t" --prefix=/usr --libdir=lib --openssldir=/etc/ssl \
+    no-shared no-tests no-engine no-dso no-async no-comp no-legacy \
+    no-ssl3 no-tls1 no-tls1_1 no-dtls no-srp no-ct no-ec2m no-sm2 no-sm3 no-sm4 \
+    no-camellia no-aria no-seed no-idea no-rc2 no-rc4 no-rc5 no-md4 no-mdc2 \
+    no-whirlpool no-bf no-cast no-blake2 no-siphash \
+    $DEPS_CFLAGS
+  run openssl make -j"$jobs" build_libs
+  run openssl make install_dev DESTDIR="$deps"
+}
+
+# shellcheck disable=SC2317 # called indirectly
+build_libpq() {
+  cd "$SRCDIR"
+  # --sysconfdir as Debian's libpq: pg_service.conf in /etc/postgresql-common.
+  run libpq ./configure --prefix=/usr --sysconfdir=/etc/postgresql-common \
+    --with-ssl=openssl --without-readline --without-icu --without-zlib \
+    --without-gssapi --without-ldap --disable-nls \
+    CC="$CC" CFLAGS="$DEPS_CFLAGS" CPPFLAGS="-I$prefix/include" LDFLAGS="-L$prefix/lib"
+  run libpq make -j"$jobs" -C src/include
+  run libpq make -j"$jobs" -C src/common
+  run libpq make -j"$jobs" -C src/port
+  # Only the static library: the shared build's "must not call exit" check
+  # fails against a static OpenSSL.
+  run libpq make -j"$jobs" -C src/interfaces/libpq all-static-lib
+  mkdir -p "$prefix/lib" "$prefix/include"
+  install -m 644 src/interfaces/libpq/libpq.a src/common/libpgcommon_shlib.a \
+    src/port/libpgport_shlib.a "$prefix/lib/"
+  install -m 644 src/interfaces/libpq/libpq-fe.h src/interfaces/libpq/libpq-events.h \
+    src/include/postgres_ext.h "$prefix/include/"
+  [ -f src/include/pg_config_ext.h ] && install -m 644 src/include/pg_config_ext.h "$prefix/include/"
+  return 0
+}
+
+# shellcheck disable=SC2317 # called indirectly
+build_curl() {
+  cd "$SRCDIR"
+  # HTTP and HTTPS (OpenSSL) only. No CA bundle or path is compiled in:
+  # --with-ca-fallback uses OpenSSL's defaults (SSL_CERT_FILE/SSL_CERT_DIR,
+  # else /etc/ssl/cert.pem and /etc/ssl/certs) unless CURLOPT_CAINFO is set.
+  # Proxies (HTTPS_PROXY...) and basic/digest auth stay. pkg-config sees only
+  # our OpenSSL, its paths under $deps (the sysroot).
+  run curl env PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig" PKG_CONFIG_PATH= \
+    PKG_CONFIG_SYSROOT_DIR="$deps" \
+    ./configure --prefix=/usr --disable-shared --enable-static \
+    --disable-maintainer-mode --disable-dependency-tracking \
+    --with-openssl="$prefix" --without-ca-bundle --without-ca-path --with-ca-fallback \
+    --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps \
+    --disable-rtsp --disable-dict --disable-telnet --disable-tftp --disable-pop3 \
+    --disable-imap --disable-smtp --disable-gopher --disable-mqtt --disable-smb \
+    --disable-manual --disable-libcurl-option --disable-ntlm --disable-ntlm-wb \
+    --disable-tls-srp --disable-cookies --disable-alt-svc --disable-hsts --disable-doh \
+    --disable-mime --disable-netrc --disable-websockets --enable-threaded-resolver \
+    --without-libpsl --without-libidn2 --without-brotli --without-zstd --without-zlib \
+    --without-nghttp2 --without-nghttp3 --without-ngtcp2 --without-quiche \
+    --without-libssh2 --without-libssh --without-wolfssh --without-librtmp \
+    --without-libgsasl --without-hyper --without-gssapi \
+    CC="$CC" CFLAGS="$DEPS_CFLAGS"
+  run curl make -j"$jobs" -C lib
+  run curl make -C lib install DESTDIR="$deps"
+  run curl make -C include install DESTDIR="$deps"
+}
+
+# component NAME BINPKG LIBFILE: build unless already built by this recipe
+# (with REFRESH=1: unless already built from the newest downloadable version).
+component() {
+  local name=$1 bin=$2 lib=$3 done="$deps/src/$1.done" have="" recipe
+  recipe=$(recipe_of "$1")
+  [ -f "$done" ] && [ -f "$prefix/lib/$lib" ] && have=$(cat "$done")
+  if [ -n "$have" ] && [ "${have##* recipe=}" = "$recipe" ] && [ "${REFRESH:-0}" != 1 ]; then
+    say "$name: ${have% recipe=*} already built"
+    echo "${have% recipe=*}" >>"$deps/stamp.new"
+    return 0
+  fi
+  fetch "$name" "$bin"
+  if [ "$have" = "$VER recipe=$recipe" ]; then
+    say "$name: $VER already built (newest)"
+    echo "$VER" >>"$deps/stamp.new"
+    return 0
+  fi
+  rm -f "$done"
+  # A new OpenSSL means everything is rebuilt against it: start from an empty prefix.
+  [ "$name" = openssl ] && rm -rf "$prefix"
+  : >"$deps/log/$name.log"
+  local t0=$SECONDS
+  say "$name: building $VER (log: $deps/log/$name.log)"
+  ( "build_$name" )
+  say "$name: built in $((SECONDS - t0)) s"
+  echo "$VER recipe=$recipe" >"$done"
+  echo "$VER" >>"$deps/stamp.new"
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'
+}
+
+main() {
+  case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    --refresh) REFRESH=1; shift ;;
+  esac
+  deps=${1:-build/deps}
+  mkdir -p "$deps"
+  deps=$(cd "$deps" && pwd)
+  prefix="$deps/usr"
+
+  need_pkgs musl-tools musl-dev dpkg-dev make perl gcc linux-libc-dev xz-utils patch pkg-config
+  mkdir -p "$deps/log" "$deps/src"
+  rm -f "$deps/stamp.new"
+  setup_toolchain
+  # Network and deb-src only when something must be fetched.
+  local n
+  for n in openssl libpq curl; do
+    if [ "${REFRESH:-0}" = 1 ] || [ ! -f "$deps/src/$n.done" ] ||
+       [ "$(sed 's/.* recipe=//' "$deps/src/$n.done")" != "$(recipe_of $n)" ]; then
+      ensure_deb_src; break
+    fi
+  done
+  local t0=$SECONDS before=""
+  # OpenSSL first: libpq and curl link against it, so a rebuilt OpenSSL
+  # rebuilds them too.
+  [ -f "$deps/src/openssl.done" ] && before=$(cat "$deps/src/openssl.done")
+  component openssl "$SRC_FOR_OPENSSL" libcrypto.a
+  [ "$before" = "$(cat "$deps/src/openssl.done")" ] || rm -f "$deps/src/libpq.done" "$deps/src/curl.done"
+  component libpq "$SRC_FOR_LIBPQ" libpq.a
+  component curl "$SRC_FOR_CURL" libcurl.a
+  mv "$deps/stamp.new" "$deps/stamp"
+  say "dependencies ready in $((SECONDS - t0)) s: $(tr '\n' ' ' <"$deps/stamp")"
+}
+
+main "$@"; exit $?
