@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "config.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -38,13 +39,6 @@ static int handle_config(enum config_result r, const char *err)
         break;
     }
     return -1;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* Logs one event line and, with --webhook-url, starts posting it; returns
@@ -97,7 +91,7 @@ static int run_app(const struct config *cfg)
 {
     struct supervise_options opt = {.forward_to = cfg->forward_to,
                                     .grace_ms = cfg->grace_ms, .cleanup = 1};
-    long started = now_ms();
+    long started = monotonic_ms();
     int status = 0;
     pid_t pid = supervise_spawn(cfg->command);
     if (pid < 0) {
@@ -106,7 +100,7 @@ static int run_app(const struct config *cfg)
     }
     log_debug("started '%s' as pid %d", cfg->command[0], (int)pid);
     int code = supervise_child_status(pid, &opt, NULL, &status);
-    announce_exit(cfg, status, code, now_ms() - started);
+    announce_exit(cfg, status, code, monotonic_ms() - started);
     return code;
 }
 
@@ -191,7 +185,7 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
 
 int main(int argc, char **argv)
 {
-    long started = now_ms();
+    long started = monotonic_ms();
     struct config cfg;
     char err[512];
     int code = handle_config(config_load(&cfg, argc, argv, err, sizeof err), err);
@@ -204,7 +198,7 @@ int main(int argc, char **argv)
     }
     struct deploy_report report;
     code = run_phases(&cfg, &report);
-    pid_t sender = announce_deploy(&cfg, &report, now_ms() - started);
+    pid_t sender = announce_deploy(&cfg, &report, monotonic_ms() - started);
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;
     if (code == EXIT_OK && cfg.command)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -14,13 +15,6 @@
 #include "reset_internal.h"
 #include "sqlsplit.h"
 
-
-long reset_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* An SQL failure: logged, reported, mapped to an exit code. */
 int reset_sql_failed(struct reset_ctx *c, const char *phase, const char *what,
@@ -357,7 +351,7 @@ int reset_record_deploy(struct reset_ctx *c)
         " duration_ms bigint NOT NULL, schemas text[] NOT NULL, bandage_version text NOT NULL)";
     struct db_error err;
     char duration[32];
-    snprintf(duration, sizeof duration, "%ld", reset_now_ms() - c->started_ms);
+    snprintf(duration, sizeof duration, "%ld", monotonic_ms() - c->started_ms);
     const char *params[] = {c->cfg->deployment_id, config_reset_mode_name(c->cfg->reset),
                             c->started_at, duration, c->cfg->schemas, bandage_version};
     if (db_run(c->conn, c->sfd, create_sql, &err) != 0)
@@ -417,18 +411,18 @@ static int run_hook(struct reset_ctx *c, const char *name, const char *command)
     if (c->cfg->database_url && setenv("DATABASE_URL", c->cfg->database_url, 1) != 0)
         return EXIT_INTERNAL;
     log_info("running %s", name);
-    long start = reset_now_ms();
+    long start = monotonic_ms();
     int code = spawn_command(command, c->cfg->grace_ms, &stop_signal);
     if (stop_signal) {
         report_add_error(c->report, "hook", "signal", "%s stopped by signal %d", name, stop_signal);
         return 128 + stop_signal;
     }
     if (code != 0) {
-        log_error("%s failed with exit code %d after %ld ms", name, code, reset_now_ms() - start);
+        log_error("%s failed with exit code %d after %ld ms", name, code, monotonic_ms() - start);
         report_add_error(c->report, "hook", "exit", "%s exited with %d", name, code);
         return EXIT_HOOK;
     }
-    log_info("%s succeeded in %ld ms", name, reset_now_ms() - start);
+    log_info("%s succeeded in %ld ms", name, monotonic_ms() - start);
     return 0;
 }
 
@@ -450,13 +444,13 @@ static int run_reset(struct reset_ctx *c)
     if ((rc = run_hook(c, "--before-reset", c->cfg->before_reset)) != 0)
         return rc;
     report_timestamp(c->started_at, sizeof c->started_at);
-    c->started_ms = reset_now_ms();
+    c->started_ms = monotonic_ms();
     log_info("resetting schema(s) %s of database '%s'", c->cfg->schemas, c->report->database);
     int batched = 0;
     if ((rc = reset_needs_batches(c, &batched)) != 0 ||
         (rc = batched ? reset_in_batches(c) : reset_in_one_transaction(c)) != 0)
         return rc;
-    c->report->reset_ms = reset_now_ms() - c->started_ms;
+    c->report->reset_ms = monotonic_ms() - c->started_ms;
     c->report->reset_ran = 1;
     snprintf(c->report->reset_at, sizeof c->report->reset_at, "%s", c->started_at);
     log_info("reset committed in %ld ms (%ld statements applied)", c->report->reset_ms,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "reset_internal.h"
@@ -95,7 +96,7 @@ static int run_statements_in_transaction(struct reset_ctx *c, PGresult *res, int
 static int drop_contents_in_batches(struct reset_ctx *c, const char *schema)
 {
     long batch = c->lock_budget / 32 > 0 ? c->lock_budget / 32 : 1;
-    long statements = 0, start = reset_now_ms();
+    long statements = 0, start = monotonic_ms();
     for (;;) {
         struct db_error err;
         char limit[24];
@@ -117,7 +118,7 @@ static int drop_contents_in_batches(struct reset_ctx *c, const char *schema)
             return rc == 1 ? EXIT_SCHEMA : rc;
         if (n == 0) {
             log_info("emptied schema %s in %ld statements in %ld ms", schema, statements,
-                     reset_now_ms() - start);
+                     monotonic_ms() - start);
             return 0;
         }
     }
@@ -399,10 +400,10 @@ int reset_in_batches(struct reset_ctx *c)
     log_info("large reset: moving the schema(s) aside, then building in batches");
     if ((rc = move_all_aside(c)) != 0)
         return rc;
-    long start = reset_now_ms();
+    long start = monotonic_ms();
     rc = apply_in_batches(c);
     log_info("applied %ld statements in batches in %ld ms", c->report->statements,
-             reset_now_ms() - start);
+             monotonic_ms() - start);
     if (rc != 0) {
         int undo = settle_progress(c);
         if (undo != 0)

@@ -25,8 +25,6 @@ struct reset_ctx {
     long lock_budget;              /* the server's shared lock table, in locks */
 };
 
-long reset_now_ms(void);
-
 /* Logs and reports an SQL failure; returns the exit code for it (128+N when
  * a stop signal cancelled the query, 69 when the connection was lost). */
 int reset_sql_failed(struct reset_ctx *c, const char *phase, const char *what,

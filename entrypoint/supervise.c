@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 
@@ -78,13 +79,6 @@ pid_t supervise_spawn(char *const argv[])
     if (pid > 0)
         setpgid(pid, pid); /* also in the parent: no race with the first forward */
     return pid;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* Reap every child that has exited; returns 1 if `child` was among them. */
@@ -222,10 +216,10 @@ static void forward_signal(pid_t child, int forward_to, int sig)
 /* Reaps until no child is left or limit_ms passes; 0 when none is left. */
 static int reap_until_none(int sfd, long limit_ms)
 {
-    long deadline = now_ms() + limit_ms;
+    long deadline = monotonic_ms() + limit_ms;
     int status;
     while (has_children()) {
-        long left = deadline - now_ms();
+        long left = deadline - monotonic_ms();
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = sfd, .events = POLLIN};
@@ -250,7 +244,7 @@ static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at)
         return;
     long wait_ms = grace_ms;
     if (kill_at >= 0)
-        wait_ms = kill_at > now_ms() ? kill_at - now_ms() : 0;
+        wait_ms = kill_at > monotonic_ms() ? kill_at - monotonic_ms() : 0;
     else
         signal_everyone_left(group, SIGTERM);
     if (reap_until_none(sfd, wait_ms) == 0)
@@ -265,10 +259,10 @@ static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at)
 void supervise_wait_helper(pid_t pid, long timeout_ms)
 {
     int sfd = supervise_signalfd(), status;
-    long deadline = now_ms() + timeout_ms;
+    long deadline = monotonic_ms() + timeout_ms;
     pid_t got;
     while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
-        long left = deadline - now_ms();
+        long left = deadline - monotonic_ms();
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         if (sfd < 0 || left <= 0 || poll(&p, 1, (int)left) <= 0) {
             kill(pid, SIGKILL);
@@ -310,7 +304,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             break;
         int timeout = -1; /* no periodic wake-ups while the app runs */
         if (kill_at >= 0) {
-            long left = kill_at - now_ms();
+            long left = kill_at - monotonic_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         struct pollfd p = {.fd = sfd, .events = POLLIN};
@@ -332,7 +326,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         log_debug("forwarding signal %d (%s)", sig, strsignal(sig));
         forward_signal(child, opt->forward_to, sig);
         if ((sig == SIGTERM || sig == SIGINT) && kill_at < 0) {
-            kill_at = now_ms() + opt->grace_ms;
+            kill_at = monotonic_ms() + opt->grace_ms;
             if (stop_signal)
                 *stop_signal = sig;
         }

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cabundle.h"
 #include "db.h"
 #include "exitcodes.h"
@@ -15,13 +16,6 @@
 #define FAST_POLL_MS 100
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 1000
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* With PQERRORS_VERBOSE, a server error reads "FATAL:  28P01:  message". */
 static void find_sqlstate(const char *message, char sqlstate[6])
@@ -168,7 +162,7 @@ static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
     const char *vals[] = {default_sslrootcert(cfg->database_url), cfg->database_url, "bandage",
                           NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
-    long deadline = now_ms() + timeout_ms;
+    long deadline = monotonic_ms() + timeout_ms;
 
     if (!conn) {
         snprintf(msg, msglen, "out of memory");
@@ -178,7 +172,7 @@ static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
            st != PGRES_POLLING_FAILED) {
-        long left = deadline - now_ms();
+        long left = deadline - monotonic_ms();
         int ready = left > 0 ? db_wait(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
                                        sfd, left, stop_signal)
                              : 0;
@@ -219,7 +213,7 @@ static const char *class_name(enum failure_class cls)
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report)
 {
-    long start = now_ms();
+    long start = monotonic_ms();
     long deadline = start + cfg->wait_timeout_ms;
     unsigned int seed = (unsigned int)(getpid() ^ start);
     char last_reason[512] = "";
@@ -233,14 +227,14 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
     for (;;) {
         char raw[1024], reason[512], sqlstate[6];
         int stop_signal = 0;
-        long left = deadline - now_ms();
+        long left = deadline - monotonic_ms();
         long limit = cfg->connect_timeout_ms;
         if (cfg->wait_timeout_ms > 0 && left < limit)
             limit = left > 1 ? left : 1;
 
         report->wait_attempts++;
         PGconn *conn = attempt_login(cfg, sfd, limit, raw, sizeof raw, &stop_signal);
-        report->wait_ms = now_ms() - start;
+        report->wait_ms = monotonic_ms() - start;
         if (conn) {
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
@@ -266,7 +260,7 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             snprintf(last_reason, sizeof last_reason, "%s", reason);
         }
         long pause = wait_backoff_ms(cls, consecutive, &seed);
-        left = deadline - now_ms();
+        left = deadline - monotonic_ms();
         if (cfg->wait_timeout_ms == 0 || left <= 0) {
             log_error("the database did not accept a login within %ld ms (%d attempts): %s",
                       cfg->wait_timeout_ms, report->wait_attempts, reason);
@@ -275,7 +269,7 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             return EXIT_UNAVAILABLE;
         }
         if (db_wait(-1, 0, sfd, pause < left ? pause : left, &stop_signal) < 0) {
-            report->wait_ms = now_ms() - start;
+            report->wait_ms = monotonic_ms() - start;
             report_add_error(report, "wait", "signal", "stopped by signal %d", stop_signal);
             return 128 + stop_signal;
         }

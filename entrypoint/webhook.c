@@ -7,19 +7,13 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "cabundle.h"
 #include "log.h"
 #include "supervise.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_CAP_MS 1000
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void sleep_ms(long ms)
 {
@@ -71,7 +65,7 @@ static CURL *make_request(const struct config *cfg, const char *body, size_t len
 int webhook_post(const struct config *cfg, const char *body, size_t len)
 {
     char where[256], errbuf[CURL_ERROR_SIZE], agent[64], last[CURL_ERROR_SIZE + 32] = "";
-    long start = now_ms(), deadline = start + cfg->webhook_timeout_ms;
+    long start = monotonic_ms(), deadline = start + cfg->webhook_timeout_ms;
     long delay = RETRY_FIRST_MS, status = 0;
     unsigned int seed = (unsigned int)(getpid() ^ start);
     int attempts = 0, delivered = 0;
@@ -85,11 +79,11 @@ int webhook_post(const struct config *cfg, const char *body, size_t len)
     headers = curl_slist_append(headers, agent);
     errbuf[0] = '\0';
     CURL *curl = headers ? make_request(cfg, body, len, headers, errbuf) : NULL;
-    while (curl && now_ms() < deadline) {
+    while (curl && monotonic_ms() < deadline) {
         attempts++;
         errbuf[0] = '\0';
         status = 0;
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, deadline - now_ms());
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, deadline - monotonic_ms());
         res = curl_easy_perform(curl);
         if (res == CURLE_OK)
             curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -102,15 +96,15 @@ int webhook_post(const struct config *cfg, const char *body, size_t len)
             break;
         log_debug("webhook %s: %s; retrying", where, last);
         long pause = delay / 2 + (long)(rand_r(&seed) % (unsigned)(delay / 2 + 1));
-        long left = deadline - now_ms();
+        long left = deadline - monotonic_ms();
         sleep_ms(pause < left ? pause : (left > 0 ? left : 0));
         delay = delay * 2 < RETRY_CAP_MS ? delay * 2 : RETRY_CAP_MS;
     }
     if (delivered)
-        log_info("webhook %s: delivered (%s) in %ld ms", where, last, now_ms() - start);
+        log_info("webhook %s: delivered (%s) in %ld ms", where, last, monotonic_ms() - start);
     else
         log_warn("webhook %s: not delivered after %d attempt%s in %ld ms: %s", where, attempts,
-                 attempts == 1 ? "" : "s", now_ms() - start, last[0] ? last : "timed out");
+                 attempts == 1 ? "" : "s", monotonic_ms() - start, last[0] ? last : "timed out");
     curl_easy_cleanup(curl);
     curl_slist_free_all(headers);
     curl_global_cleanup();
