@@ -82,15 +82,16 @@ static void announce_exit(const struct config *cfg, int status, int code, long u
     jbuf_init(&json);
     report_exit_summary(summary, sizeof summary, &e);
     report_exit_json(&json, &e, cfg);
-    pid_t sender = announce(cfg, summary, &json);
-    if (sender)
-        supervise_wait_helper(sender, cfg->webhook_timeout_ms + 1000);
+    /* Waits for this sender and for the deploy report's, if still posting:
+     * both have their own --webhook-timeout deadlines, running side by side. */
+    if (announce(cfg, summary, &json))
+        supervise_wait_all(0, cfg->webhook_timeout_ms + 1000);
 }
 
-static int run_app(const struct config *cfg)
+static int run_app(const struct config *cfg, pid_t deploy_sender)
 {
-    struct supervise_options opt = {.forward_to = cfg->forward_to,
-                                    .grace_ms = cfg->grace_ms, .cleanup = 1};
+    struct supervise_options opt = {.forward_to = cfg->forward_to, .grace_ms = cfg->grace_ms,
+                                    .cleanup = 1, .spare = deploy_sender};
     long started = monotonic_ms();
     int status = 0;
     pid_t pid = supervise_spawn(cfg->command);
@@ -202,8 +203,8 @@ int main(int argc, char **argv)
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;
     if (code == EXIT_OK && cfg.command)
-        return run_app(&cfg); /* the sender runs beside the app, never before it */
+        return run_app(&cfg, sender); /* the sender runs beside the app, never before it */
     if (sender) /* nothing to run: the report still goes out, bounded */
-        supervise_wait_helper(sender, cfg.webhook_timeout_ms + 1000);
+        supervise_wait_all(0, cfg.webhook_timeout_ms + 1000);
     return code;
 }

@@ -472,6 +472,8 @@ int reset_database(PGconn *conn, int sfd, const struct config *cfg,
     if (cfg->reset == RESET_NEVER)
         return 0;
     int rc = run_reset(&c);
+    if (rc != 0 && !report->reset_ran)
+        report->statements = report->bytes = 0; /* rolled back: nothing was applied */
     free(c.stmts);
     free(c.sql);
     return rc;

@@ -15,6 +15,10 @@
 #include "config.h"
 #include "log.h"
 
+struct proc_entry {
+    pid_t pid, ppid, pgid;
+};
+
 int supervise_init(void)
 {
     sigset_t all;
@@ -105,9 +109,22 @@ static int has_children(void)
     return 1;
 }
 
-struct proc_entry {
-    pid_t pid, ppid, pgid;
-};
+static size_t read_process_table(struct proc_entry **out);
+
+/* Any child left other than spare (a helper that ends by itself)? */
+static int has_children_besides(pid_t spare)
+{
+    if (spare <= 0 || !has_children())
+        return has_children();
+    struct proc_entry *t;
+    size_t n = read_process_table(&t);
+    pid_t self = getpid();
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++)
+        found = t[i].ppid == self && t[i].pid != spare;
+    free(t);
+    return found;
+}
 
 static int by_pid(const void *a, const void *b)
 {
@@ -187,12 +204,16 @@ static size_t signal_descendants(int sig, pid_t skip_group)
     return signalled;
 }
 
-/* Everyone but bandage: the namespace when PID 1, else the app's group and
- * every descendant; each process exactly once. */
+/* Everyone but bandage: the namespace when PID 1, else the app's group (if
+ * group > 0) and every descendant; each process exactly once. */
 static void signal_everyone_left(pid_t group, int sig)
 {
     if (getpid() == 1) {
         kill(-1, sig);
+        return;
+    }
+    if (group <= 0) { /* no app group: kill(-0) would be bandage's own group */
+        signal_descendants(sig, -1);
         return;
     }
     kill(-group, sig);
@@ -213,12 +234,12 @@ static void forward_signal(pid_t child, int forward_to, int sig)
 
 #define FINAL_REAP_MS 5000 /* after SIGKILL only an unkillable (D state) process stays */
 
-/* Reaps until no child is left or limit_ms passes; 0 when none is left. */
-static int reap_until_none(int sfd, long limit_ms)
+/* Reaps until no child but spare is left, or limit_ms passes; 0 when none is. */
+static int reap_until_none(int sfd, long limit_ms, pid_t spare)
 {
     long deadline = monotonic_ms() + limit_ms;
     int status;
-    while (has_children()) {
+    while (has_children_besides(spare)) {
         long left = deadline - monotonic_ms();
         if (left <= 0)
             return -1;
@@ -236,42 +257,33 @@ static int reap_until_none(int sfd, long limit_ms)
 /* After the child exited: stop everyone left, SIGKILL after grace, reap.
  * kill_at >= 0: everyone already had SIGTERM (forwarded in group mode) and
  * gets SIGKILL at that time, not a second SIGTERM and a new grace. */
-static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at)
+static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at, pid_t spare)
 {
     /* Every process in a namespace descends from its PID 1, and orphans come
      * to a subreaper: no child left means nobody is left to stop. */
-    if (!has_children())
+    if (!has_children_besides(spare))
         return;
     long wait_ms = grace_ms;
     if (kill_at >= 0)
         wait_ms = kill_at > monotonic_ms() ? kill_at - monotonic_ms() : 0;
     else
         signal_everyone_left(group, SIGTERM);
-    if (reap_until_none(sfd, wait_ms) == 0)
+    if (reap_until_none(sfd, wait_ms, spare) == 0)
         return;
     log_warn("processes still running %ld ms after the app exited; sending SIGKILL", grace_ms);
     signal_everyone_left(group, SIGKILL);
-    if (reap_until_none(sfd, FINAL_REAP_MS) != 0)
+    if (reap_until_none(sfd, FINAL_REAP_MS, spare) != 0)
         log_warn("a process survived SIGKILL for %d ms (uninterruptible sleep?); exiting anyway",
                  FINAL_REAP_MS);
 }
 
-void supervise_wait_helper(pid_t pid, long timeout_ms)
+void supervise_wait_all(pid_t group, long timeout_ms)
 {
-    int sfd = supervise_signalfd(), status;
-    long deadline = monotonic_ms() + timeout_ms;
-    pid_t got;
-    while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
-        long left = deadline - monotonic_ms();
-        struct pollfd p = {.fd = sfd, .events = POLLIN};
-        if (sfd < 0 || left <= 0 || poll(&p, 1, (int)left) <= 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            break;
-        }
-        struct signalfd_siginfo si;
-        if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo == SIGCHLD)
-            reap_all(pid, &status); /* others that exited; pid itself is caught above */
+    int sfd = supervise_signalfd();
+    if (sfd < 0 || reap_until_none(sfd, timeout_ms, 0) != 0) {
+        signal_everyone_left(group, SIGKILL);
+        if (sfd >= 0)
+            reap_until_none(sfd, FINAL_REAP_MS, 0);
     }
     if (sfd >= 0)
         close(sfd);
@@ -334,7 +346,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             term_broadcast_kill_at = kill_at;
     }
     if (opt->cleanup)
-        stop_the_rest(sfd, child, opt->grace_ms, term_broadcast_kill_at);
+        stop_the_rest(sfd, child, opt->grace_ms, term_broadcast_kill_at, opt->spare);
     close(sfd);
     *status_out = status;
     return exit_code_from_status(status);

@@ -10,6 +10,7 @@ struct supervise_options {
     int forward_to;  /* enum forward_mode */
     long grace_ms;   /* SIGTERM/SIGINT forwarded → SIGKILL this much later */
     int cleanup;     /* when the child exits, stop what is left (PID 1 duties) */
+    pid_t spare;     /* cleanup does not wait for this helper (0: none): it ends by itself */
 };
 
 /* Block every signal so that none is lost before a signalfd reads it; call
@@ -37,10 +38,10 @@ int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_
 int supervise_child_status(pid_t child, const struct supervise_options *opt, int *stop_signal,
                            int *status);
 
-/* Waits up to timeout_ms for pid to exit (reaping any other child that
- * exits meanwhile); SIGKILLs it then. Signals that arrive are not forwarded:
- * this is for bandage's own helpers, at the end. */
-void supervise_wait_helper(pid_t pid, long timeout_ms);
+/* At the end: reaps every child left (bandage's own helpers) for up to
+ * timeout_ms, then SIGKILLs what remains (the namespace when PID 1, else
+ * group and descendants). Signals that arrive are not forwarded. */
+void supervise_wait_all(pid_t group, long timeout_ms);
 
 /* Exit code for a wait status: WEXITSTATUS, or 128+N for signal N. */
 int exit_code_from_status(int wstatus);

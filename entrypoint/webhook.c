@@ -1,5 +1,6 @@
 #include "webhook.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -115,8 +116,11 @@ pid_t webhook_post_async(const struct config *cfg, const char *body, size_t len)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        /* A plain process: SIGTERM from PID 1's shutdown ends it at once. */
+        /* An app that crashes at once is when its deploy report matters most:
+         * the SIGTERM of PID 1's clean-up must not cut the post short. It ends
+         * by itself within --webhook-timeout, or by SIGKILL after --grace. */
         supervise_reset_signals();
+        signal(SIGTERM, SIG_IGN);
         _exit(webhook_post(cfg, body, len) == 0 ? 0 : 1);
     }
     if (pid < 0)
