@@ -4,6 +4,10 @@
 #   make static-deps          only the dependencies (build/deps/stamp)
 #   make static-deps-refresh  rebuild a dependency whose Debian source has a newer version
 #   make static-verify        file/readelf/size checks, then --version in an empty chroot
+#   make check-static         tests/integration/test_static.py: the static binary as PID 1
+#                             in an empty root (binary, CA bundle, hosts), as root
+#   make check-deploy-files   Dockerfile, railway.json, nixpacks.toml, examples/kubernetes.yaml
+#                             checked statically (no Docker); also run by `make check`
 #   make static-clean         remove build/bandage-static (build/deps is kept)
 #   make static-deps-clean    remove build/deps (the next `make static` rebuilds it: ~6 min on 2 cores)
 #
@@ -28,7 +32,8 @@ STATIC_LDFLAGS  := -static -s -Wl,--gc-sections -L$(STATIC_PREFIX)/lib
 # libpq's own helpers are the *_shlib variants (built for libpq, not the server).
 STATIC_LIBS     := -lpq -lpgcommon_shlib -lpgport_shlib -lcurl -lssl -lcrypto
 
-.PHONY: static static-deps static-deps-refresh static-verify static-clean static-deps-clean
+.PHONY: static static-deps static-deps-refresh static-verify static-clean static-deps-clean \
+        check-static check-deploy-files
 
 static: $(STATIC_BIN)
 
@@ -69,3 +74,34 @@ static-clean:
 
 static-deps-clean:
 	rm -rf $(STATIC_DEPS)
+
+# The static test app of test_static.py: runs in the empty root, where there
+# is no shell and no libc to load.
+STATIC_APP := $(BUILD)/static_app
+$(STATIC_APP): tests/integration/helpers/static_app.c static.mk
+	@mkdir -p $(@D)
+	musl-gcc -static $(WARN) -O2 -o $@ $<
+
+# The integration tests that matter for a `scratch` image, against the static
+# binary as PID 1 of a new PID namespace chrooted into a directory that holds
+# only it, a CA bundle, /etc/hosts, /etc/resolv.conf, /tmp, /proc and the
+# static app. Root only. PID 1's resident memory is printed (and written to
+# $(BUILD)/check-static-rss.txt).
+check-static: $(STATIC_BIN) $(STATIC_APP)
+	@rm -f $(BUILD)/check-static-rss.txt
+	BANDAGE_STATIC=$(abspath $(STATIC_BIN)) BANDAGE=$(abspath $(STATIC_BIN)) \
+	  BANDAGE_STATIC_APP=$(abspath $(STATIC_APP)) \
+	  BANDAGE_STATIC_RSS_FILE=$(abspath $(BUILD))/check-static-rss.txt \
+	  $(PYTEST) $(PYTEST_ARGS) tests/integration/test_static.py
+	@cat $(BUILD)/check-static-rss.txt 2>/dev/null || true
+
+# No Docker engine needed: the Dockerfile's stages and COPY sources; every
+# command of railway.json / nixpacks.toml, and the bandage containers of the
+# Kubernetes example, against bandage's real flags and variables. Part of
+# `make check` (it takes a second).
+check-deploy-files: $(BUILD)/bandage
+	scripts/check-dockerfile.sh Dockerfile
+	/usr/bin/python3 scripts/check-deploy-files.py --bandage $(BUILD)/bandage \
+	  --kubernetes examples/kubernetes.yaml railway.json nixpacks.toml
+
+check: check-deploy-files

@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+"""Checks railway.json, nixpacks.toml and the Kubernetes example against the
+image and against bandage itself.
+
+    scripts/check-deploy-files.py [--bandage build/bandage] [--kubernetes FILE]
+                                  [railway.json] [nixpacks.toml]
+
+(``make check-deploy-files`` runs it; Debian's /usr/bin/python3, 3.11+ for
+tomllib.) Every command of the files is extracted: railway.json's
+``build.buildCommand``, ``deploy.startCommand`` and ``deploy.preDeployCommand``;
+nixpacks.toml's ``phases.*.cmds`` / ``phases.*.cmd`` and ``start.cmd``. Each is
+split like the shell does (``&&``, ``||``, ``;``, ``|``, redirections), and for
+every simple command in it:
+
+- the executable must be one the image provides: node, npm, npx (and
+  corepack) when ``phases.setup.nixPkgs`` has a nodejs entry; sh, bash and
+  their builtins; or the vendored ``bin/bandage``;
+- in a bandage command, every option must be one of bandage's real flags (the
+  flag column of ``bandage --help-markdown``, so a renamed flag fails here),
+  with a value, and a valid one where that is checkable: the choice settings
+  (``--reset once|always|never``...), durations, schema names, and
+  ``--schema-file``, which must be a file the build commands write
+  (``... > prisma/schema.sql``), since it does not exist before the build;
+- the command bandage runs after ``--`` must itself be provided by the image;
+  a start command must have one (bandage supervises the app), a pre-deploy
+  command must not (the phases, then exit); a start or pre-deploy command is
+  one simple command, so that the shell running it execs bandage (PID 1).
+
+Also: ``deploy.restartPolicyType`` is a value Railway knows, and the start
+command is the same in both files (Railway's wins; two would mislead).
+
+The Kubernetes manifest (default examples/kubernetes.yaml; needs python3-yaml,
+skipped with a warning without it): in every container whose command is
+bandage, the flags (command + args) as above, every ``BANDAGE_*`` variable is
+one of bandage's (the environment column) with a valid literal value, an init
+container runs no app and an app container does, and a reset has
+``--confirm-database`` and (``once``) a deployment id.
+
+Exit 0 when everything holds; else each problem is printed, exit 1.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Executables every image has: the shell and the builtins worth writing.
+SHELL_WORDS = {"sh", "bash", "cd", "test", "[", "true", "false", "echo", "printf", "export",
+               "set", ":"}
+#: What a nodejs Nix package puts on PATH.
+NODE_BINARIES = {"node", "npm", "npx", "corepack"}
+BANDAGE_PATHS = {"bin/bandage", "./bin/bandage"}
+
+#: bandage's choice settings; each is also checked to be a real flag, and its
+#: documented default to be one of the choices, so this table cannot drift
+#: from the binary unnoticed.
+CHOICES = {
+    "--reset": {"never", "once", "always"},
+    "--forward-to": {"group", "child"},
+    "--webhook-format": {"json", "slack"},
+    "--log-format": {"text", "json"},
+    "--log-level": {"error", "warn", "info", "debug"},
+}
+DURATION = re.compile(r"^\d+(\.\d+)?(s|ms)?$")
+SCHEMAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*$")
+#: Flags that take no value (and make bandage print something and exit).
+NO_VALUE = {"-h", "--help", "-V", "--version", "--help-markdown"}
+RESTART_POLICIES = {"ON_FAILURE", "ALWAYS", "NEVER"}
+OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", ";;"}
+REDIRECTS = re.compile(r"^\d*(>>?|<<?|>&|<&|&>>?|>\|)$")
+#: Railway's service variables and the ones Railway sets: present at run time
+#: though no file shows them (README: set BANDAGE_CONFIRM_DATABASE there).
+RAILWAY_IMPLICIT = {"RAILWAY_DEPLOYMENT_ID", "DATABASE_URL", "BANDAGE_CONFIRM_DATABASE"}
+
+
+class Problems:
+    def __init__(self):
+        self.items = []
+
+    def add(self, where, message):
+        self.items.append(f"{where}: {message}")
+
+
+# --- bandage's settings ------------------------------------------------------------
+
+class Bandage:
+    """bandage's settings, from its own ``--help-markdown``: ``flags``
+    {flag: default as documented}, ``env`` {variable: flag}."""
+
+    def __init__(self, binary):
+        try:
+            out = subprocess.run([binary, "--help-markdown"], capture_output=True, text=True,
+                                 timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            sys.exit(f"check-deploy-files: cannot run {binary} --help-markdown: {e} (make first)")
+        self.flags, self.env = {}, {}
+        for line in out.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 3 and re.fullmatch(r"`--[a-z0-9-]+`", cells[0]):
+                flag = cells[0].strip("`")
+                self.flags[flag] = cells[2]
+                if re.fullmatch(r"`[A-Z0-9_]+`", cells[1]):
+                    self.env[cells[1].strip("`")] = flag
+        if not self.flags:
+            sys.exit(f"check-deploy-files: no flag table in {binary} --help-markdown")
+
+    def check_tables(self, problems):
+        """The hard-coded choice table against the binary."""
+        for flag, choices in CHOICES.items():
+            if flag not in self.flags:
+                problems.add("check-deploy-files.py", f"{flag} is no longer a bandage flag: "
+                                                      f"update CHOICES")
+            elif self.flags[flag] not in choices:
+                problems.add("check-deploy-files.py", f"{flag}'s documented default "
+                                                      f"{self.flags[flag]!r} is not in "
+                                                      f"{sorted(choices)}")
+
+    def check_value(self, where, name, value, produced, problems, how=None):
+        """``value`` for setting ``name`` (a flag); ``produced``: the files the
+        build writes (None: unknown, not checked); ``how``: how it was given."""
+        how = how or f"bandage {name}"
+        if name in CHOICES and value not in CHOICES[name]:
+            problems.add(where, f"{how} {value!r}: not one of {'|'.join(sorted(CHOICES[name]))}")
+        elif self.flags.get(name, "").endswith("(s)") and not DURATION.match(value):
+            problems.add(where, f"{how} {value!r}: not a duration (30, 2.5, 1.5s, 500ms)")
+        elif name == "--schemas" and not SCHEMAS.match(value):
+            problems.add(where, f"{how} {value!r}: not a comma-separated list of names")
+        elif name == "--schema-file" and produced is not None and value not in produced:
+            problems.add(where, f"{how} {value}: no build command writes it (written: "
+                                f"{produced or 'nothing'}); generate it at build time")
+        elif name in ("--database-url", "--webhook-url") and value.strip() and "$" not in value:
+            var = "DATABASE_URL" if name == "--database-url" else "BANDAGE_WEBHOOK_URL"
+            problems.add(where, f"{how}: a literal secret in a committed file; use the "
+                                f"service's variables or a Secret ({var})")
+
+    def check_invocation(self, where, args, problems, *, role, produced=None, env=None,
+                         implicit=()):
+        """One bandage invocation: ``args`` after the executable; ``env``
+        {variable: literal value, or None when set from elsewhere};
+        ``implicit``: variables present at run time that no file shows.
+        ``role``: "start" (must run an app), "predeploy" (must not) or "run".
+        Returns the app's command (after ``--``)."""
+        env = env or {}
+        seen, i, command = {}, 0, []
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                command = args[i + 1:]
+                break
+            if not a.startswith("-"):
+                problems.add(where, f"bandage: '{a}' is not an option; the app's command goes "
+                                    f"after '--'")
+                command = args[i:]
+                break
+            name, eq, value = a.partition("=")
+            if name in NO_VALUE:
+                problems.add(where, f"bandage {name} prints and exits: not a deploy command")
+                i += 1
+                continue
+            if name not in self.flags:
+                close = [f for f in self.flags if f.startswith(name) or name.startswith(f)]
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.add(where, f"bandage has no flag {name}{hint}; its flags: "
+                                    f"{', '.join(sorted(self.flags))}")
+                # Every bandage setting takes a value: skip this one's too.
+                i += 1 if eq or i + 1 >= len(args) or args[i + 1].startswith("-") else 2
+                continue
+            if not eq:
+                if i + 1 >= len(args) or args[i + 1] == "--":
+                    problems.add(where, f"bandage {name} needs a value")
+                    i += 1
+                    continue
+                value = args[i + 1]
+                i += 2
+            else:
+                i += 1
+            if name in seen:
+                problems.add(where, f"bandage {name} given twice")
+            seen[name] = value
+            self.check_value(where, name, value, produced, problems)
+
+        # The environment: bandage's own variables must be real ones.
+        settings = dict(seen)
+        for var, value in env.items():
+            if var.startswith("BANDAGE_") and var not in self.env:
+                problems.add(where, f"{var} is not a bandage variable; its variables: "
+                                    f"{', '.join(sorted(self.env))}")
+                continue
+            flag = self.env.get(var)
+            if flag and flag not in seen:  # a flag wins over the environment
+                settings[flag] = value
+                if value is not None:
+                    self.check_value(where, flag, value, produced, problems, how=var)
+
+        if role == "start" and not command:
+            problems.add(where, "bandage starts no app: put the app's command after '--'")
+        if role == "predeploy" and command:
+            problems.add(where, "a pre-deploy or init bandage must not run the app (nothing "
+                                "after '--'): it runs the phases and exits")
+        reset = settings.get("--reset")
+        if reset in ("once", "always"):
+            if "--confirm-database" not in settings and "BANDAGE_CONFIRM_DATABASE" not in implicit:
+                problems.add(where, f"--reset {reset} without --confirm-database "
+                                    f"(BANDAGE_CONFIRM_DATABASE): bandage would refuse (exit 77)")
+            if reset == "once" and "--deployment-id" not in settings and not (
+                    "RAILWAY_DEPLOYMENT_ID" in env or "RAILWAY_DEPLOYMENT_ID" in implicit):
+                problems.add(where, "--reset once without a deployment id (--deployment-id, "
+                                    "BANDAGE_DEPLOYMENT_ID or RAILWAY_DEPLOYMENT_ID): exit 64")
+        return command
+
+
+# --- shell commands ---------------------------------------------------------------
+
+def simple_commands(command):
+    """The simple commands of a shell command line: lists of words, with
+    redirections removed; and the files redirected to (written)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
+    lexer.whitespace_split = True
+    tokens = list(lexer)
+    commands, current, written = [], [], []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t in OPERATORS:
+            if current:
+                commands.append(current)
+            current = []
+        elif REDIRECTS.match(t) or (t.isdigit() and i + 1 < len(tokens) and
+                                   REDIRECTS.match(tokens[i + 1])):
+            if t.isdigit():
+                i += 1
+                t = tokens[i]
+            target = tokens[i + 1] if i + 1 < len(tokens) else None
+            if target is not None and ">" in t and not target.startswith("&"):
+                written.append(target)
+            i += 1  # skip the target
+        else:
+            current.append(t)
+        i += 1
+    if current:
+        commands.append(current)
+    return commands, written
+
+
+def executable_of(words):
+    """(executable, its arguments) of a simple command: leading VAR=value
+    assignments, ``exec`` and ``env [VAR=value...]`` skipped."""
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) or w == "exec":
+            i += 1
+        elif w == "env":
+            i += 1
+            while i < len(words) and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[i])
+                                      or words[i].startswith("-")):
+                i += 1
+        else:
+            return w, words[i + 1:]
+    return None, []
+
+
+class Image:
+    """What the image provides, from nixpacks.toml's setup phase."""
+
+    def __init__(self, nix_pkgs):
+        self.nix_pkgs = list(nix_pkgs)
+        self.provides = set(SHELL_WORDS)
+        self.node = [p for p in self.nix_pkgs if re.match(r"^nodejs([-_].*)?$", p)]
+        if self.node:
+            self.provides |= NODE_BINARIES
+
+    def explain(self):
+        extra = sorted(self.provides - SHELL_WORDS) or "nothing"
+        return f"nixPkgs {self.nix_pkgs} provide {extra}; the shell; and bin/bandage"
+
+
+def check_command(where, command, image, bandage, produced, problems, role="run"):
+    if not isinstance(command, str) or not command.strip():
+        problems.add(where, f"not a command: {command!r}")
+        return
+    try:
+        commands, _ = simple_commands(command)
+    except ValueError as e:
+        problems.add(where, f"cannot parse {command!r}: {e}")
+        return
+    if role in ("start", "predeploy") and len(commands) != 1:
+        problems.add(where, "more than one command: the shell cannot exec bandage, so bandage "
+                            "would not be PID 1")
+    for words in commands:
+        exe, args = executable_of(words)
+        if exe is None:
+            continue
+        if exe in BANDAGE_PATHS:
+            app = bandage.check_invocation(where, args, problems, role=role, produced=produced,
+                                           implicit=RAILWAY_IMPLICIT)
+            if app:
+                app_exe, _ = executable_of(app)
+                if app_exe not in image.provides and app_exe not in BANDAGE_PATHS:
+                    problems.add(where, f"bandage would run '{app_exe}', which the image does "
+                                        f"not provide ({image.explain()})")
+        elif exe == "bandage" or exe.endswith("/bandage"):
+            problems.add(where, f"'{exe}': the vendored binary is bin/bandage (relative to the "
+                                f"app's root)")
+        elif exe not in image.provides:
+            problems.add(where, f"'{exe}' is not provided by the image ({image.explain()})")
+
+
+# --- the files ----------------------------------------------------------------------
+
+def load(path, loader, problems):
+    try:
+        with open(path, "rb") as f:
+            return loader(f)
+    except FileNotFoundError:
+        problems.add(path, "missing")
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        problems.add(path, f"does not parse: {e}")
+    return None
+
+
+def check_railway_nixpacks(railway_path, nixpacks_path, bandage, problems):
+    """Returns how many commands were checked."""
+    railway = load(railway_path, json.load, problems) or {}
+    nixpacks = load(nixpacks_path, tomllib.load, problems) or {}
+    rw, nx = os.path.basename(railway_path), os.path.basename(nixpacks_path)
+
+    phases = nixpacks.get("phases", {}) if isinstance(nixpacks.get("phases"), dict) else {}
+    image = Image(phases.get("setup", {}).get("nixPkgs", []))
+    if not image.node:
+        problems.add(f"{nx} phases.setup.nixPkgs", "no nodejs entry: node/npm/npx would be "
+                                                   "missing")
+
+    # Build commands first: what they write (--schema-file must be among it).
+    build = []  # (where, command)
+    for name, phase in phases.items():
+        if not isinstance(phase, dict):
+            problems.add(f"{nx} phases.{name}", "not a table")
+            continue
+        cmds = phase.get("cmds", [])
+        if isinstance(cmds, str):
+            cmds = [cmds]
+        for i, c in enumerate(cmds):
+            if c != "...":  # "...": the provider's own commands
+                build.append((f"{nx} phases.{name}.cmds[{i}]", c))
+        if "cmd" in phase:
+            build.append((f"{nx} phases.{name}.cmd", phase["cmd"]))
+    build_section = railway.get("build", {}) or {}
+    if build_section.get("buildCommand"):
+        build.append((f"{rw} build.buildCommand", build_section["buildCommand"]))
+    produced = []
+    for _, c in build:
+        try:
+            produced += simple_commands(c)[1] if isinstance(c, str) else []
+        except ValueError:
+            pass
+
+    for where, c in build:
+        check_command(where, c, image, bandage, produced, problems)
+
+    deploy = railway.get("deploy", {}) or {}
+    starts = []
+    if "startCommand" in deploy:
+        starts.append((f"{rw} deploy.startCommand", deploy["startCommand"]))
+    if "cmd" in nixpacks.get("start", {}):
+        starts.append((f"{nx} start.cmd", nixpacks["start"]["cmd"]))
+    if not starts:
+        problems.add(rw, "no start command (deploy.startCommand) here or in nixpacks.toml")
+    for where, c in starts:
+        check_command(where, c, image, bandage, produced, problems, role="start")
+    if len(starts) == 2 and starts[0][1] != starts[1][1]:
+        problems.add(rw, f"deploy.startCommand and {nx} start.cmd differ (Railway runs the "
+                         f"former): {starts[0][1]!r} vs {starts[1][1]!r}")
+
+    pre = deploy.get("preDeployCommand")
+    pre = [pre] if isinstance(pre, str) else (pre or [])
+    for i, c in enumerate(pre):
+        check_command(f"{rw} deploy.preDeployCommand[{i}]", c, image, bandage, produced,
+                      problems, role="predeploy")
+
+    policy = deploy.get("restartPolicyType")
+    if policy is not None and policy not in RESTART_POLICIES:
+        problems.add(f"{rw} deploy.restartPolicyType", f"{policy!r}: not one of "
+                                                        f"{sorted(RESTART_POLICIES)}")
+    return len(build) + len(starts) + len(pre)
+
+
+def pod_specs(doc):
+    """The pod specs in one Kubernetes object (Pod, workloads, CronJob)."""
+    if not isinstance(doc, dict):
+        return []
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "Pod":
+        return [spec]
+    if doc.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = (spec.get("template") or {}).get("spec")
+    return [template] if template else []
+
+
+def check_kubernetes(path, bandage, problems):
+    """Returns how many bandage containers were checked (None: skipped)."""
+    try:
+        import yaml
+    except ImportError:
+        print(f"check-deploy-files: warning: python3-yaml is not installed: {path} not checked",
+              file=sys.stderr)
+        return None
+    try:
+        with open(path) as f:
+            docs = list(yaml.safe_load_all(f))
+    except (OSError, yaml.YAMLError) as e:
+        problems.add(path, f"cannot read: {e}")
+        return 0
+    checked = 0
+    name = os.path.basename(path)
+    for doc in docs:
+        for spec in pod_specs(doc):
+            for kind, role in (("initContainers", "predeploy"), ("containers", "start")):
+                for c in spec.get(kind) or []:
+                    argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+                    if not argv or os.path.basename(argv[0]) != "bandage":
+                        continue
+                    checked += 1
+                    where = f"{name} {kind}[{c.get('name')}]"
+                    env = {e["name"]: (str(e["value"]) if "value" in e else None)
+                           for e in c.get("env") or [] if isinstance(e, dict) and "name" in e}
+                    bandage.check_invocation(where, argv[1:], problems, role=role, env=env)
+    if not checked:
+        problems.add(path, "no container runs bandage")
+    return checked
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bandage", default=os.path.join(REPO, "build", "bandage"))
+    ap.add_argument("--kubernetes", default=os.path.join(REPO, "examples", "kubernetes.yaml"),
+                    help="a Kubernetes manifest to check ('' to skip)")
+    ap.add_argument("railway", nargs="?", default=os.path.join(REPO, "railway.json"))
+    ap.add_argument("nixpacks", nargs="?", default=os.path.join(REPO, "nixpacks.toml"))
+    opts = ap.parse_args()
+
+    problems = Problems()
+    bandage = Bandage(opts.bandage)
+    bandage.check_tables(problems)
+    n = check_railway_nixpacks(opts.railway, opts.nixpacks, bandage, problems)
+    k = check_kubernetes(opts.kubernetes, bandage, problems) if opts.kubernetes else None
+
+    if problems.items:
+        for p in problems.items:
+            print(f"check-deploy-files: {p}", file=sys.stderr)
+        print(f"check-deploy-files: {len(problems.items)} problem(s)", file=sys.stderr)
+        return 1
+    files = f"{os.path.basename(opts.railway)}, {os.path.basename(opts.nixpacks)}"
+    if k is not None:
+        files += f", {os.path.basename(opts.kubernetes)} ({k} bandage containers)"
+    print(f"check-deploy-files: {files}: {n} commands checked against {len(bandage.flags)} "
+          f"bandage flags: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
