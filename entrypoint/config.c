@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -38,6 +39,7 @@ static int check_conninfo(const char *value, char *why, size_t len);
 static int check_schemas(const char *value, char *why, size_t len);
 static int check_webhook_url(const char *value, char *why, size_t len);
 static int check_readable_file(const char *value, char *why, size_t len);
+static int check_shell_exists(const char *value, char *why, size_t len);
 
 static const char *const reset_choices[] = {"never", "once", "always", NULL};
 static const char *const forward_choices[] = {"group", "child", NULL};
@@ -73,10 +75,12 @@ static const struct setting settings[] = {
      check_readable_file},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
-     "command run after the reset commits (e.g. npx prisma db push --skip-generate)", NULL},
+     "command run after the reset commits (e.g. npx prisma db push --skip-generate)",
+     check_shell_exists},
     {"before-reset", "BANDAGE_BEFORE_RESET", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(before_reset),
-     "command run before the reset (e.g. a pg_dump backup); failure aborts the reset", NULL},
+     "command run before the reset (e.g. a pg_dump backup); failure aborts the reset",
+     check_shell_exists},
     {"deployment-id", "BANDAGE_DEPLOYMENT_ID", "RAILWAY_DEPLOYMENT_ID", NULL,
      "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
      "identifies one deploy for --reset once", NULL},
@@ -303,6 +307,17 @@ static int check_readable_file(const char *value, char *why, size_t len)
     }
     snprintf(why, len, "cannot read '%s': %s; give the path of a readable file", value,
              strerror(errno));
+    return -1;
+}
+
+/* Hooks run through /bin/sh; a scratch image has none: say so up front,
+ * not at reset time. */
+static int check_shell_exists(const char *value, char *why, size_t len)
+{
+    if (!value[0] || access("/bin/sh", X_OK) == 0)
+        return 0;
+    snprintf(why, len, "runs through /bin/sh, which this system lacks; use an image with a shell "
+                       "or drop the hook");
     return -1;
 }
 

@@ -140,6 +140,7 @@ static const char *default_sslrootcert(const char *conninfo)
     }
     int verifies = mode && (strcmp(mode, "verify-ca") == 0 || strcmp(mode, "verify-full") == 0);
     int has_root = root && root[0]; /* root may point into opts: read it before the free */
+    mode = verifies && strcmp(mode, "verify-ca") == 0 ? "verify-ca" : "verify-full";
     PQconninfoFree(opts);
     if (!verifies || has_root)
         return NULL;
@@ -148,18 +149,23 @@ static const char *default_sslrootcert(const char *conninfo)
     snprintf(path, sizeof path, "%s/.postgresql/root.crt", home ? home : "");
     if (home && access(path, R_OK) == 0)
         return NULL;
-    return ca_bundle_path();
+    const char *bundle = ca_bundle_path();
+    if (!bundle)
+        log_warn("sslmode=%s but no CA bundle was found (SSL_CERT_FILE, "
+                 "/etc/ssl/certs/ca-certificates.crt and the other usual paths) nor "
+                 "~/.postgresql/root.crt: set sslrootcert in the URL or SSL_CERT_FILE", mode);
+    return bundle;
 }
 
 /* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
  * with the libpq message in msg; *stop_signal set when a signal ended it. */
-static PGconn *attempt_login(const struct config *cfg, int sfd, long timeout_ms,
-                             char *msg, size_t msglen, int *stop_signal)
+static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, int sfd,
+                             long timeout_ms, char *msg, size_t msglen, int *stop_signal)
 {
     /* Later entries override the expanded URL: bandage's sessions are
      * recognisable (and exempt from termination) by their application_name. */
     const char *keys[] = {"sslrootcert", "dbname", "application_name", NULL};
-    const char *vals[] = {default_sslrootcert(cfg->database_url), cfg->database_url, "bandage",
+    const char *vals[] = {sslrootcert, cfg->database_url, "bandage",
                           NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     long deadline = monotonic_ms() + timeout_ms;
@@ -222,6 +228,7 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
     char redacted[256];
 
     redact_conninfo(cfg->database_url, redacted, sizeof redacted);
+    const char *sslrootcert = default_sslrootcert(cfg->database_url); /* once, not per attempt */
     log_info("waiting for the database (%s), up to %ld ms", redacted, cfg->wait_timeout_ms);
     *conn_out = NULL;
     for (;;) {
@@ -233,7 +240,7 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             limit = left > 1 ? left : 1;
 
         report->wait_attempts++;
-        PGconn *conn = attempt_login(cfg, sfd, limit, raw, sizeof raw, &stop_signal);
+        PGconn *conn = attempt_login(cfg, sslrootcert, sfd, limit, raw, sizeof raw, &stop_signal);
         report->wait_ms = monotonic_ms() - start;
         if (conn) {
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,

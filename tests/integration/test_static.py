@@ -436,9 +436,10 @@ def test_reset_applies_the_schema_file(make_root, run_root, sdb):
     assert "LAST_DB_RESET" in app_env(root)
 
 
-def test_hook_without_a_shell_aborts_the_reset(make_root, run_root, sdb):
-    """Hooks run through /bin/sh, which a scratch image lacks: --before-reset
-    fails (73) naming /bin/sh, and nothing is dropped."""
+def test_hook_without_a_shell_is_a_usage_error(make_root, run_root, sdb):
+    """Hooks run through /bin/sh, which a scratch image lacks: a --before-reset
+    is refused up front (64) naming the setting and /bin/sh, before waiting,
+    and nothing is dropped."""
     sdb.execute('CREATE TABLE "Kept" (id int)')
     root = make_root()
     run = run_root(root, ["--wait-timeout", "10", "--reset", "always",
@@ -446,8 +447,9 @@ def test_hook_without_a_shell_aborts_the_reset(make_root, run_root, sdb):
                           "--before-reset", "pg_dump > /tmp/backup.sql",
                           "--", *app_cmd(root, "app", "--exit", 0)],
                    env={"DATABASE_URL": db_url(sdb, sslmode="verify-full")})
-    run.wait_exit_code(73)
-    assert "/bin/sh" in run.stderr, run.stderr
+    run.wait_exit_code(64)
+    assert "--before-reset" in run.stderr and "/bin/sh" in run.stderr, run.stderr
+    assert "waiting for the database" not in run.stderr, run.stderr
     assert public_tables(sdb) == ["Kept"]
     assert root.read("/tmp/app.ready") is None
 
