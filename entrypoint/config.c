@@ -281,8 +281,22 @@ static int check_conninfo(const char *value, char *why, size_t len)
     /* libpq's message may quote part of the string, password included: not shown. */
     PQfreemem(perr);
     if (opts) {
+        /* libpq checks connect_timeout only on its blocking path; bandage
+         * connects asynchronously, so check it here, as psql would. */
+        int bad_timeout = 0;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0]) {
+                char *end;
+                errno = 0;
+                long v = strtol(o->val, &end, 10);
+                bad_timeout = errno != 0 || *end != '\0' || v > 86400;
+            }
+        }
         PQconninfoFree(opts);
-        return 0;
+        if (!bad_timeout)
+            return 0;
+        snprintf(why, len, "connect_timeout must be a whole number of seconds");
+        return -1;
     }
     snprintf(why, len, "libpq cannot parse it; use postgresql://user:password@host:port/dbname "
                        "or key=value pairs like 'host=db dbname=app'");

@@ -124,6 +124,25 @@ static void tidy_message(const char *message, char *out, size_t outlen)
     out[used] = '\0';
 }
 
+/* One attempt's limit: --connect-timeout, or the connection string's own
+ * connect_timeout when that is shorter (libpq semantics: seconds, 0 or less
+ * means none, values below 2 mean 2). */
+static long attempt_limit_ms(const struct config *cfg)
+{
+    const char *text = getenv("PGCONNECT_TIMEOUT");
+    PQconninfoOption *opts = cfg->database_url ? PQconninfoParse(cfg->database_url, NULL) : NULL;
+    long limit = cfg->connect_timeout_ms, seconds = 0;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
+            text = o->val;
+    if (text)
+        seconds = atol(text); /* validated when the settings were read */
+    PQconninfoFree(opts);
+    if (seconds > 0 && (seconds < 2 ? 2000 : seconds * 1000) < limit)
+        limit = seconds < 2 ? 2000 : seconds * 1000;
+    return limit;
+}
+
 /* libpq trusts ~/.postgresql/root.crt for verify-ca/verify-full unless told
  * otherwise; in a scratch image there is no such file (often no HOME), so
  * point it at the system CA bundle, unless the user chose a root or a mode
@@ -228,14 +247,16 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
     char redacted[256];
 
     redact_conninfo(cfg->database_url, redacted, sizeof redacted);
-    const char *sslrootcert = default_sslrootcert(cfg->database_url); /* once, not per attempt */
+    /* Worked out once, not per attempt: */
+    const char *sslrootcert = default_sslrootcert(cfg->database_url);
+    long attempt_ms = attempt_limit_ms(cfg);
     log_info("waiting for the database (%s), up to %ld ms", redacted, cfg->wait_timeout_ms);
     *conn_out = NULL;
     for (;;) {
         char raw[1024], reason[512], sqlstate[6];
         int stop_signal = 0;
         long left = deadline - monotonic_ms();
-        long limit = cfg->connect_timeout_ms;
+        long limit = attempt_ms;
         if (cfg->wait_timeout_ms > 0 && left < limit)
             limit = left > 1 ? left : 1;
 
@@ -256,7 +277,9 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
         enum failure_class cls = wait_classify(raw, sqlstate);
         tidy_message(raw, reason, sizeof reason);
         if (cls == FAILURE_REFUSED || cls == FAILURE_CONFIG) {
-            log_error("the database refused the login (%s): %s", redacted, reason);
+            log_error(cls == FAILURE_REFUSED ? "the database refused the login (%s): %s"
+                                             : "invalid connection options (%s): %s",
+                      redacted, reason);
             report_add_error(report, "wait", sqlstate[0] ? sqlstate : class_name(cls), "%s", reason);
             return cls == FAILURE_REFUSED ? EXIT_REFUSED : EXIT_USAGE;
         }
