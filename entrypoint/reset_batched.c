@@ -71,6 +71,15 @@ static void rollback(struct reset_ctx *c)
     db_run(c->conn, c->sfd, "ROLLBACK", &err);
 }
 
+/* COMMIT when rc is 0, else ROLLBACK; returns rc, or COMMIT's failure. */
+static int end_transaction(struct reset_ctx *c, int rc)
+{
+    if (rc == 0)
+        return run_or_fail(c, "COMMIT", "COMMIT");
+    rollback(c);
+    return rc;
+}
+
 /* Runs rows [from, to) of res (each one SQL statement) in one transaction.
  * Returns 0, 1 if the lock table ran out (rolled back), or an exit code. */
 static int run_statements_in_transaction(struct reset_ctx *c, PGresult *res, int from, int to,
@@ -166,7 +175,7 @@ static int move_extensions(struct reset_ctx *c, const char *from, const char *to
     struct db_error err;
     const char *params[] = {from, to};
     PGresult *res = db_exec(c->conn, c->sfd,
-                            "SELECT format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, $2)"
+                            "SELECT format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, $2::text)"
                             " FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
                             " WHERE n.nspname = $1 ORDER BY e.oid",
                             2, params, &err);
@@ -228,10 +237,7 @@ static int move_all_aside(struct reset_ctx *c)
         rc = move_schema_aside(c, n, aside);
     }
     free(names);
-    if (rc == 0)
-        return run_or_fail(c, "COMMIT", "COMMIT");
-    rollback(c);
-    return rc;
+    return end_transaction(c, rc);
 }
 
 /* Step 2: the schema file, as many statements per transaction as fit. */
@@ -284,11 +290,22 @@ static int drop_progress_table_if_empty(struct reset_ctx *c)
     return rc;
 }
 
-/* Undo: the half-built schema goes, the old one comes back as it was. */
-static int restore_one(struct reset_ctx *c, const char *aside, const char *original)
+/* Deletes aside's row from bandage.resets_in_progress (in the open transaction). */
+static int forget_progress(struct reset_ctx *c, const char *aside)
 {
     const char *params[] = {aside};
     struct db_error err;
+    PGresult *res = db_exec(c->conn, c->sfd,
+                            "DELETE FROM bandage.resets_in_progress WHERE aside = $1",
+                            1, params, &err);
+    int rc = res ? 0 : reset_sql_failed(c, "reset", "recording progress", &err, EXIT_SCHEMA);
+    PQclear(res);
+    return rc;
+}
+
+/* Undo: the half-built schema goes, the old one comes back as it was. */
+static int restore_one(struct reset_ctx *c, const char *aside, const char *original)
+{
     int rc;
     log_warn("restoring schema %s from %s", original, aside);
     if ((rc = drop_contents_in_batches(c, original)) != 0 ||
@@ -298,40 +315,22 @@ static int restore_one(struct reset_ctx *c, const char *aside, const char *origi
         (rc = run_one_name(c, "DROP SCHEMA IF EXISTS %s CASCADE", original,
                            "dropping the half-built schema")) == 0 &&
         (rc = run_two_names(c, "ALTER SCHEMA %s RENAME TO %s", aside, original,
-                            "renaming the schema back")) == 0) {
-        PGresult *res = db_exec(c->conn, c->sfd,
-                                "DELETE FROM bandage.resets_in_progress WHERE aside = $1",
-                                1, params, &err);
-        rc = res ? 0 : reset_sql_failed(c, "reset", "recording progress", &err, EXIT_SCHEMA);
-        PQclear(res);
-    }
-    if (rc == 0)
-        return run_or_fail(c, "COMMIT", "COMMIT");
-    rollback(c);
-    return rc;
+                            "renaming the schema back")) == 0)
+        rc = forget_progress(c, aside);
+    return end_transaction(c, rc);
 }
 
 /* Done: the old schema goes, a batch at a time. */
 static int drop_aside(struct reset_ctx *c, const char *aside)
 {
-    const char *params[] = {aside};
-    struct db_error err;
     int rc;
     if ((rc = drop_contents_in_batches(c, aside)) != 0 ||
         (rc = run_or_fail(c, "BEGIN", "BEGIN")) != 0)
         return rc;
     rc = run_one_name(c, "DROP SCHEMA IF EXISTS %s CASCADE", aside, "dropping the old schema");
-    if (rc == 0) {
-        PGresult *res = db_exec(c->conn, c->sfd,
-                                "DELETE FROM bandage.resets_in_progress WHERE aside = $1",
-                                1, params, &err);
-        rc = res ? 0 : reset_sql_failed(c, "reset", "recording progress", &err, EXIT_SCHEMA);
-        PQclear(res);
-    }
     if (rc == 0)
-        return run_or_fail(c, "COMMIT", "COMMIT");
-    rollback(c);
-    return rc;
+        rc = forget_progress(c, aside);
+    return end_transaction(c, rc);
 }
 
 /* Finishes (state 'built') or undoes (state 'building') every recorded move. */
@@ -402,8 +401,6 @@ int reset_in_batches(struct reset_ctx *c)
         return rc;
     long start = monotonic_ms();
     rc = apply_in_batches(c);
-    log_info("applied %ld statements in batches in %ld ms", c->report->statements,
-             monotonic_ms() - start);
     if (rc != 0) {
         int undo = settle_progress(c);
         if (undo != 0)
@@ -420,5 +417,7 @@ int reset_in_batches(struct reset_ctx *c)
     }
     if (db_run(c->conn, c->sfd, "COMMIT", &err) != 0)
         return reset_sql_failed(c, "reset", "COMMIT", &err, EXIT_SCHEMA);
+    log_info("applied %ld statements in batches in %ld ms", c->report->statements,
+             monotonic_ms() - start);
     return settle_progress(c);
 }
