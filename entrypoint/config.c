@@ -253,12 +253,30 @@ static int is_valid_schema_name(const char *name, size_t len)
     return !(len >= 14 && strncmp(name, "bandage_aside_", 14) == 0);
 }
 
+/* Is the n-byte name at p also named earlier in list (which starts at list)? */
+static int named_before(const char *list, const char *p, size_t n)
+{
+    for (const char *q = list; q < p;) {
+        const char *comma = strchr(q, ',');
+        size_t m = (size_t)(comma - q);
+        if (m == n && strncmp(q, p, n) == 0)
+            return 1;
+        q = comma + 1;
+    }
+    return 0;
+}
+
 static int check_schemas(const char *value, char *why, size_t len)
 {
     const char *p = value;
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (named_before(value, p, n)) {
+            /* A schema moved aside twice cannot be put back right. */
+            snprintf(why, len, "'%.*s' is listed twice; name each schema once", (int)n, p);
+            return -1;
+        }
         if (!is_valid_schema_name(p, n)) {
             snprintf(why, len,
                      "'%.*s' is not a schema bandage may reset; list 1-63 character names "

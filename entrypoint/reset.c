@@ -121,16 +121,25 @@ static int load_schema_file(struct reset_ctx *c)
     return drop_transaction_control(c);
 }
 
+/* Waiting for the advisory lock, or for a table lock, is bounded too. */
+static int set_lock_timeout(struct reset_ctx *c)
+{
+    struct db_error err;
+    char sql[64];
+    long ms = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
+    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
+    if (db_run(c->conn, c->sfd, sql, &err) != 0)
+        return reset_sql_failed(c, "reset", "setting lock_timeout", &err, EXIT_INTERNAL);
+    return 0;
+}
+
 /* Step 1-3: session settings, the interlock, the advisory lock. */
 static int prepare_session(struct reset_ctx *c)
 {
     struct db_error err;
-    char sql[128];
-    long lock_ms = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
-
-    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", lock_ms);
-    if (db_run(c->conn, c->sfd, sql, &err) != 0)
-        return reset_sql_failed(c, "reset", "setting lock_timeout", &err, EXIT_INTERNAL);
+    int rc = set_lock_timeout(c);
+    if (rc != 0)
+        return rc;
     PGresult *res = db_exec(c->conn, c->sfd, "SELECT current_database()", 0, NULL, &err);
     if (!res)
         return reset_sql_failed(c, "reset", "reading the database name", &err, EXIT_INTERNAL);
@@ -196,8 +205,13 @@ static const char restore_statements_sql[] =
     "         nspname, pg_get_userbyid(nspowner)) AS stmt FROM s"
     "  UNION ALL SELECT 2, 0, format('REVOKE ALL ON SCHEMA %I FROM %I', nspname,"
     "         pg_get_userbyid(nspowner)) FROM s WHERE nspacl IS NOT NULL"
-    "  UNION ALL SELECT 3, a.n, format('GRANT %s ON SCHEMA %I TO %s%s', a.privilege_type,"
-    "         s.nspname, g.name, CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)"
+    "  UNION ALL SELECT 3, a.n, format(CASE WHEN a.grantor = s.nspowner"
+    "         THEN 'GRANT %s ON SCHEMA %I TO %s%s'"
+    /* granted by a holder of the grant option: grant as that role again */
+    "         ELSE 'SET ROLE %5$I; GRANT %1$s ON SCHEMA %2$I TO %3$s%4$s; RESET ROLE' END,"
+    "         a.privilege_type, s.nspname, g.name,"
+    "         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END,"
+    "         pg_get_userbyid(a.grantor))"
     "    FROM s, aclexplode(s.nspacl) WITH ORDINALITY a(grantor, grantee, privilege_type,"
     "         is_grantable, n) JOIN grantee g ON g.oid = a.grantee"
     "  UNION ALL SELECT 4, 0, format('COMMENT ON SCHEMA %I IS %L', s.nspname, d.description)"
@@ -465,12 +479,31 @@ static int run_reset(struct reset_ctx *c)
     return 0;
 }
 
+/* --reset never still must not start the app on a half-built schema that a
+ * crashed large reset left: finish or undo it (no interlock needed: it only
+ * puts back what was asked for before). Costs one catalog lookup otherwise. */
+static int recover_only(struct reset_ctx *c)
+{
+    struct db_error err;
+    int rc = reset_query_bool(c, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL",
+                              NULL, &err);
+    if (rc <= 0)
+        return rc < 0 ? reset_sql_failed(c, "reset", "looking for an interrupted reset", &err,
+                                         EXIT_INTERNAL)
+                      : 0;
+    if ((rc = set_lock_timeout(c)) != 0)
+        return rc;
+    if (db_run(c->conn, c->sfd, "SELECT pg_advisory_lock(" RESET_LOCK_KEY ")", &err) != 0)
+        return reset_sql_failed(c, "reset", "waiting for the reset lock", &err, EXIT_UNAVAILABLE);
+    return reset_recover_interrupted(c);
+}
+
 int reset_database(PGconn *conn, int sfd, const struct config *cfg,
                    struct deploy_report *report)
 {
     struct reset_ctx c = {.conn = conn, .sfd = sfd, .cfg = cfg, .report = report};
     if (cfg->reset == RESET_NEVER)
-        return 0;
+        return recover_only(&c);
     int rc = run_reset(&c);
     if (rc != 0 && !report->reset_ran)
         report->statements = report->bytes = 0; /* rolled back: nothing was applied */

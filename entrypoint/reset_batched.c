@@ -339,7 +339,7 @@ static int settle_progress(struct reset_ctx *c)
     struct db_error err;
     PGresult *res = db_exec(c->conn, c->sfd,
                             "SELECT aside, original, state FROM bandage.resets_in_progress"
-                            " ORDER BY aside",
+                            " ORDER BY aside DESC", /* undo in the reverse order of the moves */
                             0, NULL, &err);
     if (!res)
         return reset_sql_failed(c, "reset", "reading bandage.resets_in_progress", &err, EXIT_SCHEMA);
