@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,15 +47,37 @@ int exit_code_from_status(int wstatus)
     return 70;
 }
 
-void supervise_reset_signals(void)
+/* The C library refuses to touch the signals it reserves for itself (glibc
+ * 32-33, musl 32-34), but they can arrive ignored from bandage's parent
+ * (GNU make ignores 32 and 33) and exec keeps what is ignored: ask the
+ * kernel directly. struct kernel_sigaction: the generic layout (x86_64,
+ * aarch64, riscv64...). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
+static void default_disposition(int sig)
 {
-    sigset_t none;
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
+    if (sigaction(sig, &dfl, NULL) == 0)
+        return;
+#ifdef SYS_rt_sigaction
+    struct kernel_sigaction kdfl = {SIG_DFL, 0, NULL, 0};
+    syscall(SYS_rt_sigaction, sig, &kdfl, NULL, sizeof kdfl.mask);
+#endif
+}
+
+void supervise_reset_signals(void)
+{
+    sigset_t none;
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &dfl, NULL); /* fails harmlessly for glibc-reserved signals */
+            default_disposition(sig);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
