@@ -44,7 +44,7 @@ import pytest
 from helpers import IS_ROOT, REPO_ROOT, SANITIZED, scaled
 from helpers.apps import ORPHANS_SRC
 from helpers.bandage import BandageRun, bandage_env, pid1_supported
-from helpers.pg import DEFAULT, CertAuthority, Database, PgCluster, Role, free_port  # noqa: F401
+from helpers.pg import KNOWN_SECRETS, DEFAULT, CertAuthority, Database, PgCluster, Role, free_port  # noqa: F401
 from helpers.webhook import RefusedPort, WebhookReceiver
 
 __all__ = ["BandageRun", "PgCluster", "Database", "Role", "CertAuthority", "WebhookReceiver",
@@ -143,9 +143,21 @@ def run_bandage(bandage_bin, request):
             run.kill_tree()
         except Exception as e:  # keep stopping the others
             errors.append(f"{run.argv}: {e!r}")
+    leaked = [f"run {i + 1}: {secret[:3]}…" for i, run in enumerate(runs)
+              for secret in KNOWN_SECRETS
+              if len(secret) >= 8 and secret in bandage_lines(run.stderr)]
     shutil.rmtree(workroot, ignore_errors=True)
     if errors:
         pytest.fail("could not stop every bandage run: " + "; ".join(errors))
+    if leaked:
+        pytest.fail(f"a database password reached bandage's log: {leaked}")
+
+
+def bandage_lines(stderr):
+    """The lines bandage itself wrote ('bandage: ...' or JSON with a "level"),
+    not the app's own output on the same stream."""
+    return "\n".join(line for line in stderr.splitlines()
+                     if line.startswith("bandage:") or line.startswith('{"time":'))
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,11 @@ class Database:
         return f"<Database {self.name} owner={self.owner} on port {self.cluster.port}>"
 
 
+# Every password the harness made, so that the run_bandage fixture can check
+# that none of them reached a line bandage logged.
+KNOWN_SECRETS = set()
+
+
 class PgCluster:
     """A PostgreSQL cluster in a temp directory, owned by ``postgres`` when root.
 
@@ -197,6 +202,7 @@ class PgCluster:
         self.socket_dir = os.path.join(self.base, "sock")
         self.log_file = os.path.join(self.base, "server.log")
         self.passwords = {self.SUPERUSER: self.superuser_password}
+        KNOWN_SECRETS.add(self.superuser_password)
         self._reservation = PortReservation(self.host)
         self.port = self._reservation.port
         self._started = False
@@ -444,6 +450,8 @@ class PgCluster:
         self.execute(sql.SQL(verb + " ROLE {} " + attrs + " PASSWORD {}").format(
             sql.Identifier(name), sql.Literal(password)))
         self.passwords[name] = password
+        if password:
+            KNOWN_SECRETS.add(password)
         return Role(name, password)
 
     def app_role(self):
