@@ -14,6 +14,7 @@
 #include "config.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "memtrim.h"
 #include "report.h"
 #include "reset.h"
 #include "supervise.h"
@@ -100,6 +101,7 @@ static int run_app(const struct config *cfg, pid_t deploy_sender)
         return EXIT_INTERNAL;
     }
     log_debug("started '%s' as pid %d", cfg->command[0], (int)pid);
+    memtrim_release_code();
     int code = supervise_child_status(pid, &opt, NULL, &status);
     announce_exit(cfg, status, code, monotonic_ms() - started);
     return code;
