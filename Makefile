@@ -16,12 +16,12 @@ PYTEST_ARGS ?= -q
 
 SRC      := $(wildcard entrypoint/*.c)
 LIB_SRC  := $(filter-out entrypoint/main.c,$(SRC))
-HDR      := $(wildcard entrypoint/*.h)
+HDR      := $(wildcard entrypoint/*.h tests/unit/*.h)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 
-.PHONY: all check unit integration asan-check deps clean bench demo fuzz readme-check
+.PHONY: all check unit integration asan-check clang-check deps clean distclean bench demo fuzz readme-check
 all: $(BUILD)/bandage
 
 OBJ      := $(patsubst entrypoint/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -66,7 +66,11 @@ asan-check: $(BUILD)/asan/bandage $(ASAN_UNITS)
 readme-check: $(BUILD)/bandage
 	scripts/check-readme.sh
 
-check: all unit readme-check integration asan-check
+# The same warnings-as-errors build and unit tests with clang.
+clang-check:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang $(BUILD)/clang/bandage unit
+
+check: all unit clang-check readme-check integration asan-check
 
 deps:
 	bash .ci/deps

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "config.h"
 
 extern char **environ;
@@ -29,20 +31,6 @@ static char *g_argv[MAX_ARGS + 1];
 static int g_argc;
 static char g_err[1024];
 static struct config g_cfg;
-
-#define assert_contains(hay, needle)                                                  \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        if (!h_ || !strstr(h_, n_))                                                   \
-            fail_msg("expected \"%s\" to contain \"%s\"", h_ ? h_ : "(null)", n_);    \
-    } while (0)
-
-#define assert_not_contains(hay, needle)                                              \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        if (h_ && strstr(h_, n_))                                                     \
-            fail_msg("expected \"%s\" not to contain \"%s\"", h_, n_);                \
-    } while (0)
 
 static void free_args(void)
 {

@@ -11,23 +11,11 @@
 
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "log.h"
 
 #define ELLIPSIS "\xE2\x80\xA6" /* … */
-
-#define assert_contains(hay, needle)                                                  \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        if (!h_ || !strstr(h_, n_))                                                   \
-            fail_msg("expected \"%s\" to contain \"%s\"", h_ ? h_ : "(null)", n_);    \
-    } while (0)
-
-#define assert_not_contains(hay, needle)                                              \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        if (h_ && strstr(h_, n_))                                                     \
-            fail_msg("expected \"%s\" not to contain \"%s\"", h_, n_);                \
-    } while (0)
 
 /* Words of a redacted conninfo, space separated, must include this one exactly. */
 static int has_word(const char *text, const char *word)

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "sqlsplit.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -107,13 +109,6 @@ static int split_n(const char *text, size_t n)
     do {                                                                             \
         if (SPLIT(lit) != 0)                                                         \
             fail_msg("sql_split(\"%s\") failed: %s", show(lit, sizeof(lit) - 1), g_err); \
-    } while (0)
-
-#define assert_contains(hay, needle)                                                  \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        if (!h_ || !strstr(h_, n_))                                                   \
-            fail_msg("expected \"%s\" to contain \"%s\"", h_ ? h_ : "(null)", n_);    \
     } while (0)
 
 static void expect_count_at(size_t want, const char *file, int line)
