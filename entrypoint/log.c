@@ -24,9 +24,7 @@ void log_init(int format, int level)
 
 int log_enabled(int level) { return level <= log_level; }
 
-int log_format_is_json(void) { return log_format == LOG_FORMAT_JSON; }
-
-void log_raw_line(const char *line, size_t len)
+static void write_all(const char *line, size_t len)
 {
     /* stderr is unbuffered; one write keeps concurrent writers' lines whole. */
     while (len > 0) {
@@ -63,7 +61,7 @@ static void write_line(int level, const char *msg, const char *json_object)
         jbuf_puts(&line, "\n");
     }
     if (!line.failed)
-        log_raw_line(line.data, line.len);
+        write_all(line.data, line.len);
     jbuf_free(&line);
 }
 

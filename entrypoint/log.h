@@ -20,9 +20,6 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * JSON mode adds the object under "report". */
 void log_event(const char *summary, const char *json_object);
 
-/* Writes a line as it is (JSON already built by the caller, or text). */
-void log_raw_line(const char *line, size_t len);
-int log_format_is_json(void);
 
 /* "host=db port=5432 dbname=app user=app": what a conninfo or URI names,
  * never its password. NULL conninfo describes libpq's PG* defaults. */

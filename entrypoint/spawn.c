@@ -1,7 +1,6 @@
 #include "spawn.h"
 
 #include "config.h"
-#include "log.h"
 #include "supervise.h"
 
 int spawn_command(const char *command, long grace_ms, int *stop_signal)
