@@ -59,7 +59,7 @@ $(STATIC_BIN): $(SRC) $(HDR) VERSION static.mk $(STATIC_STAMP)
 # `scratch` image.
 static-verify: $(STATIC_BIN)
 	@set -e; b=$(STATIC_BIN); \
-	file $$b | tee /dev/stderr | grep -q 'statically linked'; \
+	info=$$(file $$b); echo "$$info"; echo "$$info" | grep -q 'statically linked'; \
 	if readelf -l $$b | grep -q INTERP; then echo "$$b: has a PT_INTERP" >&2; exit 1; fi; \
 	size=$$(stat -c %s $$b); echo "size: $$size bytes (limit $(STATIC_MAX_SIZE))"; \
 	[ $$size -le $(STATIC_MAX_SIZE) ]; \
