@@ -6,17 +6,20 @@ VERSION := $(shell cat VERSION)
 BUILD   := build
 PKGS    := libpq libcurl
 WARN    := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+# One include root: a file names another folder's header as "db/query.h",
+# its own folder's and the leaf helpers' by name alone.
+INC     := -Ientrypoint
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = $(WARN) $(CFLAGS) -DBANDAGE_VERSION='"$(VERSION)"' \
+ALL_CFLAGS = $(WARN) $(INC) $(CFLAGS) -DBANDAGE_VERSION='"$(VERSION)"' \
              $(shell pkg-config --cflags $(PKGS))
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 PYTEST  := /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q
 
-SRC      := $(wildcard entrypoint/*.c)
+SRC      := $(wildcard entrypoint/*.c entrypoint/*/*.c)
 LIB_SRC  := $(filter-out entrypoint/main.c,$(SRC))
-HDR      := $(wildcard entrypoint/*.h tests/unit/*.h)
+HDR      := $(wildcard entrypoint/*.h entrypoint/*/*.h tests/unit/*.h)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
@@ -43,11 +46,11 @@ $(BUILD)/asan/bandage: $(BUILD)/asan/obj/main.o $(ASAN_OBJ)
 
 $(BUILD)/unit/%: tests/unit/%.c $(OBJ) $(HDR) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ientrypoint -o $@ $< $(OBJ) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ) $(LIBS) -lcmocka
 
 $(BUILD)/asan/unit/%: tests/unit/%.c $(ASAN_OBJ) $(HDR) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SANITIZE) -Ientrypoint -o $@ $< $(ASAN_OBJ) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -o $@ $< $(ASAN_OBJ) $(LIBS) -lcmocka
 
 unit: $(UNITS)
 	@for t in $(UNITS); do echo "== $$t"; $$t 2>&1 | grep -Ev '^\[ (RUN|      OK) ' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done

@@ -24,7 +24,7 @@ STATIC_CC       := $(STATIC_DEPS)/bin/musl-cc
 STATIC_BIN      := $(BUILD)/bandage-static
 STATIC_JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 STATIC_MAX_SIZE ?= 4194304
-STATIC_CFLAGS   := $(WARN) -O2 -DBANDAGE_VERSION='"$(VERSION)"' -isystem $(STATIC_PREFIX)/include \
+STATIC_CFLAGS   := $(WARN) $(INC) -O2 -DBANDAGE_VERSION='"$(VERSION)"' -isystem $(STATIC_PREFIX)/include \
                    -ffunction-sections -fdata-sections
 # -s strips; --gc-sections drops the unused functions of the libraries (built
 # with a section per function by scripts/static-deps.sh).

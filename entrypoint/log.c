@@ -9,7 +9,7 @@
 #include <libpq-fe.h>
 
 #include "json.h"
-#include "report.h"
+#include "report/report.h"
 
 static int log_format = LOG_FORMAT_TEXT;
 static int log_level = LOG_INFO;

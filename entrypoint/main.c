@@ -14,12 +14,12 @@
 #include "config.h"
 #include "exitcodes.h"
 #include "log.h"
-#include "memtrim.h"
-#include "report.h"
-#include "reset.h"
-#include "supervise.h"
-#include "wait.h"
-#include "webhook.h"
+#include "pid1/memtrim.h"
+#include "report/report.h"
+#include "db/reset.h"
+#include "pid1/supervise.h"
+#include "db/wait.h"
+#include "report/webhook.h"
 
 static int handle_config(enum config_result r, const char *err)
 {

@@ -19,7 +19,7 @@
 
 #include "assert_text.h"
 
-#include "sqlsplit.h"
+#include "db/sqlsplit.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "exitcodes.h"
-#include "supervise.h"
+#include "pid1/supervise.h"
 
 enum how { EXIT_WITH, RAISE };
 

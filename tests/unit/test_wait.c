@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "wait.h"
+#include "db/wait.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -11,7 +11,7 @@
 #include "clock.h"
 #include "cabundle.h"
 #include "log.h"
-#include "supervise.h"
+#include "pid1/supervise.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_CAP_MS 1000

@@ -6,7 +6,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
-#include "report.h"
+#include "report/report.h"
 
 enum failure_class {
     FAILURE_RETRY_FAST,    /* refused, starting up: poll every 100 ms ± 20 % */

@@ -9,7 +9,7 @@
 
 #include "clock.h"
 #include "cabundle.h"
-#include "db.h"
+#include "query.h"
 #include "exitcodes.h"
 #include "log.h"
 

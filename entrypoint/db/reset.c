@@ -8,10 +8,10 @@
 #include <time.h>
 
 #include "clock.h"
-#include "db.h"
+#include "query.h"
 #include "exitcodes.h"
 #include "log.h"
-#include "spawn.h"
+#include "pid1/spawn.h"
 #include "reset_internal.h"
 #include "sqlsplit.h"
 

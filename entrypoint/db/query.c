@@ -1,4 +1,4 @@
-#include "db.h"
+#include "query.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -6,7 +6,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
-#include "report.h"
+#include "report/report.h"
 
 /* pg_advisory_lock key that serialises every bandage on a database:
  * the bytes of "bandage!" as a big-endian 64-bit integer. */

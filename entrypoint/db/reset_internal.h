@@ -7,8 +7,8 @@
 #include <libpq-fe.h>
 
 #include "config.h"
-#include "db.h"
-#include "report.h"
+#include "query.h"
+#include "report/report.h"
 #include "sqlsplit.h"
 
 struct reset_ctx {
