@@ -17,7 +17,7 @@
 #endif
 const char bandage_version[] = BANDAGE_VERSION;
 
-enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE };
+enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE, KIND_BOOL };
 
 struct setting {
     const char *flag;          /* long flag, without "--" */
@@ -46,6 +46,8 @@ static const char *const forward_choices[] = {"group", "child", NULL};
 static const char *const webhook_format_choices[] = {"json", "slack", NULL};
 static const char *const log_format_choices[] = {"text", "json", NULL};
 static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
+/* KIND_BOOL: index 0 is off, 1 is on. */
+static const char *const bool_choices[] = {"false", "true", NULL};
 
 #define DAY_MS (86400L * 1000L)
 #define FIELD(name) offsetof(struct config, name)
@@ -54,6 +56,10 @@ static const struct setting settings[] = {
     {"database-url", "DATABASE_URL", NULL, NULL, "(libpq's PG* variables)",
      KIND_STRING, NULL, 0, 0, FIELD(database_url),
      "libpq URI or key=value conninfo", check_conninfo},
+    {"direct-url", "DIRECT_URL", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(direct_url),
+     "Prisma's directUrl: an unpooled URL that bandage uses instead of --database-url",
+     check_conninfo},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
      "give up waiting for the database after this; 0 = skip waiting", NULL},
@@ -69,10 +75,23 @@ static const struct setting settings[] = {
     {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
      KIND_STRING, NULL, 0, 0, FIELD(schemas),
      "comma-separated schemas to drop and recreate", check_schemas},
+    {"create-schemas", "BANDAGE_CREATE_SCHEMAS", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(create_schemas),
+     "a --schemas entry that does not exist yet may be created (else: refused)", NULL},
+    {"drop-dependents", "BANDAGE_DROP_DEPENDENTS", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(drop_dependents),
+     "objects in other schemas that depend on a reset schema may be dropped (else: refused)",
+     NULL},
+    {"lock-wait", "BANDAGE_LOCK_WAIT", NULL, "10", "10 (s)",
+     KIND_DURATION, NULL, 1, DAY_MS, FIELD(lock_wait_ms),
+     "how long a reset keeps trying to lock the tables it drops (then exit 69)", NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
      "SQL applied by the reset, all-or-nothing (file of plain SQL statements)",
      check_readable_file},
+    {"allow-empty-schema", "BANDAGE_ALLOW_EMPTY_SCHEMA", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(allow_empty_schema),
+     "a --schema-file with no statements may reset the schemas to empty (else: refused)", NULL},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
      "command run after the reset commits (e.g. npx prisma db push --skip-generate)",
@@ -81,6 +100,16 @@ static const struct setting settings[] = {
      KIND_STRING, NULL, 0, 0, FIELD(before_reset),
      "command run before the reset (e.g. a pg_dump backup); failure aborts the reset",
      check_shell_exists},
+    {"migrations", "BANDAGE_MIGRATIONS", NULL, NULL, "(none)",
+     KIND_STRING, NULL, 0, 0, FIELD(migrations),
+     "a Prisma migrations directory: apply what is pending (with --reset: rebuild from all of it)",
+     NULL},
+    {"migrations-strict", "BANDAGE_MIGRATIONS_STRICT", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(migrations_strict),
+     "an applied migration whose file changed is an error, not a warning", NULL},
+    {"plan", "BANDAGE_PLAN", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(plan),
+     "print what this start would do to the database, change nothing, exit 0", NULL},
     {"deployment-id", "BANDAGE_DEPLOYMENT_ID", "RAILWAY_DEPLOYMENT_ID", NULL,
      "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
      "identifies one deploy for --reset once", NULL},
@@ -208,6 +237,7 @@ static int apply_value(struct config *cfg, const struct setting *s,
         return 0;
     }
     case KIND_CHOICE:
+    case KIND_BOOL:
         for (int i = 0; s->choices[i]; i++) {
             if (strcmp(value, s->choices[i]) == 0) {
                 *(int *)(void *)field = i;
@@ -435,6 +465,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
             return CONFIG_ERROR;
     }
     cfg->command = optind < argc ? &argv[optind] : NULL;
+    cfg->conninfo = cfg->direct_url ? cfg->direct_url : cfg->database_url;
     return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }
 

@@ -11,15 +11,26 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct config {
-    const char *database_url;     /* NULL: libpq's PG* variables */
+    const char *database_url;     /* NULL: libpq's PG* variables; passed to hooks as is */
+    const char *direct_url;       /* Prisma's directUrl (DIRECT_URL): unpooled, preferred */
+    const char *conninfo;         /* what bandage's own connections use: direct_url, else
+                                     database_url, Prisma's parameters taken out; NULL: PG* */
+    const char *url_schema;       /* the URL's Prisma `schema` parameter, NULL if none */
     long wait_timeout_ms;         /* 0: skip waiting */
     long connect_timeout_ms;
     int reset;                    /* enum reset_mode */
     const char *confirm_database;
-    const char *schemas;          /* comma-separated */
+    const char *schemas;          /* comma-separated, trimmed, each named once */
+    int create_schemas;           /* a --schemas entry that does not exist may be created */
+    int drop_dependents;          /* objects elsewhere that depend on a reset schema may go */
+    int allow_empty_schema;       /* an empty --schema-file may reset to nothing */
+    long lock_wait_ms;            /* how long the reset tries to take its table locks */
     const char *schema_file;
     const char *schema_command;
     const char *before_reset;
+    const char *migrations;       /* a Prisma migrations directory, NULL if none */
+    int migrations_strict;        /* a changed applied migration is an error */
+    int plan;                     /* print what would be done, change nothing */
     const char *deployment_id;
     const char *webhook_url;
     long webhook_timeout_ms;

@@ -112,7 +112,7 @@ static int needs_database(const struct config *cfg)
 {
     static const char *const pg_vars[] = {"PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE",
                                           "PGPORT", NULL};
-    int configured = cfg->database_url != NULL;
+    int configured = cfg->conninfo != NULL;
     for (int i = 0; pg_vars[i] && !configured; i++)
         configured = getenv(pg_vars[i]) != NULL;
     return cfg->reset != RESET_NEVER || (configured && cfg->wait_timeout_ms > 0);

@@ -130,7 +130,7 @@ static void tidy_message(const char *message, char *out, size_t outlen)
 static long attempt_limit_ms(const struct config *cfg)
 {
     const char *text = getenv("PGCONNECT_TIMEOUT");
-    PQconninfoOption *opts = cfg->database_url ? PQconninfoParse(cfg->database_url, NULL) : NULL;
+    PQconninfoOption *opts = cfg->conninfo ? PQconninfoParse(cfg->conninfo, NULL) : NULL;
     long limit = cfg->connect_timeout_ms, seconds = 0;
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
@@ -184,7 +184,7 @@ static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, 
     /* Later entries override the expanded URL: bandage's sessions are
      * recognisable (and exempt from termination) by their application_name. */
     const char *keys[] = {"sslrootcert", "dbname", "application_name", NULL};
-    const char *vals[] = {sslrootcert, cfg->database_url, "bandage",
+    const char *vals[] = {sslrootcert, cfg->conninfo, "bandage",
                           NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     long deadline = monotonic_ms() + timeout_ms;
@@ -246,9 +246,9 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
     int consecutive = 0;
     char redacted[256];
 
-    redact_conninfo(cfg->database_url, redacted, sizeof redacted);
+    redact_conninfo(cfg->conninfo, redacted, sizeof redacted);
     /* Worked out once, not per attempt: */
-    const char *sslrootcert = default_sslrootcert(cfg->database_url);
+    const char *sslrootcert = default_sslrootcert(cfg->conninfo);
     long attempt_ms = attempt_limit_ms(cfg);
     log_info("waiting for the database (%s), up to %ld ms", redacted, cfg->wait_timeout_ms);
     *conn_out = NULL;

@@ -31,7 +31,7 @@ from . import procs, scaled, wait_until, WaitTimeout
 #: proxy or another CA bundle on a developer's machine.
 SCRUBBED_PREFIXES = ("BANDAGE_", "PG", "RAILWAY_")
 SCRUBBED_NAMES = {
-    "DATABASE_URL", "LAST_DB_RESET", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
+    "DATABASE_URL", "DIRECT_URL", "LAST_DB_RESET", "LAST_DB_MIGRATION", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
     "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy",
     "no_proxy", "NO_PROXY", "LISTEN_PID", "LISTEN_FDS",
 }
