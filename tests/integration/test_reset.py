@@ -1042,42 +1042,6 @@ def test_crash_mid_build_is_undone_even_by_a_start_without_reset(run_bandage, me
     assert_same_dump(before, dump(db))
 
 
-def test_crash_after_swap_is_finished_by_next_start(run_bandage, medium_db, tmp_path, pg):
-    """A crash after the new schema was built and recorded, while the old one
-    is being dropped: the next start drops the rest of the old schema and,
-    the deploy being recorded, skips. To stop bandage exactly there, a session
-    named like bandage's (exempt from termination) holds a lock on one old
-    table, which the drop then waits for."""
-    db, _ = medium_db
-    blocker = db.connect(user="postgres", application_name="bandage")
-    try:
-        blocker.autocommit = False
-        blocker.execute('LOCK TABLE "Model5" IN ACCESS SHARE MODE')
-        schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-        run = run_bandage(reset_args(db, "--deployment-id", "d-swap", mode="once",
-                                     schema_file=schema), pid1=False, timeout=scaled(120))
-        wait_until(lambda: pg.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bandage' AND datname = %s"
-            " AND wait_event_type = 'Lock' AND query LIKE 'DROP %%'", (db.name,)),
-            scaled(60), lambda: f"bandage to wait for the lock; stderr:\n{run.stderr}")
-        assert db.execute("SELECT state FROM bandage.resets_in_progress", user="postgres") == \
-            [("built",)]
-        assert len(deploy_rows(db, "d-swap")) == 1
-        run.kill_tree()
-    finally:
-        blocker.close()
-    wait_no_bandage_session(pg, db, timeout=scaled(10))
-    assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
-    run = run_bandage(reset_args(db, "--deployment-id", "d-swap", mode="once",
-                                 schema_file=schema), timeout=scaled(120))
-    run.wait_exit_code(0)
-    assert "found an interrupted reset" in run.stderr
-    assert SUMMARY_SKIPPED.search(run.stderr), run.stderr
-    assert leftovers(db) == NO_LEFTOVERS
-    assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
-    assert len(deploy_rows(db, "d-swap")) == 1
-
-
 # Takes minutes: builds 10,000 Prisma tables (40,000 statements), then resets
 # them with a 10,000-table schema file. Skipped under ASan (BANDAGE_SANITIZED):
 # the sanitized build's cost is in the same code paths the 2,500-table and

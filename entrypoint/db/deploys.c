@@ -1,0 +1,44 @@
+#include "deploys.h"
+
+#include <stdio.h>
+
+#include "clock.h"
+#include "exitcodes.h"
+
+int deploys_already_reset(struct session *s, const struct config *cfg, int *done)
+{
+    int exists = 0, rc;
+    *done = 0;
+    if (cfg->reset != RESET_ONCE)
+        return 0;
+    rc = session_bool(s, "SELECT to_regclass('bandage.deploys') IS NOT NULL", NULL,
+                      "reading bandage.deploys", &exists);
+    if (rc == 0 && exists)
+        rc = session_bool(s, "SELECT EXISTS (SELECT 1 FROM bandage.deploys"
+                             " WHERE deployment_id = $1)", cfg->deployment_id,
+                          "reading bandage.deploys", done);
+    return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+}
+
+int deploys_record(struct session *s, const struct config *cfg, const struct deploy_start *start)
+{
+    static const char create_sql[] =
+        "CREATE SCHEMA IF NOT EXISTS bandage;"
+        "CREATE TABLE IF NOT EXISTS bandage.deploys ("
+        " id bigserial PRIMARY KEY, deployment_id text, mode text NOT NULL,"
+        " started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now(),"
+        " duration_ms bigint NOT NULL, schemas text[] NOT NULL, bandage_version text NOT NULL)";
+    char duration[32];
+    int rc;
+    snprintf(duration, sizeof duration, "%ld", monotonic_ms() - start->ms);
+    const char *params[] = {cfg->deployment_id, config_reset_mode_name(cfg->reset), start->at,
+                            duration, cfg->schemas, bandage_version};
+    if ((rc = session_run(s, create_sql, "creating bandage.deploys", EXIT_SCHEMA)) != 0)
+        return rc;
+    PGresult *res = session_query(s, "INSERT INTO bandage.deploys (deployment_id, mode,"
+                                     " started_at, duration_ms, schemas, bandage_version)"
+                                     " VALUES ($1, $2, $3, $4, string_to_array($5, ','), $6)",
+                                  6, params, "recording the deploy", &rc);
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* bandage.deploys: one row per reset, in bandage's own schema (never reset);
+ * `--reset once` skips a deployment id that has a row. */
+#ifndef BANDAGE_DEPLOYS_H
+#define BANDAGE_DEPLOYS_H
+
+#include "config.h"
+#include "session.h"
+
+/* When this reset started, for its row. */
+struct deploy_start {
+    char at[40];   /* RFC 3339 */
+    long ms;       /* monotonic */
+};
+
+/* With --reset once: *done = 1 if this deployment id has a row. */
+int deploys_already_reset(struct session *s, const struct config *cfg, int *done);
+
+/* Creates bandage.deploys if needed and records this reset, in the open
+ * transaction. */
+int deploys_record(struct session *s, const struct config *cfg, const struct deploy_start *start);
+
+#endif

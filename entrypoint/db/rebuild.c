@@ -1,0 +1,507 @@
+#include "rebuild.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "exclusive.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "reset.h"
+#include "snapshot.h"
+
+/* One row of bandage.resets_in_progress. */
+struct move {
+    char original[128];
+    char aside[64];
+    char state[16];
+};
+
+static const char progress_table_sql[] =
+    "CREATE SCHEMA IF NOT EXISTS bandage;"
+    "CREATE TABLE IF NOT EXISTS bandage.resets_in_progress ("
+    " aside text PRIMARY KEY, original text NOT NULL, state text NOT NULL,"
+    " deployment_id text, started_at timestamptz NOT NULL DEFAULT now(),"
+    " position int, live_oid oid, aside_oid oid)";
+
+/* The rows, latest move first (undo runs in the reverse order of the moves),
+ * each with what the catalog says of its two schemas now. to_jsonb reads the
+ * OID columns also from a table an older bandage made without them: such rows
+ * cannot be proven and are refused like any other mismatch. */
+static const char rows_sql[] =
+    "SELECT r.original, r.aside, r.state,"
+    "  (j->>'live_oid')::oid IS NOT NULL AND (j->>'live_oid')::oid ="
+    "    (SELECT oid FROM pg_namespace WHERE nspname = r.original),"
+    "  (j->>'aside_oid')::oid IS NOT NULL AND (j->>'aside_oid')::oid ="
+    "    (SELECT oid FROM pg_namespace WHERE nspname = r.aside),"
+    "  EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.original),"
+    "  EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.aside),"
+    "  (SELECT nspname FROM pg_namespace WHERE oid = (j->>'aside_oid')::oid)"
+    " FROM bandage.resets_in_progress r, to_jsonb(r) j"
+    " ORDER BY r.started_at DESC, (j->>'position')::int DESC NULLS LAST, r.aside DESC";
+
+/* Why row i of rows_sql no longer matches the catalog, or NULL if it does. */
+static const char *mismatch(PGresult *res, int i, char *why, size_t len)
+{
+    int live_ok = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+    int aside_ok = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+    const char *original = PQgetvalue(res, i, 0), *aside = PQgetvalue(res, i, 1);
+    if (live_ok && aside_ok)
+        return NULL;
+    if (!PQgetisnull(res, i, 7) && strcmp(PQgetvalue(res, i, 7), original) == 0)
+        snprintf(why, len, "the schema it moved aside is named %s again (restored by hand?)",
+                 original);
+    else if (strcmp(PQgetvalue(res, i, 6), "t") != 0)
+        snprintf(why, len, "schema %s, which held the old data, no longer exists", aside);
+    else if (strcmp(PQgetvalue(res, i, 5), "t") != 0)
+        snprintf(why, len, "schema %s no longer exists", original);
+    else if (!aside_ok)
+        snprintf(why, len, "schema %s is not the one bandage moved aside", aside);
+    else
+        snprintf(why, len, "schema %s is not the one bandage created", original);
+    return why;
+}
+
+/* Every row still matches the catalog: 0, else 65 with what was found. */
+static int verify_rows(struct session *s, PGresult *res)
+{
+    char why[256];
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (!mismatch(res, i, why, sizeof why))
+            continue;
+        log_error("bandage.resets_in_progress records schema %s moved aside to %s (state %s), "
+                  "but the catalog no longer matches: %s. Nothing was changed. If the database "
+                  "is as it should be, remove the row (DELETE FROM bandage.resets_in_progress "
+                  "WHERE aside = '%s') and deploy again",
+                  PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), why,
+                  PQgetvalue(res, i, 1));
+        report_add_error(s->report, "reset", "recovery", "%s: %s", PQgetvalue(res, i, 1), why);
+        return EXIT_SCHEMA;
+    }
+    return 0;
+}
+
+static PGresult *read_rows(struct session *s, int *rc)
+{
+    return session_query(s, rows_sql, 0, NULL, "reading bandage.resets_in_progress", rc);
+}
+
+/* BEGIN, then proof that the rows still describe the catalog ("lock, then
+ * check": the advisory lock keeps other bandages out, the check catches a
+ * person who changed the schemas meanwhile). */
+static int step_begin(struct session *s)
+{
+    int rc = session_begin(s);
+    PGresult *res = rc ? NULL : read_rows(s, &rc);
+    if (res)
+        rc = verify_rows(s, res);
+    PQclear(res);
+    return rc ? session_end(s, rc) : 0;
+}
+
+static int set_state(struct session *s, const char *aside, const char *state)
+{
+    const char *params[] = {state, aside};
+    int rc;
+    PGresult *res = session_query(s, aside ? "UPDATE bandage.resets_in_progress SET state = $1"
+                                             " WHERE aside = $2"
+                                           : "UPDATE bandage.resets_in_progress SET state = $1",
+                                  aside ? 2 : 1, params, "recording progress", &rc);
+    PQclear(res);
+    return rc;
+}
+
+static int forget_row(struct session *s, const char *aside)
+{
+    const char *params[] = {aside};
+    int rc;
+    PGresult *res = session_query(s, "DELETE FROM bandage.resets_in_progress WHERE aside = $1",
+                                  1, params, "recording progress", &rc);
+    PQclear(res);
+    return rc;
+}
+
+/* ---- sizing ------------------------------------------------------------------- */
+
+int rebuild_lock_budget(struct session *s, long *budget)
+{
+    int rc;
+    PGresult *res = session_query(
+        s, "SELECT current_setting('max_locks_per_transaction')::bigint *"
+           " (current_setting('max_connections')::bigint"
+           "  + current_setting('max_prepared_transactions')::bigint)",
+        0, NULL, "sizing the reset", &rc);
+    if (!res)
+        return rc;
+    *budget = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int rebuild_needed(struct session *s, const struct config *cfg, size_t n_stmts, long budget,
+                   int *batched)
+{
+    const char *params[] = {cfg->schemas};
+    int rc;
+    PGresult *res = session_query(
+        s, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+           " WHERE n.nspname = ANY (string_to_array($1, ','))",
+        1, params, "sizing the reset", &rc);
+    if (!res)
+        return rc;
+    long objects = atol(PQgetvalue(res, 0, 0)) + (long)n_stmts;
+    PQclear(res);
+    /* A quarter of the shared table: other sessions' locks and the several
+     * locks one object can take (table, indexes, types) share the rest. */
+    *batched = objects > budget / 4;
+    log_debug("reset size: %ld relations + statements, lock table %ld: %s", objects, budget,
+              *batched ? "in batches" : "one transaction");
+    return 0;
+}
+
+int rebuild_check_file(struct session *s, const struct config *cfg,
+                       const struct schema_file *file)
+{
+    char outside[64];
+    for (size_t i = 0; i < file->n_stmts; i++) {
+        if (!schema_file_outside(file, i, cfg->schemas, outside, sizeof outside))
+            continue;
+        log_error("--schema-file %s, line %d: acts on schema %s, outside --schemas: a large reset "
+                  "commits in batches and could not undo it; add %s to --schemas or move the "
+                  "statement out of the file. Nothing was changed",
+                  file->path, file->stmts[i].line, outside, outside);
+        report_add_error(s->report, "schema-file", "outside", "line %d: schema %s is outside "
+                         "--schemas", file->stmts[i].line, outside);
+        return EXIT_SCHEMA;
+    }
+    return 0;
+}
+
+/* ---- emptying a schema, a batch at a time ---------------------------------------- */
+
+/* Statements that drop what lives in a schema (not extension members), each
+ * naming at most $2 objects of one kind: one DROP of many objects walks the
+ * dependencies once. Sequences owned by or internal to a table (serial and
+ * identity columns) go with their table: dropping one alone fails (2BP01).
+ * Partitions go with their parent. IF EXISTS covers what a CASCADE took. */
+static const char drop_batch_sql[] =
+    "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),"
+    " ext AS (SELECT objid, classid FROM pg_depend WHERE deptype = 'e'),"
+    " objects AS ("
+    "  SELECT 1 AS ord, c.oid AS o, CASE c.relkind WHEN 'v' THEN 'VIEW'"
+    "         WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'"
+    "         WHEN 'S' THEN 'SEQUENCE' WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END AS kind,"
+    "         format('%I.%I', $1, c.relname) AS name"
+    "    FROM pg_class c, ns WHERE c.relnamespace = ns.oid"
+    "     AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c') AND NOT c.relispartition"
+    "     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass"
+    "                     AND ext.objid = c.oid)"
+    "     AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d"
+    "              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid"
+    "                AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))"
+    "  UNION ALL SELECT 2, t.oid, 'TYPE', format('%I.%I', $1, t.typname)"
+    "    FROM pg_type t, ns WHERE t.typnamespace = ns.oid AND t.typtype IN ('e', 'd', 'r', 'm')"
+    "     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass"
+    "                     AND ext.objid = t.oid)"
+    "  UNION ALL SELECT 3, p.oid, CASE p.prokind WHEN 'p' THEN 'PROCEDURE'"
+    "         WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,"
+    "         format('%I.%I(%s)', $1, p.proname, pg_get_function_identity_arguments(p.oid))"
+    "    FROM pg_proc p, ns WHERE p.pronamespace = ns.oid"
+    "     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass"
+    "                     AND ext.objid = p.oid)),"
+    " numbered AS (SELECT *, (row_number() OVER (PARTITION BY ord, kind ORDER BY o) - 1) / $2"
+    "              AS chunk FROM objects)"
+    " SELECT format('DROP %s IF EXISTS %s CASCADE', kind, string_agg(name, ', ' ORDER BY o))"
+    "  FROM numbered GROUP BY ord, kind, chunk ORDER BY ord, kind, chunk";
+
+/* One batch: its own transaction, checked first; state recorded with it.
+ * Returns 0, 1 if the lock table ran out (rolled back), or an exit code. */
+static int drop_one_batch(struct session *s, const char *sql, const char *aside,
+                          const char *state)
+{
+    struct db_error err;
+    int rc = step_begin(s);
+    if (rc != 0)
+        return rc;
+    if (db_run(s->conn, s->sfd, sql, &err) != 0) {
+        session_end(s, 1);
+        if (strcmp(err.sqlstate, SQLSTATE_OUT_OF_SHARED_MEMORY) == 0 && !err.stop_signal)
+            return 1;
+        return session_failed(s, "dropping objects", &err, EXIT_SCHEMA);
+    }
+    if (state)
+        rc = set_state(s, aside, state);
+    return session_end(s, rc);
+}
+
+/* Empties `schema` a batch of objects at a time; the schema itself stays.
+ * `state` (may be NULL) is recorded for row `aside` with the first batch. */
+static int drop_contents(struct session *s, const char *schema, const char *aside,
+                         const char *state, long budget)
+{
+    long batch = budget / 32 > 0 ? budget / 32 : 1;
+    long statements = 0, start = monotonic_ms();
+    for (;;) {
+        char limit[24];
+        int rc = 0;
+        snprintf(limit, sizeof limit, "%ld", batch);
+        const char *params[] = {schema, limit};
+        PGresult *res = session_query(s, drop_batch_sql, 2, params, "listing objects to drop",
+                                      &rc);
+        if (!res)
+            return rc;
+        int n = PQntuples(res);
+        for (int i = 0; i < n && rc == 0; i++, statements++)
+            rc = drop_one_batch(s, PQgetvalue(res, i, 0), aside, state);
+        PQclear(res);
+        if (rc == 1 && batch > 1) {
+            batch /= 2; /* the lock table is shared: others may hold part of it */
+            continue;
+        }
+        if (rc != 0)
+            return rc == 1 ? EXIT_SCHEMA : rc;
+        if (n == 0) {
+            log_info("emptied schema %s in %ld statements in %ld ms", schema, statements,
+                     monotonic_ms() - start);
+            return 0;
+        }
+    }
+}
+
+/* ---- the transitions ------------------------------------------------------------- */
+
+/* A free bandage_aside_N: not a schema, not in a row. */
+static int pick_aside_name(struct session *s, char *aside, size_t len)
+{
+    int rc;
+    PGresult *res = session_query(
+        s, "SELECT 'bandage_aside_' || min(n) FROM generate_series(0, 100000) n"
+           " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bandage_aside_' || n)"
+           "   AND NOT EXISTS (SELECT 1 FROM bandage.resets_in_progress"
+           "                   WHERE aside = 'bandage_aside_' || n)",
+        0, NULL, "choosing a name for the old schema", &rc);
+    if (res)
+        snprintf(aside, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
+/* moved, for one schema, in the caller's transaction. */
+static int move_aside(struct session *s, const struct config *cfg, const char *name,
+                      int position)
+{
+    char aside[64], pos[16];
+    int rc = session_run_names(s, "CREATE SCHEMA IF NOT EXISTS %s", name, NULL,
+                               "creating the schema");
+    if (rc == 0)
+        rc = pick_aside_name(s, aside, sizeof aside);
+    PGresult *snapshot = rc ? NULL : snapshot_read(s, name, SNAPSHOT_MOVE_EXTENSIONS, &rc);
+    if (!snapshot)
+        return rc;
+    rc = session_run_names(s, "ALTER SCHEMA %s RENAME TO %s", name, aside,
+                           "moving the schema aside");
+    if (rc == 0)
+        rc = snapshot_restore(s, snapshot);
+    PQclear(snapshot);
+    snprintf(pos, sizeof pos, "%d", position);
+    const char *params[] = {aside, name, cfg->deployment_id, pos};
+    PGresult *res = rc ? NULL : session_query(
+        s, "INSERT INTO bandage.resets_in_progress (aside, original, state, deployment_id,"
+           " position, live_oid, aside_oid) VALUES ($1::text, $2::text, 'moved', $3, $4::int,"
+           " (SELECT oid FROM pg_namespace WHERE nspname = $2::text),"
+           " (SELECT oid FROM pg_namespace WHERE nspname = $1::text))",
+        4, params, "recording progress", &rc);
+    PQclear(res);
+    if (rc == 0)
+        log_info("moved schema %s aside to %s", name, aside);
+    return rc;
+}
+
+static int move_all_aside(struct session *s, const struct config *cfg)
+{
+    char *names = strdup(cfg->schemas), *save = NULL;
+    int rc = names ? session_begin(s) : EXIT_INTERNAL, position = 0;
+    if (rc == 0)
+        rc = session_run(s, progress_table_sql, "creating bandage.resets_in_progress",
+                         EXIT_SCHEMA);
+    if (rc == 0)
+        rc = exclusive_terminate_others(s, RESET_LOCK_KEY, 0);
+    for (char *n = rc ? NULL : strtok_r(names, ",", &save); n && rc == 0;
+         n = strtok_r(NULL, ",", &save))
+        rc = move_aside(s, cfg, n, position++);
+    free(names);
+    return names ? session_end(s, rc) : rc;
+}
+
+/* building: the file, as many statements per transaction as fit; other
+ * sessions terminated again before each batch. */
+static int build_in_batches(struct session *s, const struct schema_file *file, long budget)
+{
+    size_t batch = (size_t)(budget / 16 > 0 ? budget / 16 : 1), i = 0;
+    while (i < file->n_stmts) {
+        size_t end = i + batch < file->n_stmts ? i + batch : file->n_stmts, j = i;
+        char sqlstate[6] = "";
+        int rc = step_begin(s);
+        if (rc == 0)
+            rc = exclusive_terminate_others(s, RESET_LOCK_KEY, 1);
+        /* A statement that fails for want of locks is retried in a smaller
+         * batch, so it is not reported yet. */
+        for (; rc == 0 && j < end; j++) {
+            int failed = schema_file_run(s, file, j, sqlstate);
+            if (failed && strcmp(sqlstate, SQLSTATE_OUT_OF_SHARED_MEMORY) == 0 && batch > 1)
+                rc = 1;
+            else
+                rc = failed;
+        }
+        if (rc == 0)
+            rc = set_state(s, NULL, "building");
+        if ((rc = session_end(s, rc)) == 1) {
+            batch /= 2;
+            log_debug("lock table full: batches of %zu statements now", batch);
+            continue;
+        }
+        if (rc != 0)
+            return rc;
+        for (; i < end; i++)
+            schema_file_count_applied(s->report, file, i);
+    }
+    return 0;
+}
+
+/* built: with the deploy's row, in one transaction. */
+static int mark_built(struct session *s, const struct config *cfg,
+                      const struct deploy_start *start)
+{
+    int rc = step_begin(s);
+    if (rc == 0)
+        rc = set_state(s, NULL, "built");
+    if (rc == 0 && !cfg->schema_command) /* else recorded once the command succeeded */
+        rc = deploys_record(s, cfg, start);
+    return session_end(s, rc);
+}
+
+/* dropping, then done: the old schema goes. */
+static int finish_drop(struct session *s, const struct move *m, long budget)
+{
+    int rc = drop_contents(s, m->aside, m->aside, "dropping", budget);
+    if (rc == 0 && (rc = step_begin(s)) == 0) {
+        rc = session_run_names(s, "DROP SCHEMA %s CASCADE", m->aside, NULL,
+                               "dropping the old schema");
+        if (rc == 0)
+            rc = forget_row(s, m->aside);
+        rc = session_end(s, rc);
+    }
+    if (rc == 0)
+        log_info("dropped the old schema %s (was %s)", m->aside, m->original);
+    return rc;
+}
+
+/* Undo of a move not yet built: the half-built schema goes, the old one
+ * comes back under its name, with its extensions. */
+static int undo_move(struct session *s, const struct move *m, long budget)
+{
+    log_warn("restoring schema %s from %s", m->original, m->aside);
+    int rc = drop_contents(s, m->original, m->aside, NULL, budget);
+    if (rc == 0 && (rc = step_begin(s)) == 0) {
+        rc = snapshot_move_extensions(s, m->original, m->aside);
+        if (rc == 0)
+            rc = session_run_names(s, "DROP SCHEMA %s CASCADE", m->original, NULL,
+                                   "dropping the half-built schema");
+        if (rc == 0)
+            rc = session_run_names(s, "ALTER SCHEMA %s RENAME TO %s", m->aside, m->original,
+                                   "renaming the schema back");
+        if (rc == 0)
+            rc = forget_row(s, m->aside);
+        rc = session_end(s, rc);
+    }
+    return rc;
+}
+
+/* Drops bandage.resets_in_progress once empty, and the bandage schema if it
+ * holds nothing else, so that an undone reset leaves no trace. */
+static int drop_progress_table_if_empty(struct session *s)
+{
+    int empty = 0, alone = 0;
+    int rc = session_bool(s, "SELECT NOT EXISTS (SELECT 1 FROM bandage.resets_in_progress)",
+                          NULL, "reading bandage.resets_in_progress", &empty);
+    if (rc || !empty)
+        return rc;
+    rc = session_run(s, "DROP TABLE bandage.resets_in_progress", "dropping the progress table",
+                     EXIT_SCHEMA);
+    if (rc == 0)
+        rc = session_bool(s, "SELECT NOT EXISTS (SELECT 1 FROM pg_class"
+                             " WHERE relnamespace = 'bandage'::regnamespace)",
+                          NULL, "reading schema bandage", &alone);
+    if (rc == 0 && alone)
+        rc = session_run(s, "DROP SCHEMA bandage", "dropping schema bandage", EXIT_SCHEMA);
+    return rc;
+}
+
+/* Undoes every row not built, finishes every built one (a failed drop is left
+ * for later, with a warning: the new schema is complete). Rows are checked
+ * against the catalog before anything is done. */
+static int settle(struct session *s, long budget)
+{
+    int rc;
+    PGresult *res = read_rows(s, &rc);
+    if (!res)
+        return rc;
+    if ((rc = verify_rows(s, res)) != 0) {
+        PQclear(res);
+        return rc;
+    }
+    int n = PQntuples(res);
+    struct move *moves = calloc((size_t)(n ? n : 1), sizeof *moves);
+    for (int i = 0; moves && i < n; i++) {
+        snprintf(moves[i].original, sizeof moves[i].original, "%s", PQgetvalue(res, i, 0));
+        snprintf(moves[i].aside, sizeof moves[i].aside, "%s", PQgetvalue(res, i, 1));
+        snprintf(moves[i].state, sizeof moves[i].state, "%s", PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    if (!moves)
+        return EXIT_INTERNAL;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int built = strcmp(moves[i].state, "built") == 0 || strcmp(moves[i].state, "dropping") == 0;
+        if (!built)
+            rc = undo_move(s, &moves[i], budget);
+        else if (finish_drop(s, &moves[i], budget) != 0) {
+            log_warn("the old schema %s (was %s) is left for the next start to drop; the new "
+                     "schema is complete", moves[i].aside, moves[i].original);
+        }
+    }
+    free(moves);
+    return rc ? rc : drop_progress_table_if_empty(s);
+}
+
+int rebuild_run(struct session *s, const struct config *cfg, const struct schema_file *file,
+                const struct deploy_start *start, long budget)
+{
+    int rc;
+    log_info("large reset: moving the schema(s) aside, then building in batches");
+    if ((rc = move_all_aside(s, cfg)) != 0)
+        return rc;
+    long build_start = monotonic_ms();
+    if ((rc = build_in_batches(s, file, budget)) == 0 && (rc = mark_built(s, cfg, start)) == 0) {
+        log_info("applied %ld statements in batches in %ld ms", s->report->statements,
+                 monotonic_ms() - build_start);
+        settle(s, budget); /* only drops: a failure there is a warning */
+        return 0;
+    }
+    /* Also after a stop signal (the query was cancelled, the connection
+     * stays): a second signal cancels the undo, and the next start resumes it. */
+    if (settle(s, budget) != 0)
+        log_error("could not restore the old schema(s) yet; the next start will");
+    return rc;
+}
+
+int rebuild_recover(struct session *s, long budget)
+{
+    int exists = 0;
+    int rc = session_bool(s, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL", NULL,
+                          "looking for an interrupted reset", &exists);
+    if (rc || !exists)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    log_warn("found an interrupted reset (bandage.resets_in_progress); settling it first");
+    return settle(s, budget);
+}

@@ -1,0 +1,146 @@
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcodes.h"
+#include "log.h"
+
+int session_failed(struct session *s, const char *what, const struct db_error *err, int code)
+{
+    if (err->stop_signal) {
+        log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
+        report_add_error(s->report, "reset", "signal", "stopped by signal %d during %s",
+                         err->stop_signal, what);
+        return 128 + err->stop_signal;
+    }
+    if (err->connection_lost || strcmp(err->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
+        code = EXIT_UNAVAILABLE;
+    log_error("%s failed: %s%s%s", what, err->sqlstate, err->sqlstate[0] ? ": " : "",
+              err->message);
+    report_add_error(s->report, "reset", err->sqlstate[0] ? err->sqlstate : "connection",
+                     "%s: %s", what, err->message);
+    return code;
+}
+
+int session_run(struct session *s, const char *sql, const char *what, int code)
+{
+    struct db_error err;
+    if (db_run(s->conn, s->sfd, sql, &err) == 0)
+        return 0;
+    return session_failed(s, what, &err, code);
+}
+
+PGresult *session_query(struct session *s, const char *sql, int nparams,
+                        const char *const *params, const char *what, int *rc)
+{
+    struct db_error err;
+    PGresult *res = db_exec(s->conn, s->sfd, sql, nparams, params, &err);
+    *rc = res ? 0 : session_failed(s, what, &err, EXIT_SCHEMA);
+    return res;
+}
+
+int session_bool(struct session *s, const char *sql, const char *param, const char *what,
+                 int *value)
+{
+    const char *params[] = {param};
+    int rc;
+    PGresult *res = session_query(s, sql, param ? 1 : 0, params, what, &rc);
+    if (!res)
+        return rc;
+    *value = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+int session_lock(struct session *s, const char *key, const char *what)
+{
+    const char *params[] = {key};
+    int rc;
+    log_debug("taking the lock pg_advisory_lock(%s)", key);
+    PGresult *res = session_query(s, "SELECT pg_backend_pid() FROM pg_advisory_lock($1::bigint)",
+                                  1, params, what, &rc);
+    if (!res)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    s->backend_pid = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+/* The server process running a query that starts with `pg_backend_pid()`. */
+static int backend_of(struct session *s, const char *sql, const char *what, int *pid)
+{
+    int rc;
+    PGresult *res = session_query(s, sql, 0, NULL, what, &rc);
+    if (res)
+        *pid = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
+static int pooled(struct session *s, int pid)
+{
+    /* Best effort: the lock may sit on a pooled server connection that this
+     * statement does not reach. */
+    struct db_error err;
+    db_run(s->conn, s->sfd, "SELECT pg_advisory_unlock_all()", &err);
+    log_error("the database connection goes through a transaction pooler (server process %d "
+              "held the lock, %d runs this transaction): locks do not hold there; set DIRECT_URL "
+              "(or --direct-url) to the database's direct, unpooled URL", s->backend_pid, pid);
+    report_add_error(s->report, "reset", "pooler",
+                     "connection through a transaction pooler; set DIRECT_URL");
+    return EXIT_USAGE;
+}
+
+int session_check_pinned(struct session *s)
+{
+    int pid = 0;
+    int rc = backend_of(s, "SELECT pg_backend_pid()", "checking the connection", &pid);
+    if (rc != 0 || s->backend_pid == 0 || pid == s->backend_pid)
+        return rc;
+    return pooled(s, pid);
+}
+
+int session_begin(struct session *s)
+{
+    int pid = 0;
+    int rc = backend_of(s, "BEGIN; SELECT pg_backend_pid()", "BEGIN", &pid);
+    if (rc != 0 || s->backend_pid == 0 || pid == s->backend_pid)
+        return rc;
+    session_run(s, "ROLLBACK", "ROLLBACK", EXIT_INTERNAL);
+    return pooled(s, pid);
+}
+
+int session_end(struct session *s, int rc)
+{
+    if (rc == 0)
+        return session_run(s, "COMMIT", "COMMIT", EXIT_SCHEMA);
+    /* After a cancel or a lost connection ROLLBACK may fail; closing the
+     * connection rolls back all the same. */
+    struct db_error err;
+    db_run(s->conn, s->sfd, "ROLLBACK", &err);
+    return rc;
+}
+
+char *session_quote(struct session *s, const char *name)
+{
+    return PQescapeIdentifier(s->conn, name, strlen(name));
+}
+
+int session_run_names(struct session *s, const char *fmt, const char *a, const char *b,
+                      const char *what)
+{
+    char *qa = session_quote(s, a), *qb = b ? session_quote(s, b) : NULL;
+    size_t len = strlen(fmt) + (qa ? strlen(qa) : 0) + (qb ? strlen(qb) : 0) + 1;
+    char *sql = qa && (qb || !b) ? malloc(len) : NULL;
+    int rc = EXIT_INTERNAL;
+    if (sql) {
+        snprintf(sql, len, fmt, qa, qb);
+        rc = session_run(s, sql, what, EXIT_SCHEMA);
+    }
+    free(sql);
+    PQfreemem(qa);
+    PQfreemem(qb);
+    return rc;
+}

@@ -1,0 +1,495 @@
+"""Nothing lost, nothing stranded (issue 8): each test is a defect that fault
+injection found in the reset, reproduced against a real PostgreSQL.
+
+The large (batched) reset is forced by size, as in test_reset.py: the
+400-table ``medium_db`` plus a 400-table schema file is past a quarter of the
+lock table. Tests that need a session bandage may not terminate hold it in a
+``--before-reset`` hook's window: the hook blocks on a FIFO while the test
+makes a session wait for bandage's advisory lock (the mark of a peer bandage)
+after taking a table lock; then the test lets the hook go.
+"""
+import os
+import re
+import threading
+
+import psycopg
+import pytest
+
+from helpers import scaled, wait_until
+from test_reset import (  # noqa: F401  (medium_template and medium_db are fixtures)
+    EXAMPLE_SCHEMA, MEDIUM, NO_LEFTOVERS, SEED_SQL, assert_same_dump, crash_mid_build,
+    deploy_rows, dump, gen_schema, generated_statements, leftovers, medium_db, medium_template,
+    prisma_tables, reset_args, wait_no_bandage_session, write_sql)
+
+#: bandage's advisory lock key (entrypoint/db/reset.h, RESET_LOCK_KEY).
+RESET_LOCK_KEY = 7089068665867822369
+
+EXAMPLE_TABLES_SQL = ("SELECT relname::text FROM pg_class WHERE relkind = 'r'"
+                      " AND relnamespace = 'public'::regnamespace ORDER BY 1")
+
+
+def seeded(db):
+    db.execute(SEED_SQL, user="postgres")
+    return dump(db)
+
+
+def assert_untouched(db, before, run):
+    assert_same_dump(before, dump(db), f"the database (bandage stderr:\n{run.stderr})")
+
+
+# --- 1. a crash, a manual repair, then any start --------------------------------------
+
+@pytest.mark.parametrize("mode", ["never", "always"])
+def test_manual_repair_after_crash_is_refused_not_emptied(run_bandage, medium_db, tmp_path, pg,
+                                                          mode):
+    """The operator's obvious repair after a crashed large reset: drop the
+    half-built public, rename bandage_aside_0 back. The stale row must not make
+    the next start empty the real data: it checks the OIDs, touches nothing,
+    exits 65 and says how to clear the row."""
+    db, before = medium_db
+    crash_mid_build(run_bandage, pg, db, tmp_path, "d-repair")
+    db.execute("DROP SCHEMA public CASCADE; ALTER SCHEMA bandage_aside_0 RENAME TO public",
+               user="postgres")
+    repaired = dump(db)
+    args = (reset_args(db, "--deployment-id", "d-repair2", mode="once") if mode == "always"
+            else ["--database-url", db.dsn()])
+    run = run_bandage(args, timeout=scaled(60))
+    run.wait_exit_code(65)
+    assert "restored by hand" in run.stderr, run.stderr
+    assert "DELETE FROM bandage.resets_in_progress WHERE aside = 'bandage_aside_0'" in run.stderr
+    assert_same_dump(repaired, dump(db), "the repaired database")
+    assert len(prisma_tables(db, "Model")) == MEDIUM
+    # Clearing the row as told makes the next start work.
+    db.execute("DELETE FROM bandage.resets_in_progress WHERE aside = 'bandage_aside_0'",
+               user="postgres")
+    run_bandage(["--database-url", db.dsn()], timeout=scaled(60)).wait_exit_code(0)
+    assert len(prisma_tables(db, "Model")) == MEDIUM
+
+
+def test_aside_schema_dropped_by_hand_is_refused(run_bandage, medium_db, tmp_path, pg):
+    """The row says the old data is in bandage_aside_0, but someone dropped
+    it: the half-built public must not be taken for anything, nor emptied."""
+    db, _ = medium_db
+    crash_mid_build(run_bandage, pg, db, tmp_path, "d-gone")
+    db.execute("DROP SCHEMA bandage_aside_0 CASCADE", user="postgres")
+    before = dump(db)
+    run = run_bandage(["--database-url", db.dsn()], timeout=scaled(60))
+    run.wait_exit_code(65)
+    assert "bandage_aside_0, which held the old data, no longer exists" in run.stderr
+    assert_same_dump(before, dump(db))
+
+
+# --- 2. the schema file ------------------------------------------------------------------
+
+def test_schema_file_that_is_a_directory_touches_nothing(run_bandage, db, tmp_path):
+    before = seeded(db)
+    directory = tmp_path / "schema.sql"
+    directory.mkdir()  # what `docker run -v` of a missing host file creates
+    run = run_bandage(reset_args(db, schema_file=str(directory)))
+    run.wait_exit_code(64)
+    assert "not a regular file" in run.stderr or "directory" in run.stderr.lower(), run.stderr
+    assert "deploy ok" not in run.stderr
+    assert_untouched(db, before, run)
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "-- nothing yet\n/* later */\n", ";\n;\n"],
+                         ids=["empty", "blank", "comments", "semicolons"])
+def test_empty_schema_file_is_refused(run_bandage, db, tmp_path, text):
+    before = seeded(db)
+    run = run_bandage(reset_args(db, schema_file=write_sql(tmp_path, text)))
+    run.wait_exit_code(64)
+    assert "--allow-empty-schema" in run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_empty_schema_file_resets_to_empty_when_asked(run_bandage, db, tmp_path):
+    seeded(db)
+    run = run_bandage(reset_args(db, "--allow-empty-schema", "true",
+                                 schema_file=write_sql(tmp_path, "-- empty on purpose\n")))
+    run.wait_exit_code(0)
+    assert db.execute(EXAMPLE_TABLES_SQL, user="postgres") == []
+
+
+def test_reset_without_anything_to_build_is_refused(run_bandage, db):
+    before = seeded(db)
+    run = run_bandage(reset_args(db, schema_file=None))
+    run.wait_exit_code(64)
+    assert "nothing to build" in run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_schema_file_with_a_nul_byte_is_refused(run_bandage, db, tmp_path):
+    """libpq sends a statement up to its first NUL: the shortened statement
+    (here: a CREATE TABLE without its second column) would commit."""
+    before = seeded(db)
+    path = tmp_path / "nul.sql"
+    path.write_bytes(b"CREATE TABLE t (a int\x00, b int);\nCREATE TABLE u (x int);\n")
+    run = run_bandage(reset_args(db, schema_file=str(path)))
+    run.wait_exit_code(64)
+    assert "NUL" in run.stderr and "line 1" in run.stderr
+    assert_untouched(db, before, run)
+
+
+# --- 4. --schemas naming a schema that does not exist ------------------------------------
+
+@pytest.mark.parametrize("schemas", ["PUBLIC", "pubilc", "public,audti"])
+def test_reset_of_a_missing_schema_is_refused(run_bandage, db, schemas):
+    before = seeded(db)
+    run = run_bandage(reset_args(db, "--schemas", schemas))
+    run.wait_exit_code(64)
+    missing = [s for s in schemas.split(",") if s != "public"][0]
+    assert re.search(rf'--schemas names "?{missing}"?, which this database does not have',
+                     run.stderr), run.stderr
+    assert "--create-schemas" in run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_missing_schema_is_created_when_asked_or_on_a_first_deploy(run_bandage, db_factory):
+    seeded_db = db_factory()
+    seeded(seeded_db)
+    run = run_bandage(reset_args(seeded_db, "--schemas", "app", "--create-schemas", "true"))
+    run.wait_exit_code(0)
+    assert seeded_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'app'",
+                             user="postgres") == [(1,)]
+    fresh = db_factory()
+    run = run_bandage(reset_args(fresh, "--schemas", "app"))
+    run.wait_exit_code(0)
+    assert fresh.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'app'",
+                         user="postgres") == [(1,)]
+
+
+# --- 9. read-only database ---------------------------------------------------------------
+
+def test_read_only_database_is_refused_before_terminating_anyone(run_bandage, db, pg):
+    before = seeded(db)
+    db.execute(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on',
+               user="postgres")
+    bystander = db.connect(user="postgres")
+    try:
+        run = run_bandage(reset_args(db))
+        run.wait_exit_code(77)
+        assert "read-only" in run.stderr
+        assert "terminated" not in run.stderr
+        assert bystander.execute("SELECT 1").fetchall() == [(1,)]  # still connected
+    finally:
+        bystander.close()
+    pg.execute(f'ALTER DATABASE "{db.name}" RESET default_transaction_read_only')
+    assert_untouched(db, before, run)
+
+
+# --- 12. objects elsewhere that depend on a reset schema ------------------------------------
+
+DEPENDENTS_SQL = """
+CREATE SCHEMA reporting;
+CREATE VIEW reporting.customer_names AS SELECT name FROM public.customers;
+CREATE SCHEMA audit;
+CREATE TABLE audit.log (id int, customer_id int REFERENCES public.customers(id));
+INSERT INTO audit.log VALUES (1, 1);
+"""
+
+
+def test_dependents_in_other_schemas_are_refused(run_bandage, db):
+    seeded(db)
+    db.execute(DEPENDENTS_SQL, user="postgres")
+    before = dump(db)
+    run = run_bandage(reset_args(db))
+    run.wait_exit_code(77)
+    assert "view reporting.customer_names" in run.stderr, run.stderr
+    assert "constraint log_customer_id_fkey on table audit.log" in run.stderr
+    assert "--drop-dependents" in run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_dependents_are_dropped_and_listed_when_allowed(run_bandage, db):
+    seeded(db)
+    db.execute(DEPENDENTS_SQL, user="postgres")
+    run = run_bandage(reset_args(db, "--drop-dependents", "true"))
+    run.wait_exit_code(0)
+    assert re.search(r"bandage: dropping view reporting.customer_names, outside --schemas",
+                     run.stderr), run.stderr
+    assert db.execute("SELECT to_regclass('reporting.customer_names')", user="postgres") == \
+        [(None,)]
+    # The table in audit stays, with its row; only the constraint went.
+    assert db.execute("SELECT count(*) FROM audit.log", user="postgres") == [(1,)]
+
+
+# --- 5. identity columns and every kind of object on the batched path ------------------------
+
+KINDS_SQL = """
+CREATE TABLE {p}_ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+CREATE TABLE {p}_ident_default (id bigint GENERATED BY DEFAULT AS IDENTITY, v text);
+CREATE TABLE {p}_serial (id serial PRIMARY KEY);
+CREATE SEQUENCE {p}_owned_seq;
+CREATE TABLE {p}_owner (n int DEFAULT nextval('{p}_owned_seq'));
+ALTER SEQUENCE {p}_owned_seq OWNED BY {p}_owner.n;
+CREATE TABLE {p}_parted (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE {p}_parted_2024 PARTITION OF {p}_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE {p}_parent (id int);
+CREATE TABLE {p}_child (extra text) INHERITS ({p}_parent);
+CREATE MATERIALIZED VIEW {p}_mv AS SELECT count(*) AS n FROM {p}_ident;
+CREATE DOMAIN {p}_dom AS int CHECK (VALUE > 0);
+CREATE TYPE {p}_pair AS (a int, b text);
+CREATE TABLE {p}_uses (d {p}_dom, pr {p}_pair);
+CREATE FUNCTION {p}_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER {p}_trg BEFORE INSERT ON {p}_ident FOR EACH ROW EXECUTE FUNCTION {p}_fn();
+INSERT INTO {p}_ident (v) VALUES ('one');
+"""
+
+
+def large_schema(prefix, fail_last=False):
+    text = gen_schema(MEDIUM, prefix=prefix) + KINDS_SQL.format(p=prefix.lower())
+    return text + ("SELECT 1/0;\n" if fail_last else "")
+
+
+def test_batched_reset_with_identity_columns_and_every_kind(run_bandage, medium_db, tmp_path):
+    db, _ = medium_db
+    db.execute(KINDS_SQL.format(p="old"), user="postgres")
+    run = run_bandage(reset_args(db, schema_file=write_sql(tmp_path, large_schema("New"))),
+                      timeout=scaled(180))
+    run.wait_exit_code(0)
+    assert "large reset" in run.stderr
+    assert leftovers(db) == NO_LEFTOVERS, run.stderr
+    assert db.execute("SELECT v FROM new_ident", user="postgres") == [("one",)]
+    assert prisma_tables(db, "Model") == {}
+
+
+def test_failed_batched_reset_with_identity_columns_restores_everything(run_bandage, medium_db,
+                                                                        tmp_path):
+    db, _ = medium_db
+    db.execute(KINDS_SQL.format(p="old"), user="postgres")
+    before = dump(db)
+    run = run_bandage(reset_args(db, schema_file=write_sql(tmp_path,
+                                                           large_schema("New", fail_last=True))),
+                      timeout=scaled(180))
+    run.wait_exit_code(65)
+    assert "22012" in run.stderr  # division by zero, the last statement
+    assert leftovers(db) == NO_LEFTOVERS, run.stderr
+    assert_untouched(db, before, run)
+
+
+# --- 6. statements outside --schemas on the batched path -------------------------------------
+
+@pytest.mark.parametrize("outside", [
+    "CREATE SCHEMA extra;",
+    "CREATE TABLE audit.x (id int);",
+    'INSERT INTO "audit"."log" VALUES (1);',
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extra;",
+], ids=["create-schema", "create-table", "insert", "extension"])
+def test_batched_reset_refuses_statements_outside_its_schemas(run_bandage, medium_db, tmp_path,
+                                                              outside):
+    """They would commit batch by batch and survive an undo: every retry would
+    then fail (`schema "extra" already exists`). Refused before anything runs."""
+    db, before = medium_db
+    text = gen_schema(MEDIUM, prefix="New") + outside + "\n"
+    run = run_bandage(reset_args(db, schema_file=write_sql(tmp_path, text)), timeout=scaled(60))
+    run.wait_exit_code(65)
+    line = text.count("\n")
+    assert re.search(rf"line {line}: acts on schema (extra|audit), outside --schemas", run.stderr), \
+        run.stderr
+    assert_untouched(db, before, run)
+
+
+# --- 7. and 11. locks bandage cannot break; sessions that come back ---------------------------
+
+class PeerLike:
+    """A session that holds a table lock, then waits for bandage's advisory
+    lock, as a peer bandage would: bandage does not terminate it."""
+
+    def __init__(self, db, lock_sql):
+        self.conn = db.connect(user="postgres")
+        self.conn.autocommit = False
+        self.conn.execute(lock_sql)
+        self.pid = self.conn.info.backend_pid
+        self.thread = threading.Thread(target=self._wait, daemon=True)
+        self.thread.start()
+
+    def _wait(self):
+        try:
+            self.conn.execute(f"SELECT pg_advisory_lock({RESET_LOCK_KEY})")
+        except psycopg.Error:
+            pass
+
+    def close(self):
+        try:
+            self.conn.cancel()
+        except psycopg.Error:
+            pass
+        self.thread.join(scaled(10))
+        self.conn.close()
+
+
+def hold_peer_in_hook(run_bandage, pg, db, args, lock_sql, tmp_path, timeout):
+    """Starts bandage with a --before-reset hook that waits on a FIFO; once
+    bandage holds its lock, a PeerLike takes `lock_sql` and queues on it; then
+    the hook is let go. Returns (run, peer)."""
+    fifo = str(tmp_path / "go")
+    os.mkfifo(fifo)
+    hook = ["--before-reset", f"read line < {fifo}"]
+    split = args.index("--") if "--" in args else len(args)
+    run = run_bandage(args[:split] + hook + args[split:], timeout=timeout)
+    run.wait_for_stderr(r"running --before-reset", timeout=scaled(30))
+    peer = PeerLike(db, lock_sql)
+    wait_until(lambda: pg.execute("SELECT 1 FROM pg_locks WHERE pid = %s AND locktype ="
+                                  " 'advisory' AND NOT granted", (peer.pid,)),
+               scaled(10), "the peer-like session to wait for bandage's lock")
+    with open(fifo, "w") as f:
+        f.write("go\n")
+    return run, peer
+
+
+def test_one_transaction_reset_never_waits_holding_the_app_out(run_bandage, db, pg, tmp_path):
+    """A session bandage may not terminate holds a lock on one old table: the
+    reset must not sit in DROP SCHEMA ... CASCADE holding the others for the
+    whole wait. It tries NOWAIT until --lock-wait, exits 69 naming the holder,
+    and meanwhile the app's reads of the other tables go through."""
+    before = seeded(db)
+    args = reset_args(db, "--lock-wait", "3")
+    run, peer = hold_peer_in_hook(run_bandage, pg, db, args, "LOCK TABLE orders IN ACCESS SHARE MODE",
+                                  tmp_path, scaled(30))
+    try:
+        app = db.connect(user="postgres", application_name="app")
+        try:
+            app.execute("SET statement_timeout = '1s'")
+            for _ in range(5):  # while bandage retries: never blocked behind its locks
+                assert app.execute("SELECT count(*) FROM customers").fetchall() == [(2,)]
+        finally:
+            app.close()
+        run.wait_exit_code(69)
+    finally:
+        peer.close()
+    assert re.search(r"table (public\.)?orders is locked by server process \d+", run.stderr), \
+        run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_batched_reset_blocked_drop_still_starts_app_and_next_start_finishes(
+        run_bandage, medium_db, pg, tmp_path, app_dir):
+    """Once the new schema is built and recorded, a lock on an old table that
+    bandage may not break must not keep the app down: the old schema is left
+    aside with a warning, the app starts, and the next start drops it."""
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    marker = os.path.join(app_dir, "ran")
+    args = reset_args(db, "--deployment-id", "d-locked", "--lock-wait", "1", mode="once",
+                      schema_file=schema) + ["--", "sh", "-c", f"touch {marker}"]
+    run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
+                                  'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
+                                  scaled(180))
+    try:
+        run.wait_exit_code(0)
+        assert os.path.exists(marker), run.stderr
+        assert "is left for the next start to drop" in run.stderr
+        assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
+        assert len(prisma_tables(db, "New")) == MEDIUM
+    finally:
+        peer.close()
+    assert len(deploy_rows(db, "d-locked")) == 1
+    run = run_bandage(reset_args(db, "--deployment-id", "d-locked", mode="once",
+                                 schema_file=schema), timeout=scaled(120))
+    run.wait_exit_code(0)
+    assert "dropped the old schema bandage_aside_0" in run.stderr
+    assert leftovers(db) == NO_LEFTOVERS
+    assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
+
+
+def test_crash_while_dropping_the_old_schema_is_finished_by_next_start(run_bandage, medium_db,
+                                                                      pg, tmp_path):
+    """A crash after the new schema was built and recorded, while the old one
+    is being dropped (here: waiting for a lock a peer-like session holds): the
+    next start drops the rest of the old schema and, the deploy being
+    recorded, skips."""
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    args = reset_args(db, "--deployment-id", "d-swap", "--lock-wait", "60", mode="once",
+                      schema_file=schema)
+    run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
+                                  'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
+                                  scaled(120))
+    try:
+        wait_until(lambda: pg.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bandage' AND datname = %s"
+            " AND wait_event_type = 'Lock' AND query LIKE 'DROP %%'", (db.name,)),
+            scaled(60), lambda: f"bandage to wait for the lock; stderr:\n{run.stderr}")
+        assert db.execute("SELECT state FROM bandage.resets_in_progress", user="postgres") == \
+            [("built",)]  # "dropping" commits with the first batch dropped
+        assert len(deploy_rows(db, "d-swap")) == 1
+        run.kill_tree()
+    finally:
+        peer.close()
+    wait_no_bandage_session(pg, db, timeout=scaled(10))
+    assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
+    run = run_bandage(reset_args(db, "--deployment-id", "d-swap", mode="once",
+                                 schema_file=schema), timeout=scaled(120))
+    run.wait_exit_code(0)
+    assert "found an interrupted reset" in run.stderr
+    assert re.search(r"deploy skipped in \d+ ms: .*reset skipped: deployment id already reset",
+                     run.stderr), run.stderr
+    assert leftovers(db) == NO_LEFTOVERS
+    assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
+    assert len(deploy_rows(db, "d-swap")) == 1
+
+
+def test_sessions_that_come_back_during_a_batched_build_are_terminated(run_bandage, medium_db,
+                                                                       pg, tmp_path):
+    """An old replica that reconnects mid-build would write into the
+    half-built schema. Sessions are terminated again before each batch, and a
+    name proves nothing: application_name = 'bandage' is not exempt."""
+    db, _ = medium_db
+    stmts = generated_statements(gen_schema(MEDIUM, prefix="New"))
+    stmts.insert(500, "SELECT pg_sleep(2);")  # second batch
+    run = run_bandage(reset_args(db, "--log-level", "debug",
+                                 schema_file=write_sql(tmp_path, "\n".join(stmts) + "\n")),
+                      timeout=scaled(120))
+    wait_until(lambda: pg.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND"
+                                  " query = 'SELECT pg_sleep(2)' AND state = 'active'",
+                                  (db.name,)), scaled(60), "the build to reach its second batch")
+    returner = db.connect(user="postgres", application_name="bandage")
+    pid = returner.info.backend_pid
+    try:
+        wait_until(lambda: not pg.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                          (pid,)),
+                   scaled(30), "the returning session to be terminated")
+        assert run.running or run.returncode == 0
+    finally:
+        returner.close()
+    run.wait_exit_code(0)
+
+
+# --- 3. a transaction pooler ------------------------------------------------------------------
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+@pytest.fixture
+def pgbouncer(pg, db):
+    """pgbouncer in transaction mode in front of ``db``, round-robin over a
+    warm pool, so consecutive transactions of one client land on different
+    server connections (as under load)."""
+    if not os.path.exists(PGBOUNCER):
+        pytest.fail("pgbouncer is not installed (make deps installs it)")
+    from helpers.pgbouncer import PgBouncer
+    bouncer = PgBouncer(PGBOUNCER, pg, db)
+    yield bouncer
+    bouncer.stop()
+
+
+def test_reset_through_a_transaction_pooler_is_refused(run_bandage, db, pgbouncer):
+    before = seeded(db)
+    run = run_bandage(reset_args(db, url=False) + ["--database-url", pgbouncer.dsn()],
+                      timeout=scaled(30))
+    run.wait_exit_code(64)
+    assert "transaction pooler" in run.stderr and "DIRECT_URL" in run.stderr, run.stderr
+    assert_untouched(db, before, run)
+
+
+def test_direct_url_is_used_for_the_reset_and_database_url_reaches_hooks(run_bandage, db,
+                                                                         pgbouncer, app_dir):
+    seeded(db)
+    seen = os.path.join(app_dir, "url")
+    run = run_bandage(reset_args(db, url=False) + [
+        "--schema-command", f'printf %s "$DATABASE_URL" > {seen}'],
+        env={"DATABASE_URL": pgbouncer.dsn(), "DIRECT_URL": db.dsn()}, timeout=scaled(30))
+    run.wait_exit_code(0)
+    assert open(seen).read() == pgbouncer.dsn()
+    assert db.execute(EXAMPLE_TABLES_SQL, user="postgres") != []
+    assert db.execute("SELECT to_regclass('public.customers')", user="postgres") == [(None,)]
