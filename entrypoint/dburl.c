@@ -323,24 +323,12 @@ static const char *option_value(PQconninfoOption *opts, const char *keyword)
     return o && o->val && o->val[0] ? o->val : NULL;
 }
 
-/* libpq checks these only when it connects (or, connect_timeout, only on its
- * blocking path); bandage connects asynchronously and wants the error now. */
+/* libpq checks connect_timeout only on its blocking path; bandage connects
+ * asynchronously and wants the error now. (A bad sslmode libpq refuses at
+ * the first attempt, exit 64, with its own message.) */
 static int check_values(PQconninfoOption *opts, char *why, size_t len)
 {
-    static const char *const modes[] = {"disable", "allow", "prefer", "require",
-                                        "verify-ca", "verify-full", NULL};
-    const char *mode = option_value(opts, "sslmode");
     const char *timeout = option_value(opts, "connect_timeout");
-    if (mode) {
-        int known = 0;
-        for (int i = 0; modes[i]; i++)
-            known |= strcmp(mode, modes[i]) == 0;
-        if (!known) {
-            snprintf(why, len, "sslmode must be disable, allow, prefer, require, verify-ca or "
-                               "verify-full");
-            return -1;
-        }
-    }
     if (timeout) {
         char *end;
         errno = 0;

@@ -1036,7 +1036,7 @@ static void test_prisma_url_unknown_parameter(void **state)
     /* bad values of Prisma's own parameters name the parameter, never the value */
     static const char *const bad[] = {
         "pgbouncer=yes", "connection_limit=-1", "pool_timeout=ten", "sslaccept=maybe",
-        "sslmode=sometimes", "statement_cache_size=", "socket_timeout=1.5",
+        "statement_cache_size=", "socket_timeout=1.5",
     };
     char url[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -132,10 +132,6 @@ static void test_unknown_and_bad_parameters(void **state)
     assert_contains(why, "has no '=value'");
     parse_fails("postgresql://u@h/db?application_name=a%00b", why, sizeof why);
     assert_contains(why, "%00");
-    parse_fails("postgresql://u@h/db?sslmode=verify", why, sizeof why);
-    assert_contains(why, "sslmode must be");
-    parse_fails("host=h sslmode=verify", why, sizeof why);
-    assert_contains(why, "sslmode must be");
     parse_fails("postgresql://u@h/db?connect_timeout=5s", why, sizeof why);
     assert_contains(why, "connect_timeout");
     parse_fails("postgresql://u@h/db?pgbouncer=1", why, sizeof why);
