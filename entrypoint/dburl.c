@@ -4,7 +4,8 @@
  * quaint/src/connector/postgres/url.rs (PostgresNativeUrl::parse_query_params)
  * and quaint/src/connector/postgres/native/mod.rs (how the TLS connector is
  * built from them), and Prisma's "PostgreSQL connection URL arguments" docs.
- * libpq's are those of PQconndefaults(), the keywords libpq itself knows.
+ * libpq's are the keywords libpq itself lists (PQconninfoParse, as
+ * PQconndefaults does).
  *
  * Only a postgresql:// or postgres:// URI can be Prisma's: a key=value
  * conninfo is libpq's alone and is only parsed and re-emitted. */
@@ -132,7 +133,9 @@ static const char *shown_name(const char *name)
 
 static int is_libpq_keyword(const char *name)
 {
-    PQconninfoOption *defs = PQconndefaults();
+    /* Every keyword libpq knows, without PQconndefaults' environment and
+     * service-file lookups (which fail, NULL, on a bad PGSERVICE). */
+    PQconninfoOption *defs = PQconninfoParse("", NULL);
     int found = 0;
     for (PQconninfoOption *o = defs; o && o->keyword && !found; o++)
         found = strcmp(o->keyword, name) == 0;

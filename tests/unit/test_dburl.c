@@ -143,6 +143,12 @@ static void test_unknown_and_bad_parameters(void **state)
     assert_not_contains(why, "s3cret");
     parse_fails("postgresql://u@[::1/db", why, sizeof why);
     assert_contains(why, "libpq cannot parse it");
+    /* libpq's keywords are known even when PGSERVICE names no service */
+    setenv("PGSERVICE", "no_such_service", 1);
+    struct dburl svc;
+    parse_ok("postgresql://h/db?sslmode=require&keepalives=1", &svc);
+    unsetenv("PGSERVICE");
+    dburl_free(&svc);
     /* empty segments are skipped, as Prisma's form parser does */
     struct dburl u;
     parse_ok("postgresql://h/db?&schema=a&&", &u);
