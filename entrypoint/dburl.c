@@ -157,7 +157,11 @@ static int take_prisma_param(enum prisma_kind kind, const char *name, char *valu
     case PRISMA_SCHEMA:
         free(st->schema);
         st->schema = value[0] ? strdup(value) : NULL;
-        return value[0] && !st->schema ? -1 : 0;
+        if (value[0] && !st->schema) {
+            snprintf(why, len, "out of memory");
+            return -1;
+        }
+        return 0;
     case PRISMA_PGBOUNCER:
         if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
             st->pgbouncer = strcmp(value, "true") == 0;
@@ -269,8 +273,12 @@ static const char *put_uri_start(const char *url, const char *body, FILE *out)
         for (const char *p = first_at; p < end; p++)
             if (*p == '@')
                 last_at = p;
-        for (const char *p = body; p < last_at; p++)
-            fputs(*p == '@' ? "%40" : (char[]){*p, '\0'}, out);
+        for (const char *p = body; p < last_at; p++) {
+            if (*p == '@')
+                fputs("%40", out);
+            else
+                fputc(*p, out);
+        }
         fputc('@', out);
         host = last_at + 1;
     }
