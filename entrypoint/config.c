@@ -8,9 +8,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
+#include "dburl.h"
 
 #ifndef BANDAGE_VERSION
 #define BANDAGE_VERSION "0.0.0-dev"
@@ -39,6 +41,7 @@ static int check_conninfo(const char *value, char *why, size_t len);
 static int check_schemas(const char *value, char *why, size_t len);
 static int check_webhook_url(const char *value, char *why, size_t len);
 static int check_readable_file(const char *value, char *why, size_t len);
+static int check_regular_file(const char *value, char *why, size_t len);
 static int check_shell_exists(const char *value, char *why, size_t len);
 
 static const char *const reset_choices[] = {"never", "once", "always", NULL};
@@ -46,7 +49,7 @@ static const char *const forward_choices[] = {"group", "child", NULL};
 static const char *const webhook_format_choices[] = {"json", "slack", NULL};
 static const char *const log_format_choices[] = {"text", "json", NULL};
 static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
-/* KIND_BOOL: index 0 is off, 1 is on. */
+/* KIND_BOOL: index 0 is off, 1 is on; parse_bool also takes 0/1, no/yes, off/on. */
 static const char *const bool_choices[] = {"false", "true", NULL};
 
 #define DAY_MS (86400L * 1000L)
@@ -55,10 +58,13 @@ static const char *const bool_choices[] = {"false", "true", NULL};
 static const struct setting settings[] = {
     {"database-url", "DATABASE_URL", NULL, NULL, "(libpq's PG* variables)",
      KIND_STRING, NULL, 0, 0, FIELD(database_url),
-     "libpq URI or key=value conninfo", check_conninfo},
+     "libpq URI or key=value conninfo; Prisma's URL parameters are understood (see DATABASE_URL "
+     "from Prisma)", check_conninfo},
     {"direct-url", "DIRECT_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(direct_url),
-     "Prisma's directUrl: an unpooled URL that bandage uses instead of --database-url",
+     "Prisma's directUrl: an unpooled URL that bandage's own connections use instead of "
+     "--database-url (the app and the hooks keep DATABASE_URL); needed for a reset or "
+     "--migrations when DATABASE_URL has pgbouncer=true",
      check_conninfo},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
@@ -74,7 +80,8 @@ static const struct setting settings[] = {
      "a reset runs only if this equals the connected database's name", NULL},
     {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
      KIND_STRING, NULL, 0, 0, FIELD(schemas),
-     "comma-separated schemas to drop and recreate", check_schemas},
+     "comma-separated schemas to drop and recreate (spaces around names ignored, case kept); "
+     "default: the URL's schema parameter, else public", check_schemas},
     {"create-schemas", "BANDAGE_CREATE_SCHEMAS", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(create_schemas),
      "a --schemas entry that does not exist yet may be created (else: refused)", NULL},
@@ -87,8 +94,8 @@ static const struct setting settings[] = {
      "how long a reset keeps trying to lock the tables it drops (then exit 69)", NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
-     "SQL applied by the reset, all-or-nothing (file of plain SQL statements)",
-     check_readable_file},
+     "SQL applied by the reset, all-or-nothing (a regular file of plain SQL statements)",
+     check_regular_file},
     {"allow-empty-schema", "BANDAGE_ALLOW_EMPTY_SCHEMA", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(allow_empty_schema),
      "a --schema-file with no statements may reset the schemas to empty (else: refused)", NULL},
@@ -141,16 +148,47 @@ static const struct setting settings[] = {
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
+/* Copies config_load makes (argv secrets, the derived conninfo, the
+ * normalised schema list) live here until the next config_load or
+ * config_release: cfg's strings stay valid for the life of the process and
+ * nothing is lost (valgrind). */
+#define MAX_OWNED 16
+static char *owned[MAX_OWNED];
+static size_t n_owned;
+
+static char *keep(char *p)
+{
+    if (p && n_owned == MAX_OWNED) {
+        free(p);
+        return NULL;
+    }
+    if (p)
+        owned[n_owned++] = p;
+    return p;
+}
+
+void config_release(void)
+{
+    while (n_owned > 0)
+        free(owned[--n_owned]);
+}
+
 const char *config_reset_mode_name(int mode)
 {
     return (mode >= RESET_NEVER && mode <= RESET_ALWAYS) ? reset_choices[mode] : "?";
 }
 
-/* "1", "0.25", "1.5s", "500ms": a non-negative duration, to milliseconds. */
+/* "1", "0.25", "1.5s", "500ms": a non-negative duration, to milliseconds.
+ * Whole milliseconds: digits past the third decimal are dropped, but a
+ * non-zero value below 1 ms is -2 (it would silently become 0, which means
+ * "skip" or "no limit" to some settings). Every product is bounded first:
+ * digits stop being read past DAY_MS, seconds past DAY_MS / 1000, so
+ * neither the accumulation nor seconds * 1000 can overflow a 32-bit long. */
 static int parse_duration_ms(const char *text, long *out_ms)
 {
     const char *p = text;
     long whole = 0, frac = 0, frac_scale = 1000;
+    int below_ms = 0; /* a non-zero digit past the third decimal */
 
     if (!isdigit((unsigned char)*p))
         return -1;
@@ -171,6 +209,8 @@ static int parse_duration_ms(const char *text, long *out_ms)
             if (frac_scale > 1) {
                 frac_scale /= 10;
                 frac += (*p - '0') * frac_scale;
+            } else if (*p != '0') {
+                below_ms = 1;
             }
         }
     }
@@ -179,7 +219,21 @@ static int parse_duration_ms(const char *text, long *out_ms)
     if (*p != '\0' || whole > DAY_MS / 1000)
         return -1;
     *out_ms = whole * 1000 + frac;
-    return 0;
+    return *out_ms == 0 && below_ms ? -2 : 0;
+}
+
+/* true/false, 1/0, yes/no, on/off, any case: 1 or 0; -1 if none. */
+static int parse_bool(const char *text)
+{
+    static const char *const on[] = {"true", "1", "yes", "on"};
+    static const char *const off[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        if (strcasecmp(text, on[i]) == 0)
+            return 1;
+        if (strcasecmp(text, off[i]) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 static void origin_name(const struct setting *s, const char *origin,
@@ -191,6 +245,8 @@ static void origin_name(const struct setting *s, const char *origin,
         snprintf(buf, len, "%s", s->fallback_env);
     else if (strcmp(origin, "env") == 0)
         snprintf(buf, len, "%s", s->env);
+    else if (strncmp(origin, "url:", 4) == 0)
+        snprintf(buf, len, "%s's schema parameter (the default of --%s)", origin + 4, s->flag);
     else
         snprintf(buf, len, "the default of --%s", s->flag);
 }
@@ -226,7 +282,15 @@ static int apply_value(struct config *cfg, const struct setting *s,
         return 0;
     case KIND_DURATION: {
         long ms;
-        if (parse_duration_ms(value, &ms) != 0 || ms < s->min_ms || ms > s->max_ms) {
+        int rc = parse_duration_ms(value, &ms);
+        if (rc == -2) {
+            snprintf(err, errlen,
+                     "%s: '%s' is below 1 ms, the smallest duration bandage counts; use %s to "
+                     "%ld s, like 30, 2.5 or 500ms",
+                     name, value, s->min_ms > 0 ? "more than 0" : "0", s->max_ms / 1000);
+            return -1;
+        }
+        if (rc != 0 || ms < s->min_ms || ms > s->max_ms) {
             snprintf(err, errlen,
                      "%s: '%s' is not a valid duration; use seconds like 30, 2.5 or 500ms, "
                      "%s to %ld s",
@@ -236,8 +300,17 @@ static int apply_value(struct config *cfg, const struct setting *s,
         *(long *)(void *)field = ms;
         return 0;
     }
+    case KIND_BOOL: {
+        int on = parse_bool(value);
+        if (on < 0) {
+            snprintf(err, errlen, "%s: '%s' is not a boolean; use true/false, 1/0, yes/no or "
+                                  "on/off", name, value);
+            return -1;
+        }
+        *(int *)(void *)field = on;
+        return 0;
+    }
     case KIND_CHOICE:
-    case KIND_BOOL:
         for (int i = 0; s->choices[i]; i++) {
             if (strcmp(value, s->choices[i]) == 0) {
                 *(int *)(void *)field = i;
@@ -283,72 +356,88 @@ static int is_valid_schema_name(const char *name, size_t len)
     return !(len >= 14 && strncmp(name, "bandage_aside_", 14) == 0);
 }
 
-/* Is the n-byte name at p also named earlier in list (which starts at list)? */
-static int named_before(const char *list, const char *p, size_t n)
+/* Is the n-byte name at p one of the comma-separated names in list[0..used)? */
+static int named_in(const char *list, size_t used, const char *p, size_t n)
 {
-    for (const char *q = list; q < p;) {
-        const char *comma = strchr(q, ',');
-        size_t m = (size_t)(comma - q);
-        if (m == n && strncmp(q, p, n) == 0)
+    for (size_t i = 0; i < used;) {
+        const char *comma = memchr(list + i, ',', used - i);
+        size_t m = comma ? (size_t)(comma - (list + i)) : used - i;
+        if (m == n && strncmp(list + i, p, n) == 0)
             return 1;
-        q = comma + 1;
+        i += m + 1;
     }
     return 0;
 }
 
-static int check_schemas(const char *value, char *why, size_t len)
+/* "public, audit" -> "public,audit": each item trimmed of spaces (a list
+ * written after a comma-space style must not name ' audit'), case kept
+ * (PUBLIC is another schema), none empty, reserved or named twice. Returns
+ * the list in malloc'd storage, or NULL with why filled. */
+static char *normalize_schemas(const char *value, char *why, size_t len)
 {
+    char *out = malloc(strlen(value) + 1);
+    size_t used = 0;
     const char *p = value;
+
+    if (!out) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
     for (;;) {
         const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (named_before(value, p, n)) {
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        size_t n = (size_t)(end - p);
+        if (n == 0) {
+            snprintf(why, len, "'' (an empty item) is not a schema; list names separated by "
+                               "single commas, like public,audit");
+            break;
+        }
+        if (named_in(out, used, p, n)) {
             /* A schema moved aside twice cannot be put back right. */
             snprintf(why, len, "'%.*s' is listed twice; name each schema once", (int)n, p);
-            return -1;
+            break;
         }
         if (!is_valid_schema_name(p, n)) {
             snprintf(why, len,
                      "'%.*s' is not a schema bandage may reset; list 1-63 character names "
                      "separated by commas, not bandage, bandage_aside_*, pg_* or "
                      "information_schema", (int)n, p);
-            return -1;
+            break;
         }
-        if (!comma)
-            return 0;
+        if (used)
+            out[used++] = ',';
+        memcpy(out + used, p, n);
+        used += n;
+        if (!comma) {
+            out[used] = '\0';
+            return out;
+        }
         p = comma + 1;
     }
+    free(out);
+    return NULL;
+}
+
+static int check_schemas(const char *value, char *why, size_t len)
+{
+    char *list = normalize_schemas(value, why, len);
+    free(list);
+    return list ? 0 : -1;
 }
 
 static int check_conninfo(const char *value, char *why, size_t len)
 {
-    char *perr = NULL;
+    struct dburl url;
     if (!value[0])
         return 0;
-    PQconninfoOption *opts = PQconninfoParse(value, &perr);
-    /* libpq's message may quote part of the string, password included: not shown. */
-    PQfreemem(perr);
-    if (opts) {
-        /* libpq checks connect_timeout only on its blocking path; bandage
-         * connects asynchronously, so check it here, as psql would. */
-        int bad_timeout = 0;
-        for (PQconninfoOption *o = opts; o->keyword; o++) {
-            if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0]) {
-                char *end;
-                errno = 0;
-                long v = strtol(o->val, &end, 10);
-                bad_timeout = errno != 0 || *end != '\0' || v > 86400;
-            }
-        }
-        PQconninfoFree(opts);
-        if (!bad_timeout)
-            return 0;
-        snprintf(why, len, "connect_timeout must be a whole number of seconds");
+    if (dburl_parse(value, &url, why, len) != 0)
         return -1;
-    }
-    snprintf(why, len, "libpq cannot parse it; use postgresql://user:password@host:port/dbname "
-                       "or key=value pairs like 'host=db dbname=app'");
-    return -1;
+    dburl_free(&url);
+    return 0;
 }
 
 static int check_webhook_url(const char *value, char *why, size_t len)
@@ -361,15 +450,41 @@ static int check_webhook_url(const char *value, char *why, size_t len)
 
 static int check_readable_file(const char *value, char *why, size_t len)
 {
-    FILE *f = value[0] ? fopen(value, "r") : NULL;
-    if (f || !value[0]) {
-        if (f)
-            fclose(f);
+    struct stat st;
+    FILE *f;
+    if (!value[0])
+        return 0;
+    /* fopen() opens a directory for reading; the read fails only later. */
+    if (stat(value, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, len, "'%s' is a directory; give the path of a file", value);
+        return -1;
+    }
+    if ((f = fopen(value, "r")) != NULL) {
+        fclose(f);
         return 0;
     }
     snprintf(why, len, "cannot read '%s': %s; give the path of a readable file", value,
              strerror(errno));
     return -1;
+}
+
+/* The schema file decides what the reset leaves: a directory read as an
+ * empty file reset the database to nothing. */
+static int check_regular_file(const char *value, char *why, size_t len)
+{
+    struct stat st;
+    if (value[0] && stat(value, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, len, "'%s' is a directory, not a file (docker run -v makes an empty "
+                           "directory where the host file it names does not exist); give the "
+                           "path of the schema file", value);
+        return -1;
+    }
+    if (value[0] && stat(value, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(why, len, "'%s' is not a regular file; give the path of a plain file of SQL "
+                           "statements", value);
+        return -1;
+    }
+    return check_readable_file(value, why, len);
 }
 
 /* Hooks run through /bin/sh; a scratch image has none: say so up front,
@@ -383,6 +498,23 @@ static int check_shell_exists(const char *value, char *why, size_t len)
     return -1;
 }
 
+/* libpq reads PGCONNECT_TIMEOUT as connect_timeout, and bandage's attempt
+ * limit multiplies it by 1000: a whole number of seconds, bounded. */
+static int check_pgconnect_timeout(char *err, size_t errlen)
+{
+    const char *text = getenv("PGCONNECT_TIMEOUT");
+    char *end;
+    if (!text || !text[0])
+        return 0;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno == 0 && *end == '\0' && v <= 86400)
+        return 0;
+    snprintf(err, errlen, "PGCONNECT_TIMEOUT: '%s' is not a whole number of seconds up to 86400 "
+                          "(libpq's connect_timeout; 0 or less: no limit)", text);
+    return -1;
+}
+
 /* Rules that join two settings. */
 static int validate(const struct config *cfg, char *err, size_t errlen)
 {
@@ -392,6 +524,95 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
                  "(Railway sets RAILWAY_DEPLOYMENT_ID)");
         return -1;
     }
+    /* A transaction pooler hands each transaction to any server session: the
+     * reset's advisory lock and session settings would not hold. */
+    if (cfg->url_pgbouncer && (cfg->reset != RESET_NEVER || cfg->migrations)) {
+        snprintf(err, errlen,
+                 "%s has pgbouncer=true (a transaction pooler), through which a %s cannot hold "
+                 "its lock; set DIRECT_URL (or --direct-url) to the database's unpooled URL, "
+                 "Prisma's directUrl",
+                 cfg->direct_url ? "DIRECT_URL" : "DATABASE_URL",
+                 cfg->reset != RESET_NEVER ? "reset" : "--migrations run");
+        return -1;
+    }
+    return check_pgconnect_timeout(err, errlen);
+}
+
+/* cfg->conninfo, url_schema and url_pgbouncer from the URL bandage uses
+ * (DIRECT_URL when set, else DATABASE_URL). Both were checked already. */
+static int derive_connection(struct config *cfg, char *err, size_t errlen)
+{
+    struct dburl app = {0}, direct = {0};
+    char why[320];
+    int rc = -1;
+
+    if ((cfg->database_url && dburl_parse(cfg->database_url, &app, why, sizeof why) != 0) ||
+        (cfg->direct_url && dburl_parse(cfg->direct_url, &direct, why, sizeof why) != 0)) {
+        snprintf(err, errlen, "%s: %s", cfg->direct_url ? "DIRECT_URL" : "DATABASE_URL", why);
+        goto out;
+    }
+    if (app.schema && direct.schema && strcmp(app.schema, direct.schema) != 0) {
+        snprintf(err, errlen, "DATABASE_URL and DIRECT_URL name different schema parameters; "
+                              "they are one database: make them agree, or set --schemas");
+        goto out;
+    }
+    const char *schema = direct.schema ? direct.schema : app.schema;
+    struct dburl *used = cfg->direct_url ? &direct : cfg->database_url ? &app : NULL;
+    if ((schema && !(cfg->url_schema = keep(strdup(schema)))) ||
+        (used && !(cfg->conninfo = keep(used->conninfo)))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (used) {
+        used->conninfo = NULL; /* kept */
+        cfg->url_pgbouncer = used->pgbouncer;
+    }
+    rc = 0;
+out:
+    dburl_free(&app);
+    dburl_free(&direct);
+    return rc;
+}
+
+/* Does this flag's value hold a secret? A password in a URL (or what cannot
+ * be parsed: it may hide one); the whole webhook URL (its path is a token). */
+static int flag_holds_secret(const struct setting *s, const char *value)
+{
+    struct dburl url;
+    char why[8];
+    if (s->offset == FIELD(webhook_url))
+        return value[0] != '\0';
+    if (s->offset != FIELD(database_url) && s->offset != FIELD(direct_url))
+        return 0;
+    if (dburl_parse(value, &url, why, sizeof why) != 0)
+        return 1;
+    int secret = url.has_secret;
+    dburl_free(&url);
+    return secret;
+}
+
+/* Every user can read /proc/PID/cmdline (ps) for as long as PID 1 lives:
+ * a secret given as a flag is copied for bandage's use and its argv bytes
+ * overwritten, the flag name kept. cfg->argv_warning says which. */
+static int hide_argv_secrets(struct config *cfg, char **flag_values)
+{
+    char flags[96] = "", vars[96] = "";
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        char *value = flag_values[i];
+        if (!value || !flag_holds_secret(&settings[i], value))
+            continue;
+        if (!(flag_values[i] = keep(strdup(value))))
+            return -1;
+        memset(value, 'x', strlen(value));
+        size_t n = strlen(flags), m = strlen(vars);
+        snprintf(flags + n, sizeof flags - n, "%s--%s", n ? ", " : "", settings[i].flag);
+        snprintf(vars + m, sizeof vars - m, "%s%s", m ? ", " : "", settings[i].env);
+    }
+    if (flags[0])
+        snprintf(cfg->argv_warning, sizeof cfg->argv_warning,
+                 "%s on the command line can be read by every user (ps, /proc/PID/cmdline): "
+                 "bandage blanked it once read, but set %s in the environment instead",
+                 flags, vars);
     return 0;
 }
 
@@ -414,14 +635,13 @@ static void build_long_options(struct option *opts)
     opts[i] = (struct option){NULL, 0, NULL, 0};
 }
 
-enum config_result config_load(struct config *cfg, int argc, char **argv,
-                               char *err, size_t errlen)
+/* argv into flag_values (pointers into argv); CONFIG_OK when parsing may go on. */
+static enum config_result read_flags(int argc, char **argv, char **flag_values,
+                                     char *err, size_t errlen)
 {
     struct option long_opts[N_SETTINGS + 4];
-    const char *flag_values[N_SETTINGS] = {0};
     int c;
 
-    memset(cfg, 0, sizeof *cfg);
     build_long_options(long_opts);
     opterr = 0;
     optind = 0; /* 0 fully re-initialises glibc's getopt (tests call this repeatedly) */
@@ -429,7 +649,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
     for (;;) {
         int token_index = optind > 0 ? optind : 1; /* long options never sit mid-cluster */
         if ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) == -1)
-            break;
+            return CONFIG_OK;
         if (c == 'h')
             return CONFIG_HELP;
         if (c == 'V')
@@ -455,6 +675,50 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
             snprintf(err, errlen, "unknown option '%s'; see 'bandage --help'", argv[optind - 1]);
         return CONFIG_ERROR;
     }
+}
+
+static const struct setting *setting_at(size_t offset)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].offset == offset)
+            return &settings[i];
+    return NULL;
+}
+
+/* --schemas: the URL's schema parameter is its default; the list is kept
+ * in its normalised form. */
+static int settle_schemas(struct config *cfg, const char *schemas_origin, char *err,
+                          size_t errlen)
+{
+    const struct setting *s = setting_at(FIELD(schemas));
+    char origin[32], why[320];
+    if (strcmp(schemas_origin, "default") == 0 && cfg->url_schema) {
+        snprintf(origin, sizeof origin, "url:%s", cfg->direct_url ? "DIRECT_URL" : "DATABASE_URL");
+        if (apply_value(cfg, s, cfg->url_schema, origin, err, errlen) != 0)
+            return -1;
+    }
+    if (cfg->schemas && !(cfg->schemas = keep(normalize_schemas(cfg->schemas, why, sizeof why)))) {
+        snprintf(err, errlen, "--schemas: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv,
+                               char *err, size_t errlen)
+{
+    char *flag_values[N_SETTINGS] = {0};
+    const char *schemas_origin = "default";
+
+    memset(cfg, 0, sizeof *cfg);
+    config_release();
+    enum config_result r = read_flags(argc, argv, flag_values, err, errlen);
+    if (r != CONFIG_OK)
+        return r;
+    if (hide_argv_secrets(cfg, flag_values) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return CONFIG_ERROR;
+    }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
         const char *origin = "flag";
@@ -463,9 +727,13 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
             value = env_or_default(s, &origin);
         if (value && apply_value(cfg, s, value, origin, err, errlen) != 0)
             return CONFIG_ERROR;
+        if (s->offset == FIELD(schemas))
+            schemas_origin = origin;
     }
     cfg->command = optind < argc ? &argv[optind] : NULL;
-    cfg->conninfo = cfg->direct_url ? cfg->direct_url : cfg->database_url;
+    if (derive_connection(cfg, err, errlen) != 0 ||
+        settle_schemas(cfg, schemas_origin, err, errlen) != 0)
+        return CONFIG_ERROR;
     return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }
 
@@ -483,6 +751,9 @@ void config_print_help(FILE *out)
     }
     fprintf(out, "  -h, --help           show this help\n"
                  "  -V, --version        show the version\n\n"
+                 "Booleans: true/false, 1/0, yes/no, on/off (any case). Durations: seconds\n"
+                 "(30, 2.5, 1.5s) or 500ms, counted in whole milliseconds: a value that is\n"
+                 "not 0 but below 1 ms is refused.\n\n"
                  "Exit codes: the app's own; 128+N if it died of signal N; 64 usage error;\n"
                  "65 schema file failed (database unchanged); 69 database unavailable;\n"
                  "70 internal error; 73 hook command failed; 77 refused (authentication,\n"
@@ -497,4 +768,9 @@ void config_print_markdown(FILE *out)
         const struct setting *s = &settings[i];
         fprintf(out, "| `--%s` | `%s` | %s | %s |\n", s->flag, s->env, s->default_doc, s->help);
     }
+    fprintf(out, "\nBooleans take `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`, in any case. "
+                 "Durations are counted in whole milliseconds: a value that is not 0 but below "
+                 "1 ms (`0.0001`) is refused, not rounded to 0. A flag that carries a secret "
+                 "(`--database-url` or `--direct-url` with a password, `--webhook-url`) is blanked "
+                 "in bandage's command line once read, with a warning: prefer the environment.\n");
 }

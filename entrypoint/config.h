@@ -16,6 +16,7 @@ struct config {
     const char *conninfo;         /* what bandage's own connections use: direct_url, else
                                      database_url, Prisma's parameters taken out; NULL: PG* */
     const char *url_schema;       /* the URL's Prisma `schema` parameter, NULL if none */
+    int url_pgbouncer;            /* that URL says pgbouncer=true (Prisma: a transaction pooler) */
     long wait_timeout_ms;         /* 0: skip waiting */
     long connect_timeout_ms;
     int reset;                    /* enum reset_mode */
@@ -41,6 +42,9 @@ struct config {
     int log_format;               /* enum log_format */
     int log_level;                /* enum log_level */
     char **command;               /* argv after "--", NULL when none */
+    /* Non-empty when a secret was given as a flag (and blanked in argv): the
+     * warning main logs once the log is set up. */
+    char argv_warning[320];
 };
 
 enum config_result {
@@ -55,6 +59,9 @@ enum config_result {
  * On CONFIG_ERROR, err holds one line naming the setting and the fix. */
 enum config_result config_load(struct config *cfg, int argc, char **argv,
                                char *err, size_t errlen);
+
+/* Frees what config_load allocated (copies it owns); cfg's strings go. */
+void config_release(void);
 
 void config_print_help(FILE *out);
 

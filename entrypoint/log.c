@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <libpq-fe.h>
 
 #include "json.h"
 #include "report/report.h"
@@ -82,37 +81,6 @@ void log_event(const char *summary, const char *json_object)
 {
     if (log_enabled(LOG_INFO))
         write_line(LOG_INFO, summary, json_object);
-}
-
-static void append_part(char *out, size_t outlen, size_t *used, const char *key,
-                        const char *value)
-{
-    if (!value || !value[0] || *used >= outlen)
-        return;
-    int n = snprintf(out + *used, outlen - *used, "%s%s=%s", *used ? " " : "", key, value);
-    if (n > 0)
-        *used += (size_t)n;
-}
-
-void redact_conninfo(const char *conninfo, char *out, size_t outlen)
-{
-    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user",
-                                        "sslmode", NULL};
-    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : PQconndefaults();
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (!opts) {
-        snprintf(out, outlen, "(unparsable connection string)");
-        return;
-    }
-    for (int k = 0; shown[k]; k++)
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-            if (strcmp(o->keyword, shown[k]) == 0)
-                append_part(out, outlen, &used, o->keyword, o->val);
-    PQconninfoFree(opts);
-    if (used == 0)
-        snprintf(out, outlen, "(libpq defaults)");
 }
 
 void redact_url(const char *url, char *out, size_t outlen)

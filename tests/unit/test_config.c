@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,8 @@ static void unset_all(void)
         free(names[i]);
     }
     unsetenv("DATABASE_URL");
+    unsetenv("DIRECT_URL");
+    unsetenv("PGCONNECT_TIMEOUT");
     unsetenv("RAILWAY_DEPLOYMENT_ID");
     unsetenv("POSIXLY_CORRECT");
 }
@@ -112,6 +115,7 @@ static int teardown(void **state)
     (void)state;
     free_args();
     unset_all();
+    config_release();
     return 0;
 }
 
@@ -162,7 +166,12 @@ static void test_precedence_string(void **state)
 
     /* every string setting reads its own variable */
     set("DATABASE_URL", "host=envdb dbname=app");
-    set("BANDAGE_SCHEMA_FILE", "/dev/null");
+    /* a regular file (a device or a directory is refused: see below) */
+    char schema_path[] = "/tmp/bandage-precedence-XXXXXX";
+    int schema_fd = mkstemp(schema_path);
+    assert_true(schema_fd >= 0);
+    close(schema_fd);
+    set("BANDAGE_SCHEMA_FILE", schema_path);
     set("BANDAGE_SCHEMA_COMMAND", "npx prisma db push --skip-generate");
     set("BANDAGE_BEFORE_RESET", "pg_dump -f /backup.sql");
     set("BANDAGE_WEBHOOK_URL", "https://hooks.example.com/x");
@@ -170,7 +179,7 @@ static void test_precedence_string(void **state)
     set("BANDAGE_SCHEMAS", "public,app");
     assert_ok(LOAD0());
     assert_string_equal(g_cfg.database_url, "host=envdb dbname=app");
-    assert_string_equal(g_cfg.schema_file, "/dev/null");
+    assert_string_equal(g_cfg.schema_file, schema_path);
     assert_string_equal(g_cfg.schema_command, "npx prisma db push --skip-generate");
     assert_string_equal(g_cfg.before_reset, "pg_dump -f /backup.sql");
     assert_string_equal(g_cfg.webhook_url, "https://hooks.example.com/x");
@@ -180,6 +189,7 @@ static void test_precedence_string(void **state)
     assert_ok(LOAD("--database-url", "postgresql://u@flagdb/app", "--schemas", "other"));
     assert_string_equal(g_cfg.database_url, "postgresql://u@flagdb/app");
     assert_string_equal(g_cfg.schemas, "other");
+    unlink(schema_path);
 }
 
 static void test_precedence_duration(void **state)
@@ -962,6 +972,438 @@ static void test_abbreviated_flag_rejected(void **state)
     assert_int_equal(g_cfg.grace_ms, 1000);
 }
 
+
+/* ---- Prisma's DATABASE_URL (issue 9 item 1) ---------------------------------- */
+
+/* The URL `prisma init` writes, with every parameter users add. */
+static void test_prisma_url_accepted(void **state)
+{
+    (void)state;
+    static const char *const params[] = {
+        "schema=public", "connection_limit=5", "pool_timeout=10", "pgbouncer=true",
+        "pgbouncer=false", "socket_timeout=30", "statement_cache_size=0",
+        "max_connection_lifetime=60", "max_idle_connection_lifetime=300",
+        "sslaccept=strict", "sslaccept=accept_invalid_certs", "sslmode=require",
+        "sslmode=prefer", "sslmode=disable", "sslcert=/etc/ca.pem", "sslpassword=kpw",
+        "connect_timeout=5", "application_name=web", "options=-c%20statement_timeout%3D5s",
+        "channel_binding=prefer", "host=%2Fvar%2Frun%2Fpostgresql",
+    };
+    char url[512];
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        snprintf(url, sizeof url, "postgresql://USER:PASSWORD@HOST:5432/DB?%s", params[i]);
+        if (LOAD("--database-url", url) != CONFIG_OK)
+            fail_msg("%s refused: %s", url, g_err);
+        assert_string_equal(g_cfg.database_url, url); /* hooks get it unchanged */
+        assert_non_null(g_cfg.conninfo);
+    }
+    /* all at once, as one user's URL */
+    const char *all = "postgresql://USER:PASSWORD@HOST:5432/DB?schema=public&connection_limit=5"
+                      "&pool_timeout=10&pgbouncer=true&sslaccept=strict&socket_timeout=30"
+                      "&statement_cache_size=100&sslmode=require&connect_timeout=5";
+    set("DATABASE_URL", all);
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.database_url, all);
+    assert_string_equal(g_cfg.url_schema, "public");
+    assert_int_equal(g_cfg.url_pgbouncer, 1);
+    /* Prisma's parameters are gone from what libpq sees; libpq's stay */
+    static const char *const gone[] = {"schema", "connection_limit", "pool_timeout",
+                                       "pgbouncer", "sslaccept", "socket_timeout",
+                                       "statement_cache_size"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        assert_not_contains(g_cfg.conninfo, gone[i]);
+    assert_contains(g_cfg.conninfo, "connect_timeout='5'");
+    assert_contains(g_cfg.conninfo, "host='HOST'");
+    assert_contains(g_cfg.conninfo, "dbname='DB'");
+    /* sslaccept=strict: Prisma verifies the chain and the host name */
+    assert_contains(g_cfg.conninfo, "sslmode='verify-full'");
+}
+
+static void test_prisma_url_unknown_parameter(void **state)
+{
+    (void)state;
+    assert_config_error(LOAD("--database-url", "postgresql://u:s3cret@h/db?shema=public"));
+    assert_contains(g_err, "--database-url");
+    assert_contains(g_err, "'shema'");
+    assert_not_contains(g_err, "cannot parse");
+    assert_not_contains(g_err, "s3cret");
+
+    set("DIRECT_URL", "postgresql://u:s3cret@h/db?connection_limits=1");
+    assert_config_error(LOAD0());
+    assert_contains(g_err, "DIRECT_URL:");
+    assert_contains(g_err, "'connection_limits'");
+    unsetenv("DIRECT_URL");
+
+    /* bad values of Prisma's own parameters name the parameter, never the value */
+    static const char *const bad[] = {
+        "pgbouncer=yes", "connection_limit=-1", "pool_timeout=ten", "sslaccept=maybe",
+        "statement_cache_size=", "socket_timeout=1.5",
+    };
+    char url[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(url, sizeof url, "postgresql://u:s3cret@h/db?%s", bad[i]);
+        if (LOAD("--database-url", url) != CONFIG_ERROR)
+            fail_msg("%s accepted", url);
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(bad[i], "="), bad[i]);
+        assert_contains(g_err, name);
+        assert_not_contains(g_err, "s3cret");
+    }
+}
+
+/* sslidentity is a PKCS#12 bundle: libpq reads PEM only, so it is refused
+ * with what to do instead; sslcert is Prisma's CA file (libpq's sslrootcert). */
+static void test_prisma_tls_parameters(void **state)
+{
+    (void)state;
+    assert_config_error(LOAD("--database-url",
+                             "postgresql://u:p@h/db?sslidentity=/id.p12&sslpassword=s3cret"));
+    assert_contains(g_err, "sslidentity");
+    assert_contains(g_err, "PGSSLCERT");
+    assert_not_contains(g_err, "s3cret");
+
+    assert_ok(LOAD("--database-url", "postgresql://u:p@h/db?sslcert=/etc/ca.pem&sslmode=require"));
+    assert_contains(g_cfg.conninfo, "sslrootcert='/etc/ca.pem'");
+    assert_not_contains(g_cfg.conninfo, "sslcert=");
+    assert_contains(g_cfg.conninfo, "sslmode='require'");
+
+    /* sslaccept=strict with sslmode=disable: no TLS, nothing to verify */
+    assert_ok(LOAD("--database-url", "postgresql://u:p@h/db?sslaccept=strict&sslmode=disable"));
+    assert_contains(g_cfg.conninfo, "sslmode='disable'");
+    assert_ok(LOAD("--database-url", "postgresql://u:p@h/db?sslaccept=accept_invalid_certs"));
+    assert_not_contains(g_cfg.conninfo, "verify");
+
+    /* sslcert with sslkey: libpq's client certificate or Prisma's CA? refused */
+    assert_config_error(LOAD("--database-url",
+                             "postgresql://u:p@h/db?sslcert=/c.crt&sslkey=/c.key"));
+    assert_contains(g_err, "sslrootcert");
+
+    /* key=value conninfo is libpq's alone: sslcert keeps libpq's meaning */
+    assert_ok(LOAD("--database-url", "host=h sslcert=/c.crt sslkey=/c.key"));
+    assert_contains(g_cfg.conninfo, "sslcert='/c.crt'");
+}
+
+/* An unescaped '@' in the password: Prisma (WHATWG URL rules) splits at the
+ * last '@' of the authority; libpq at the first, making the password's tail
+ * the host, which the log then showed. */
+static void test_url_unescaped_at_in_password(void **state)
+{
+    (void)state;
+    assert_ok(LOAD("--database-url", "postgresql://alice:p@ss@w0rd@db.example.com:5433/app"));
+    assert_string_equal(g_cfg.database_url, "postgresql://alice:p@ss@w0rd@db.example.com:5433/app");
+    assert_contains(g_cfg.conninfo, "host='db.example.com'");
+    assert_contains(g_cfg.conninfo, "password='p@ss@w0rd'");
+    assert_contains(g_cfg.conninfo, "user='alice'");
+    /* Azure-style user names carry an '@' too */
+    assert_ok(LOAD("--database-url", "postgresql://app@server:pw@server.example.com/app"));
+    assert_contains(g_cfg.conninfo, "user='app@server'");
+    assert_contains(g_cfg.conninfo, "host='server.example.com'");
+    /* an '@' in a query value is not userinfo */
+    assert_ok(LOAD("--database-url", "postgresql://u:pw@h?application_name=a@b"));
+    assert_contains(g_cfg.conninfo, "host='h'");
+}
+
+/* schema=X is the default of --schemas; --schemas and BANDAGE_SCHEMAS win. */
+static void test_url_schema_is_schemas_default(void **state)
+{
+    (void)state;
+    set("DATABASE_URL", "postgresql://u:p@h/db?schema=audit");
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.url_schema, "audit");
+    assert_string_equal(g_cfg.schemas, "audit");
+
+    set("BANDAGE_SCHEMAS", "public");
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.schemas, "public");
+    assert_string_equal(g_cfg.url_schema, "audit");
+
+    assert_ok(LOAD("--schemas", "app"));
+    assert_string_equal(g_cfg.schemas, "app");
+    unsetenv("BANDAGE_SCHEMAS");
+
+    /* no schema parameter: public, and url_schema NULL */
+    set("DATABASE_URL", "postgresql://u:p@h/db");
+    assert_ok(LOAD0());
+    assert_null(g_cfg.url_schema);
+    assert_string_equal(g_cfg.schemas, "public");
+
+    /* a URL schema bandage may not reset is refused, naming where it came from */
+    set("DATABASE_URL", "postgresql://u:p@h/db?schema=pg_catalog");
+    assert_config_error(LOAD0());
+    assert_contains(g_err, "schema");
+    assert_contains(g_err, "DATABASE_URL");
+    /* ... unless --schemas says what to reset */
+    assert_ok(LOAD("--schemas", "public"));
+}
+
+/* DIRECT_URL (Prisma's directUrl) is what bandage uses; DATABASE_URL is the
+ * app's and the hooks'. */
+static void test_direct_url_precedence(void **state)
+{
+    (void)state;
+    set("DATABASE_URL", "postgresql://u:p@pooler:6543/db?pgbouncer=true&schema=app");
+    set("DIRECT_URL", "postgresql://u:p@direct:5432/db?schema=app");
+    assert_ok(LOAD0());
+    assert_contains(g_cfg.conninfo, "host='direct'");
+    assert_string_equal(g_cfg.database_url,
+                        "postgresql://u:p@pooler:6543/db?pgbouncer=true&schema=app");
+    assert_string_equal(g_cfg.direct_url, "postgresql://u:p@direct:5432/db?schema=app");
+    assert_int_equal(g_cfg.url_pgbouncer, 0);
+    assert_string_equal(g_cfg.url_schema, "app");
+
+    /* the flag wins over the variable */
+    assert_ok(LOAD("--direct-url", "postgresql://u:p@flagdirect/db"));
+    assert_contains(g_cfg.conninfo, "host='flagdirect'");
+    /* the schema then comes from DATABASE_URL when DIRECT_URL names none */
+    assert_string_equal(g_cfg.url_schema, "app");
+
+    /* two different schemas: which one? refused */
+    set("DIRECT_URL", "postgresql://u:p@direct:5432/db?schema=other");
+    assert_config_error(LOAD0());
+    assert_contains(g_err, "DIRECT_URL");
+    assert_contains(g_err, "DATABASE_URL");
+
+    /* DIRECT_URL alone */
+    unsetenv("DATABASE_URL");
+    set("DIRECT_URL", "postgresql://u:p@direct:5432/db");
+    assert_ok(LOAD0());
+    assert_null(g_cfg.database_url);
+    assert_contains(g_cfg.conninfo, "host='direct'");
+
+    /* neither: libpq's PG* variables */
+    unsetenv("DIRECT_URL");
+    assert_ok(LOAD0());
+    assert_null(g_cfg.conninfo);
+}
+
+/* A reset or migrations through a transaction pooler (pgbouncer=true on the
+ * URL bandage uses) is refused, naming DIRECT_URL; waiting alone is fine. */
+static void test_pgbouncer_url_refuses_reset(void **state)
+{
+    (void)state;
+    set("DATABASE_URL", "postgresql://u:p@pooler:6543/db?pgbouncer=true");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.url_pgbouncer, 1);
+
+    assert_config_error(LOAD("--reset", "always", "--confirm-database", "db"));
+    assert_contains(g_err, "pgbouncer=true");
+    assert_contains(g_err, "DIRECT_URL");
+    assert_config_error(LOAD("--migrations", "/tmp"));
+    assert_contains(g_err, "DIRECT_URL");
+
+    set("DIRECT_URL", "postgresql://u:p@direct:5432/db");
+    assert_ok(LOAD("--reset", "always", "--confirm-database", "db"));
+    assert_int_equal(g_cfg.url_pgbouncer, 0);
+
+    /* a DIRECT_URL that is itself a pooler does not help */
+    set("DIRECT_URL", "postgresql://u:p@direct:5432/db?pgbouncer=true");
+    assert_config_error(LOAD("--reset", "always", "--confirm-database", "db"));
+    assert_contains(g_err, "DIRECT_URL");
+}
+
+/* ---- --schemas: trimmed, case kept (issue 8 item 4) --------------------------- */
+
+static void test_schemas_trimmed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"public, audit", "public,audit"}, {" public", "public"},   {"public ", "public"},
+        {" a , b ,c ", "a,b,c"},           {"PUBLIC", "PUBLIC"},    {"\tpublic\t", "public"},
+        {"Public,public", "Public,public"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (LOAD("--schemas", cases[i].in) != CONFIG_OK)
+            fail_msg("--schemas '%s' refused: %s", cases[i].in, g_err);
+        assert_string_equal(g_cfg.schemas, cases[i].out);
+    }
+    set("BANDAGE_SCHEMAS", "public, audit");
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.schemas, "public,audit");
+    unsetenv("BANDAGE_SCHEMAS");
+
+    static const char *const bad[] = {"public, public", "public,  ,audit", " ", "public, ",
+                                      " bandage", "audit, pg_catalog "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (LOAD("--schemas", bad[i]) != CONFIG_ERROR)
+            fail_msg("--schemas '%s' accepted as '%s'", bad[i], g_cfg.schemas);
+    assert_config_error(LOAD("--schemas", "public, public"));
+    assert_contains(g_err, "'public' is listed twice");
+}
+
+/* ---- --schema-file must be a regular file (issue 8 item 2) --------------------- */
+
+static void test_schema_file_directory_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bandage-schema-dir-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_config_error(LOAD("--schema-file", dir));
+    assert_contains(g_err, "--schema-file");
+    assert_contains(g_err, "directory");
+    assert_contains(g_err, "docker run -v");
+    set("BANDAGE_SCHEMA_FILE", dir);
+    assert_config_error(LOAD0());
+    assert_contains(g_err, "BANDAGE_SCHEMA_FILE:");
+    unsetenv("BANDAGE_SCHEMA_FILE");
+    rmdir(dir);
+
+    /* a device or a pipe is not a schema file either */
+    assert_config_error(LOAD("--schema-file", "/dev/null"));
+    assert_contains(g_err, "regular file");
+
+    char path[] = "/tmp/bandage-schema-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "SELECT 1;\n", 10), 10);
+    close(fd);
+    assert_ok(LOAD("--schema-file", path));
+    assert_string_equal(g_cfg.schema_file, path);
+    /* unreadable: only when not root (root reads anything) */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(path, 0), 0);
+        assert_config_error(LOAD("--schema-file", path));
+        assert_contains(g_err, "cannot read");
+    }
+    unlink(path);
+}
+
+/* ---- booleans ---------------------------------------------------------------- */
+
+static void test_bool_spellings(void **state)
+{
+    (void)state;
+    static const char *const on[] = {"true", "TRUE", "True", "1", "yes", "YES", "on", "On"};
+    static const char *const off[] = {"false", "FALSE", "0", "no", "No", "off", "OFF"};
+    static const char *const bad[] = {"2", "y", "n", "enable", "truee", "t", " true", "-1"};
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        if (LOAD("--plan", on[i]) != CONFIG_OK)
+            fail_msg("--plan %s: %s", on[i], g_err);
+        assert_int_equal(g_cfg.plan, 1);
+        set("BANDAGE_CREATE_SCHEMAS", on[i]);
+        assert_ok(LOAD0());
+        assert_int_equal(g_cfg.create_schemas, 1);
+    }
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        if (LOAD("--plan", off[i]) != CONFIG_OK)
+            fail_msg("--plan %s: %s", off[i], g_err);
+        assert_int_equal(g_cfg.plan, 0);
+        set("BANDAGE_DROP_DEPENDENTS", off[i]);
+        assert_ok(LOAD0());
+        assert_int_equal(g_cfg.drop_dependents, 0);
+    }
+    unsetenv("BANDAGE_CREATE_SCHEMAS");
+    unsetenv("BANDAGE_DROP_DEPENDENTS");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (LOAD("--allow-empty-schema", bad[i]) != CONFIG_ERROR)
+            fail_msg("--allow-empty-schema '%s' accepted", bad[i]);
+        assert_contains(g_err, "--allow-empty-schema");
+        assert_contains(g_err, "yes/no");
+    }
+}
+
+/* ---- durations below 1 ms, webhook-timeout 0 (issue 9 item 7) ------------------ */
+
+static void test_duration_below_one_ms_refused(void **state)
+{
+    (void)state;
+    static const char *const tiny[] = {"0.0001", "0.0009", "0.00001", "0.0005s"};
+    for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+        /* 0 is allowed for --wait-timeout, but 0.0001 is not 0 */
+        if (LOAD("--wait-timeout", tiny[i]) != CONFIG_ERROR)
+            fail_msg("--wait-timeout %s accepted as %ld ms", tiny[i], g_cfg.wait_timeout_ms);
+        assert_contains(g_err, "--wait-timeout");
+        assert_contains(g_err, "1 ms");
+    }
+    assert_ok(LOAD("--wait-timeout", "0.001"));
+    assert_int_equal(g_cfg.wait_timeout_ms, 1);
+    assert_ok(LOAD("--wait-timeout", "0.0000"));
+    assert_int_equal(g_cfg.wait_timeout_ms, 0);
+
+    /* --webhook-timeout 0 would be "no limit" to libcurl: refused */
+    assert_config_error(LOAD("--webhook-timeout", "0"));
+    assert_contains(g_err, "--webhook-timeout");
+    assert_config_error(LOAD("--webhook-timeout", "0.0001"));
+    assert_ok(LOAD("--webhook-timeout", "1ms"));
+    assert_int_equal(g_cfg.webhook_timeout_ms, 1);
+}
+
+/* PGCONNECT_TIMEOUT is read by libpq and by bandage's attempt limit (x 1000). */
+static void test_pgconnect_timeout_validated(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"abc", "5s", "1.5", "99999999999999999999", "86401",
+                                      "9223372036854775807"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set("PGCONNECT_TIMEOUT", bad[i]);
+        if (LOAD0() != CONFIG_ERROR)
+            fail_msg("PGCONNECT_TIMEOUT=%s accepted", bad[i]);
+        assert_contains(g_err, "PGCONNECT_TIMEOUT");
+    }
+    static const char *const good[] = {"0", "2", "86400", "-1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        set("PGCONNECT_TIMEOUT", good[i]);
+        if (LOAD0() != CONFIG_OK)
+            fail_msg("PGCONNECT_TIMEOUT=%s: %s", good[i], g_err);
+    }
+    unsetenv("PGCONNECT_TIMEOUT");
+    /* the URL's connect_timeout has the same bound */
+    assert_config_error(LOAD("--database-url", "postgresql://h/db?connect_timeout=99999999999"));
+    assert_contains(g_err, "connect_timeout");
+}
+
+/* ---- secrets on the command line (issue 9 item 5) ------------------------------ */
+
+static int argv_contains(const char *needle)
+{
+    for (int i = 0; i < g_argc; i++)
+        if (strstr(g_argv[i], needle))
+            return 1;
+    return 0;
+}
+
+static void test_argv_secrets_blanked(void **state)
+{
+    (void)state;
+    assert_ok(LOAD("--database-url", "postgresql://u:s3cretdb@h/db", "--direct-url=host=d "
+                   "password=s3cretdirect", "--webhook-url", "https://hooks.example.com/T/s3crethook",
+                   "--grace", "1", "--", "app", "--password", "s3cretapp"));
+    assert_false(argv_contains("s3cretdb"));
+    assert_false(argv_contains("s3cretdirect"));
+    assert_false(argv_contains("s3crethook"));
+    /* the flag names stay, so ps still shows what was given */
+    assert_string_equal(g_argv[1], "--database-url");
+    assert_int_equal(strncmp(g_argv[3], "--direct-url=", 13), 0);
+    assert_string_equal(g_argv[4], "--webhook-url");
+    assert_string_equal(g_argv[6], "--grace");
+    assert_string_equal(g_argv[7], "1");
+    /* bandage keeps the values */
+    assert_string_equal(g_cfg.database_url, "postgresql://u:s3cretdb@h/db");
+    assert_string_equal(g_cfg.direct_url, "host=d password=s3cretdirect");
+    assert_string_equal(g_cfg.webhook_url, "https://hooks.example.com/T/s3crethook");
+    assert_contains(g_cfg.conninfo, "s3cretdirect");
+    /* the app's own arguments are the app's */
+    assert_string_equal(g_cfg.command[0], "app");
+    assert_string_equal(g_cfg.command[1], "--password");
+    assert_string_equal(g_cfg.command[2], "s3cretapp");
+    /* one warning, naming the flags and the fix, not the secret */
+    assert_contains(g_cfg.argv_warning, "--database-url");
+    assert_contains(g_cfg.argv_warning, "--webhook-url");
+    assert_contains(g_cfg.argv_warning, "environment");
+    assert_not_contains(g_cfg.argv_warning, "s3cret");
+
+    /* nothing secret: nothing blanked, no warning */
+    assert_ok(LOAD("--database-url", "postgresql://u@h/db", "--grace", "1"));
+    assert_string_equal(g_argv[2], "postgresql://u@h/db");
+    assert_string_equal(g_cfg.argv_warning, "");
+
+    /* from the environment: no warning */
+    set("DATABASE_URL", "postgresql://u:s3cretdb@h/db");
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.argv_warning, "");
+    unsetenv("DATABASE_URL");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -995,6 +1437,19 @@ int main(void)
         T(test_bug_short_option_cluster_message),
         T(test_abbreviated_flag_rejected),
         T(test_unreadable_files),
+        T(test_prisma_url_accepted),
+        T(test_prisma_url_unknown_parameter),
+        T(test_prisma_tls_parameters),
+        T(test_url_unescaped_at_in_password),
+        T(test_url_schema_is_schemas_default),
+        T(test_direct_url_precedence),
+        T(test_pgbouncer_url_refuses_reset),
+        T(test_schemas_trimmed),
+        T(test_schema_file_directory_refused),
+        T(test_bool_spellings),
+        T(test_duration_below_one_ms_refused),
+        T(test_pgconnect_timeout_validated),
+        T(test_argv_secrets_blanked),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,514 @@
+/* Database URLs: libpq's own forms, and Prisma's DATABASE_URL.
+ *
+ * Prisma's meanings come from its query engine, prisma-engines
+ * quaint/src/connector/postgres/url.rs (PostgresNativeUrl::parse_query_params)
+ * and quaint/src/connector/postgres/native/mod.rs (how the TLS connector is
+ * built from them), and Prisma's "PostgreSQL connection URL arguments" docs.
+ * libpq's are the keywords libpq itself lists (PQconninfoParse, as
+ * PQconndefaults does).
+ *
+ * Only a postgresql:// or postgres:// URI can be Prisma's: a key=value
+ * conninfo is libpq's alone and is only parsed and re-emitted. */
+#include "dburl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+enum prisma_kind {
+    PRISMA_SCHEMA,      /* search_path for Prisma; the default of --schemas */
+    PRISMA_PGBOUNCER,   /* "true"/"false" (Rust bool parse): a transaction pooler */
+    PRISMA_COUNT,       /* pool and cache sizes, timeouts: unsigned integers in Prisma */
+    PRISMA_SSLACCEPT,   /* strict | accept_invalid_certs */
+    PRISMA_SSLCERT,     /* the server's CA file (added as a root certificate) */
+    PRISMA_SSLIDENTITY  /* a PKCS#12 client identity (Identity::from_pkcs12) */
+};
+
+/* Parameters Prisma reads and libpq does not know (or, sslcert, knows with
+ * another meaning). Taken out before libpq parses the URL. Those both read
+ * with one meaning (host, sslmode, connect_timeout, application_name,
+ * options, channel_binding, sslpassword) are libpq's and stay. */
+static const struct {
+    const char *name;
+    enum prisma_kind kind;
+} prisma_params[] = {
+    {"schema", PRISMA_SCHEMA},
+    {"pgbouncer", PRISMA_PGBOUNCER},
+    {"connection_limit", PRISMA_COUNT},
+    {"pool_timeout", PRISMA_COUNT},
+    {"socket_timeout", PRISMA_COUNT},
+    {"statement_cache_size", PRISMA_COUNT},
+    {"max_connection_lifetime", PRISMA_COUNT},
+    {"max_idle_connection_lifetime", PRISMA_COUNT},
+    {"sslaccept", PRISMA_SSLACCEPT},
+    {"sslcert", PRISMA_SSLCERT},
+    {"sslidentity", PRISMA_SSLIDENTITY},
+};
+
+#define N_PRISMA (sizeof prisma_params / sizeof prisma_params[0])
+
+/* What the query string said that is not passed to libpq as written. */
+struct prisma_state {
+    char *schema;
+    int pgbouncer;
+    int sslaccept_strict;
+    char *sslcert;     /* Prisma's CA file: libpq's sslrootcert */
+    int has_sslkey;    /* libpq's client key: then sslcert is ambiguous */
+    int has_sslrootcert;
+};
+
+static const char *uri_body(const char *s)
+{
+    static const char *const prefixes[] = {"postgresql://", "postgres://", NULL};
+    for (int i = 0; prefixes[i]; i++)
+        if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0)
+            return s + strlen(prefixes[i]);
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* application/x-www-form-urlencoded, as Prisma reads its query (url's
+ * query_pairs): '+' is a space, %XX a byte, a stray '%' itself. NULL on
+ * %00 (libpq refuses it too) or out of memory. */
+static char *form_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            char c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            if (c == '\0') {
+                free(out);
+                return NULL;
+            }
+            *o++ = c;
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Percent-encodes every byte but the unreserved ones, for libpq's URI parser. */
+static void put_encoded(FILE *out, const char *s)
+{
+    static const char unreserved[] = "-._~";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            (*p && strchr(unreserved, *p)))
+            fputc(*p, out);
+        else
+            fprintf(out, "%%%02X", *p);
+    }
+}
+
+/* A parameter name fit to appear in a message: a plain word. Anything else
+ * may be a piece of a mistyped password. */
+static const char *shown_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 40 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+        return NULL;
+    return name;
+}
+
+static int is_libpq_keyword(const char *name)
+{
+    /* Every keyword libpq knows, without PQconndefaults' environment and
+     * service-file lookups (which fail, NULL, on a bad PGSERVICE). */
+    PQconninfoOption *defs = PQconninfoParse("", NULL);
+    int found = 0;
+    for (PQconninfoOption *o = defs; o && o->keyword && !found; o++)
+        found = strcmp(o->keyword, name) == 0;
+    PQconninfoFree(defs);
+    /* libpq's URI parser also takes ssl=true (JDBC's spelling of sslmode=require) */
+    return found || strcmp(name, "ssl") == 0;
+}
+
+static int is_unsigned(const char *v)
+{
+    return v[0] && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 19;
+}
+
+/* One of Prisma's own parameters: checked as Prisma would, then recorded. */
+static int take_prisma_param(enum prisma_kind kind, const char *name, char *value,
+                             struct prisma_state *st, char *why, size_t len)
+{
+    switch (kind) {
+    case PRISMA_SCHEMA:
+        free(st->schema);
+        st->schema = value[0] ? strdup(value) : NULL;
+        if (value[0] && !st->schema) {
+            snprintf(why, len, "out of memory");
+            return -1;
+        }
+        return 0;
+    case PRISMA_PGBOUNCER:
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+            st->pgbouncer = strcmp(value, "true") == 0;
+            return 0;
+        }
+        snprintf(why, len, "pgbouncer must be true or false (Prisma's flag for a transaction "
+                           "pooler)");
+        return -1;
+    case PRISMA_COUNT:
+        if (is_unsigned(value))
+            return 0;
+        snprintf(why, len, "%s must be a whole number, as Prisma requires", name);
+        return -1;
+    case PRISMA_SSLACCEPT:
+        /* Prisma: strict = danger_accept_invalid_certs(false), the chain and the
+         * host name are verified; accept_invalid_certs (its default) = neither. */
+        if (strcmp(value, "strict") == 0 || strcmp(value, "accept_invalid_certs") == 0) {
+            st->sslaccept_strict = strcmp(value, "strict") == 0;
+            return 0;
+        }
+        snprintf(why, len, "sslaccept must be strict or accept_invalid_certs");
+        return -1;
+    case PRISMA_SSLCERT:
+        /* Prisma resolves a relative path from the folder of schema.prisma,
+         * libpq from the working directory: only an absolute one means the
+         * same file to both. */
+        if (value[0] != '/') {
+            snprintf(why, len, "sslcert (Prisma: the server's CA file) must be an absolute path "
+                               "for bandage: Prisma reads a relative one from schema.prisma's "
+                               "folder");
+            return -1;
+        }
+        free(st->sslcert);
+        st->sslcert = strdup(value);
+        return st->sslcert ? 0 : -1;
+    case PRISMA_SSLIDENTITY:
+        snprintf(why, len, "sslidentity (a PKCS#12 client identity) cannot be read by libpq; "
+                           "convert it to PEM (openssl pkcs12 -clcerts -nokeys / -nocerts "
+                           "-nodes) and give bandage PGSSLCERT and PGSSLKEY instead");
+        return -1;
+    }
+    return -1;
+}
+
+/* One key=value of the query: Prisma's taken out, libpq's re-encoded, an
+ * unknown one refused by name. */
+static int take_query_param(const char *seg, size_t n, FILE *kept, int *n_kept,
+                            struct prisma_state *st, char *why, size_t len)
+{
+    const char *eq = memchr(seg, '=', n);
+    char *name = form_decode(seg, eq ? (size_t)(eq - seg) : n);
+    char *value = eq ? form_decode(eq + 1, n - (size_t)(eq - seg) - 1) : NULL;
+    int rc = -1;
+
+    if (!name || (eq && !value)) {
+        snprintf(why, len, "a query parameter holds %%00 or memory ran out; remove it");
+        goto out;
+    }
+    const char *shown = shown_name(name);
+    if (!eq) {
+        snprintf(why, len, "the query parameter %s%s%s has no '=value'", shown ? "'" : "",
+                 shown ? shown : "(not shown)", shown ? "'" : "");
+        goto out;
+    }
+    for (size_t i = 0; i < N_PRISMA; i++) {
+        if (strcmp(name, prisma_params[i].name) == 0) {
+            rc = take_prisma_param(prisma_params[i].kind, name, value, st, why, len);
+            goto out;
+        }
+    }
+    if (!is_libpq_keyword(name)) {
+        snprintf(why, len, "unknown parameter %s%s%s: neither Prisma nor libpq reads it; check "
+                           "its spelling or remove it", shown ? "'" : "",
+                 shown ? shown : "(its name is not shown)", shown ? "'" : "");
+        goto out;
+    }
+    st->has_sslkey |= strcmp(name, "sslkey") == 0;
+    st->has_sslrootcert |= strcmp(name, "sslrootcert") == 0;
+    fputc((*n_kept)++ ? '&' : '?', kept);
+    put_encoded(kept, name);
+    fputc('=', kept);
+    put_encoded(kept, value);
+    rc = 0;
+out:
+    free(name);
+    free(value);
+    return rc;
+}
+
+/* Writes the URI's start (prefix, user info, hosts, path) to out. Prisma
+ * (WHATWG URL rules) ends the user info at the authority's LAST '@', libpq
+ * at its first: with an unescaped '@' in a password, libpq would take the
+ * password's tail for the host. So every '@' of the user info but the last
+ * is written as %40, which libpq decodes. Returns where the query begins
+ * (at '?', or the end). */
+static const char *put_uri_start(const char *url, const char *body, FILE *out)
+{
+    size_t to_slash = strcspn(body, "/");
+    const char *first_at = memchr(body, '@', to_slash);
+    const char *host = body;
+
+    fwrite(url, 1, (size_t)(body - url), out);
+    if (first_at) {
+        /* A '?' after the first '@' ends the hosts (a query value may hold '@');
+         * one before it is part of a password, as libpq reads it. */
+        const char *q = memchr(first_at, '?', (size_t)(body + to_slash - first_at));
+        const char *end = q ? q : body + to_slash;
+        const char *last_at = first_at;
+        for (const char *p = first_at; p < end; p++)
+            if (*p == '@')
+                last_at = p;
+        for (const char *p = body; p < last_at; p++) {
+            if (*p == '@')
+                fputs("%40", out);
+            else
+                fputc(*p, out);
+        }
+        fputc('@', out);
+        host = last_at + 1;
+    }
+    const char *query = strchr(host, '?');
+    if (!query)
+        query = host + strlen(host);
+    fwrite(host, 1, (size_t)(query - host), out);
+    return query;
+}
+
+/* The URI with Prisma's parameters taken out: what libpq is given. */
+static char *strip_prisma(const char *url, const char *body, struct prisma_state *st,
+                          char *why, size_t len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    int n_kept = 0, rc = 0;
+
+    if (!out) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
+    const char *q = put_uri_start(url, body, out);
+    if (*q == '?')
+        q++;
+    while (*q && rc == 0) {
+        size_t n = strcspn(q, "&");
+        if (n > 0)
+            rc = take_query_param(q, n, out, &n_kept, st, why, len);
+        q += n + (q[n] == '&');
+    }
+    if (fclose(out) != 0 || rc != 0) {
+        if (rc == 0)
+            snprintf(why, len, "out of memory");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static PQconninfoOption *find_option(PQconninfoOption *opts, const char *keyword)
+{
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0)
+            return o;
+    return NULL;
+}
+
+static const char *option_value(PQconninfoOption *opts, const char *keyword)
+{
+    PQconninfoOption *o = find_option(opts, keyword);
+    return o && o->val && o->val[0] ? o->val : NULL;
+}
+
+/* libpq checks connect_timeout only on its blocking path; bandage connects
+ * asynchronously and wants the error now. (A bad sslmode libpq refuses at
+ * the first attempt, exit 64, with its own message.) */
+static int check_values(PQconninfoOption *opts, char *why, size_t len)
+{
+    const char *timeout = option_value(opts, "connect_timeout");
+    if (timeout) {
+        char *end;
+        errno = 0;
+        long v = strtol(timeout, &end, 10);
+        if (errno != 0 || *end != '\0' || v > 86400) {
+            snprintf(why, len, "connect_timeout must be a whole number of seconds, at most 86400");
+            return -1;
+        }
+    }
+    /* No host name has an '@': one here is a piece of a user name or password. */
+    const char *host = option_value(opts, "host");
+    if (host && host[0] != '/' && strchr(host, '@')) {
+        snprintf(why, len, "the host part holds an '@'; write '@' in the user name or password "
+                           "as %%40");
+        return -1;
+    }
+    return 0;
+}
+
+/* The TLS settings Prisma's parameters ask for, in libpq's words:
+ *  - sslaccept=strict verifies chain and host name: libpq's verify-full (no
+ *    plaintext fallback even with Prisma's default sslmode=prefer: stricter).
+ *  - sslcert is Prisma's CA file: libpq's sslrootcert (libpq then checks the
+ *    chain whatever sslmode says, where Prisma without strict would not). */
+static int map_tls(PQconninfoOption *opts, const struct prisma_state *st, const char **mode,
+                   const char **rootcert, char *why, size_t len)
+{
+    const char *given = option_value(opts, "sslmode");
+    *mode = NULL;
+    *rootcert = NULL;
+    if (st->sslaccept_strict && !(given && strcmp(given, "disable") == 0))
+        *mode = "verify-full";
+    if (st->sslcert && (st->has_sslkey || st->has_sslrootcert)) {
+        snprintf(why, len, "sslcert is the server's CA in Prisma's URL but the client certificate "
+                           "in libpq's: with %s, write the CA as sslrootcert, and give a client "
+                           "certificate as PGSSLCERT/PGSSLKEY",
+                 st->has_sslkey ? "sslkey" : "sslrootcert");
+        return -1;
+    }
+    *rootcert = st->sslcert;
+    return 0;
+}
+
+static void put_quoted(FILE *out, const char *keyword, const char *value)
+{
+    fprintf(out, "%s%s='", ftell(out) ? " " : "", keyword);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+    fputc('\'', out);
+}
+
+/* The parsed options as key=value conninfo, with the mapped TLS settings.
+ * PQconninfoParse lists every keyword libpq knows (val NULL when not given). */
+static char *emit_conninfo(PQconninfoOption *opts, const char *mode, const char *rootcert)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    if (!out)
+        return NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        const char *v = o->val;
+        if (mode && strcmp(o->keyword, "sslmode") == 0)
+            v = mode;
+        if (rootcert && strcmp(o->keyword, "sslrootcert") == 0)
+            v = rootcert;
+        if (v)
+            put_quoted(out, o->keyword, v);
+    }
+    if (fclose(out) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int has_secret(PQconninfoOption *opts)
+{
+    return option_value(opts, "password") || option_value(opts, "sslpassword");
+}
+
+int dburl_parse(const char *url, struct dburl *out, char *why, size_t len)
+{
+    struct prisma_state st = {0};
+    const char *body = uri_body(url);
+    char *libpq_form = NULL, *perr = NULL;
+    PQconninfoOption *opts = NULL;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    if (strncmp(url, "prisma://", 9) == 0 || strncmp(url, "prisma+postgres://", 18) == 0) {
+        snprintf(why, len, "a Prisma Accelerate URL is not a database's; give bandage the "
+                           "database's own URL (DIRECT_URL)");
+        return -1;
+    }
+    if (body && !(libpq_form = strip_prisma(url, body, &st, why, len)))
+        goto out;
+    opts = PQconninfoParse(libpq_form ? libpq_form : url, &perr);
+    /* libpq's message may quote part of the string, password included: not shown. */
+    PQfreemem(perr);
+    if (!opts) {
+        snprintf(why, len, "libpq cannot parse it; use postgresql://user:password@host:port/dbname "
+                           "(special characters percent-encoded) or key=value pairs like "
+                           "'host=db dbname=app'");
+        goto out;
+    }
+    const char *mode, *rootcert;
+    if (check_values(opts, why, len) != 0 || map_tls(opts, &st, &mode, &rootcert, why, len) != 0)
+        goto out;
+    if (!(out->conninfo = emit_conninfo(opts, mode, rootcert))) {
+        snprintf(why, len, "out of memory");
+        goto out;
+    }
+    out->schema = st.schema;
+    st.schema = NULL;
+    out->pgbouncer = st.pgbouncer;
+    out->has_secret = has_secret(opts);
+    rc = 0;
+out:
+    PQconninfoFree(opts);
+    free(libpq_form);
+    free(st.schema);
+    free(st.sslcert);
+    return rc;
+}
+
+void dburl_free(struct dburl *u)
+{
+    free(u->conninfo);
+    free(u->schema);
+    memset(u, 0, sizeof *u);
+}
+
+static void append_part(char *out, size_t outlen, size_t *used, const char *key,
+                        const char *value)
+{
+    if (!value || !value[0] || *used >= outlen)
+        return;
+    int n = snprintf(out + *used, outlen - *used, "%s%s=%s", *used ? " " : "", key, value);
+    if (n > 0)
+        *used += (size_t)n;
+}
+
+void redact_conninfo(const char *conninfo, char *out, size_t outlen)
+{
+    /* An allowlist: password, sslpassword and whatever libpq adds later never show. */
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user",
+                                        "sslmode", NULL};
+    struct dburl url = {0};
+    char why[8];
+    PQconninfoOption *opts = NULL;
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (!conninfo)
+        opts = PQconndefaults();
+    else if (dburl_parse(conninfo, &url, why, sizeof why) == 0)
+        opts = PQconninfoParse(url.conninfo, NULL);
+    dburl_free(&url);
+    if (!opts) {
+        snprintf(out, outlen, "(unparsable connection string)");
+        return;
+    }
+    for (int k = 0; shown[k]; k++)
+        append_part(out, outlen, &used, shown[k], option_value(opts, shown[k]));
+    PQconninfoFree(opts);
+    if (used == 0)
+        snprintf(out, outlen, "(libpq defaults)");
+}

@@ -1,0 +1,311 @@
+/* dburl: Prisma's DATABASE_URL made libpq's, and what a connection string
+ * may show in a log line (redact_conninfo). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "assert_text.h"
+
+#include "dburl.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const pg_vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+                                          "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSERVICE",
+                                          "PGSERVICEFILE", "PGPASSFILE", NULL};
+    for (int i = 0; pg_vars[i]; i++)
+        unsetenv(pg_vars[i]);
+    return 0;
+}
+
+/* The value libpq itself reads for keyword from conninfo (caller frees). */
+static char *libpq_value(const char *conninfo, const char *keyword)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    char *v = NULL;
+    assert_non_null(opts);
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val)
+            v = strdup(o->val);
+    PQconninfoFree(opts);
+    return v;
+}
+
+#define assert_libpq(conninfo, keyword, want)                                         \
+    do {                                                                              \
+        char *v_ = libpq_value((conninfo), (keyword));                                \
+        if (!(want) ? v_ != NULL : !v_ || strcmp(v_, (want) ? (want) : "") != 0)      \
+            fail_msg("%s: libpq reads %s=%s, want %s", (conninfo), (keyword),         \
+                     v_ ? v_ : "(none)", (want) ? (want) : "(none)");                 \
+        free(v_);                                                                     \
+    } while (0)
+
+static void parse_ok(const char *url, struct dburl *u)
+{
+    char why[320] = "";
+    if (dburl_parse(url, u, why, sizeof why) != 0)
+        fail_msg("%s refused: %s", url, why);
+}
+
+static void parse_fails(const char *url, char *why, size_t len)
+{
+    struct dburl u;
+    if (dburl_parse(url, &u, why, len) == 0) {
+        dburl_free(&u);
+        fail_msg("%s accepted", url);
+    }
+    assert_null(u.conninfo);
+}
+
+/* ---- Prisma's parameters -------------------------------------------------- */
+
+static void test_prisma_init_url(void **state)
+{
+    (void)state;
+    struct dburl u;
+    parse_ok("postgresql://USER:PASSWORD@HOST:5432/DB?schema=public", &u);
+    assert_string_equal(u.schema, "public");
+    assert_int_equal(u.pgbouncer, 0);
+    assert_int_equal(u.has_secret, 1);
+    assert_libpq(u.conninfo, "host", "HOST");
+    assert_libpq(u.conninfo, "port", "5432");
+    assert_libpq(u.conninfo, "dbname", "DB");
+    assert_libpq(u.conninfo, "user", "USER");
+    assert_libpq(u.conninfo, "password", "PASSWORD");
+    assert_not_contains(u.conninfo, "schema");
+    dburl_free(&u);
+    assert_null(u.conninfo);
+}
+
+static void test_prisma_params_stripped_libpq_kept(void **state)
+{
+    (void)state;
+    struct dburl u;
+    parse_ok("postgres://u@h/db?connection_limit=3&pgbouncer=true&application_name=my+app"
+             "&options=-c%20search_path%3Dx&pool_timeout=0&sslmode=require&schema=my%20s"
+             "&keepalives=1",
+             &u);
+    assert_int_equal(u.pgbouncer, 1);
+    assert_int_equal(u.has_secret, 0);
+    assert_string_equal(u.schema, "my s");
+    /* Prisma decodes '+' as a space (form encoding): libpq gets the same value */
+    assert_libpq(u.conninfo, "application_name", "my app");
+    assert_libpq(u.conninfo, "options", "-c search_path=x");
+    assert_libpq(u.conninfo, "sslmode", "require");
+    assert_libpq(u.conninfo, "keepalives", "1");
+    assert_not_contains(u.conninfo, "connection_limit");
+    assert_not_contains(u.conninfo, "pool_timeout");
+    dburl_free(&u);
+
+    /* the last of a repeated parameter wins, as in both parsers */
+    parse_ok("postgresql://h/db?schema=a&schema=b&pgbouncer=true&pgbouncer=false", &u);
+    assert_string_equal(u.schema, "b");
+    assert_int_equal(u.pgbouncer, 0);
+    dburl_free(&u);
+
+    /* an empty schema is no schema */
+    parse_ok("postgresql://h/db?schema=", &u);
+    assert_null(u.schema);
+    dburl_free(&u);
+}
+
+static void test_unknown_and_bad_parameters(void **state)
+{
+    (void)state;
+    char why[320];
+    parse_fails("postgresql://u:s3cret@h/db?schmea=public", why, sizeof why);
+    assert_contains(why, "unknown parameter 'schmea'");
+    assert_not_contains(why, "s3cret");
+    /* a name that is not a plain word may be a piece of a password: not shown */
+    parse_fails("postgresql://u@h/db?x%20s3cret=1", why, sizeof why);
+    assert_contains(why, "unknown parameter");
+    assert_not_contains(why, "s3cret");
+    parse_fails("postgresql://u@h/db?s3cret", why, sizeof why);
+    assert_contains(why, "has no '=value'");
+    parse_fails("postgresql://u@h/db?application_name=a%00b", why, sizeof why);
+    assert_contains(why, "%00");
+    parse_fails("postgresql://u@h/db?connect_timeout=5s", why, sizeof why);
+    assert_contains(why, "connect_timeout");
+    parse_fails("postgresql://u@h/db?pgbouncer=1", why, sizeof why);
+    assert_contains(why, "pgbouncer must be true or false");
+    parse_fails("postgresql://u@h/db?statement_cache_size=-1", why, sizeof why);
+    assert_contains(why, "statement_cache_size");
+    parse_fails("prisma://accelerate.prisma-data.net/?api_key=s3cret", why, sizeof why);
+    assert_contains(why, "Accelerate");
+    assert_not_contains(why, "s3cret");
+    parse_fails("postgresql://u@[::1/db", why, sizeof why);
+    assert_contains(why, "libpq cannot parse it");
+    /* libpq's keywords are known even when PGSERVICE names no service */
+    setenv("PGSERVICE", "no_such_service", 1);
+    struct dburl svc;
+    parse_ok("postgresql://h/db?sslmode=require&keepalives=1", &svc);
+    unsetenv("PGSERVICE");
+    dburl_free(&svc);
+    /* empty segments are skipped, as Prisma's form parser does */
+    struct dburl u;
+    parse_ok("postgresql://h/db?&schema=a&&", &u);
+    assert_string_equal(u.schema, "a");
+    dburl_free(&u);
+}
+
+/* Prisma's TLS words in libpq's (quaint url.rs and native/mod.rs). */
+static void test_tls_mapping(void **state)
+{
+    (void)state;
+    struct dburl u;
+    char why[320];
+    static const struct {
+        const char *query, *sslmode, *sslrootcert;
+    } cases[] = {
+        {"sslaccept=strict", "verify-full", NULL},
+        {"sslaccept=strict&sslmode=require", "verify-full", NULL},
+        {"sslmode=prefer&sslaccept=strict", "verify-full", NULL},
+        {"sslaccept=strict&sslmode=disable", "disable", NULL},
+        {"sslaccept=accept_invalid_certs&sslmode=require", "require", NULL},
+        {"sslmode=require", "require", NULL},
+        {"sslmode=verify-ca", "verify-ca", NULL},
+        {"sslcert=/ca.pem&sslaccept=strict", "verify-full", "/ca.pem"},
+        {"sslcert=%2Fca%20dir%2Fca.pem&sslmode=require", "require", "/ca dir/ca.pem"},
+        {"sslrootcert=/root.pem&sslmode=verify-full", "verify-full", "/root.pem"},
+        {"", NULL, NULL},
+    };
+    char url[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(url, sizeof url, "postgresql://u@h/db?%s", cases[i].query);
+        parse_ok(url, &u);
+        assert_libpq(u.conninfo, "sslmode", cases[i].sslmode);
+        assert_libpq(u.conninfo, "sslrootcert", cases[i].sslrootcert);
+        assert_libpq(u.conninfo, "sslcert", NULL);
+        dburl_free(&u);
+    }
+    parse_fails("postgresql://u@h/db?sslidentity=/id.p12", why, sizeof why);
+    assert_contains(why, "sslidentity");
+    assert_contains(why, "PGSSLKEY");
+    parse_fails("postgresql://u@h/db?sslcert=ca.pem", why, sizeof why);
+    assert_contains(why, "absolute path");
+    parse_fails("postgresql://u@h/db?sslcert=/c.crt&sslkey=/c.key", why, sizeof why);
+    assert_contains(why, "sslrootcert");
+    parse_fails("postgresql://u@h/db?sslcert=/ca.pem&sslrootcert=/root.pem", why, sizeof why);
+    assert_contains(why, "sslrootcert");
+    parse_fails("postgresql://u@h/db?sslaccept=yes", why, sizeof why);
+    assert_contains(why, "strict or accept_invalid_certs");
+
+    /* sslpassword is libpq's too (the client key's passphrase): kept, and a secret */
+    parse_ok("postgresql://u@h/db?sslkey=/k.pem&sslpassword=kpw", &u);
+    assert_libpq(u.conninfo, "sslpassword", "kpw");
+    assert_int_equal(u.has_secret, 1);
+    dburl_free(&u);
+}
+
+/* ---- the user info -------------------------------------------------------- */
+
+static void test_unescaped_at(void **state)
+{
+    (void)state;
+    struct dburl u;
+    static const struct {
+        const char *url, *user, *password, *host;
+    } cases[] = {
+        {"postgresql://u:p@ss@db/app", "u", "p@ss", "db"},
+        {"postgresql://u:@@@db/app", "u", "@@", "db"},
+        {"postgresql://a@b:c@d@db:5432/app?schema=x", "a@b", "c@d", "db"},
+        {"postgresql://u:p%40ss@db/app", "u", "p@ss", "db"},
+        {"postgresql://u:p?x@db/app", "u", "p?x", "db"},
+        {"postgresql://u:pw@db?application_name=a@b", "u", "pw", "db"},
+        {"postgresql://u:p@ss@[::1]:5433/app", "u", "p@ss", "::1"},
+        {"postgresql://u:p@ss@h1:5432,h2:5433/app", "u", "p@ss", "h1,h2"},
+        {"postgresql://u:p'\\s@db/app", "u", "p'\\s", "db"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        parse_ok(cases[i].url, &u);
+        assert_libpq(u.conninfo, "user", cases[i].user);
+        assert_libpq(u.conninfo, "password", cases[i].password);
+        assert_libpq(u.conninfo, "host", cases[i].host);
+        dburl_free(&u);
+    }
+}
+
+/* key=value conninfo is libpq's: parsed and re-emitted, nothing Prisma's. */
+static void test_key_value_conninfo(void **state)
+{
+    (void)state;
+    struct dburl u;
+    char why[320];
+    parse_ok("host=db dbname=app password='it\\'s \\\\ x' sslcert=/c.crt", &u);
+    assert_libpq(u.conninfo, "sslcert", "/c.crt");
+    assert_libpq(u.conninfo, "sslrootcert", NULL);
+    assert_libpq(u.conninfo, "password", "it's \\ x");
+    assert_int_equal(u.has_secret, 1);
+    assert_null(u.schema);
+    dburl_free(&u);
+    parse_fails("host=db schema=public", why, sizeof why);
+    assert_contains(why, "libpq cannot parse it");
+    parse_ok("", &u);
+    assert_string_equal(u.conninfo, "");
+    dburl_free(&u);
+}
+
+/* ---- redact_conninfo ------------------------------------------------------ */
+
+static void test_redact_prisma_url(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("postgresql://alice:p@ss@w0rd@db.example.com:5433/app?schema=public"
+                    "&connection_limit=5&sslaccept=strict",
+                    out, sizeof out);
+    assert_string_equal(out, "host=db.example.com port=5433 dbname=app user=alice "
+                             "sslmode=verify-full");
+    assert_not_contains(out, "p@ss");
+    assert_not_contains(out, "w0rd");
+
+    redact_conninfo("postgresql://u@h/db?sslkey=/k&sslpassword=s3cretkey", out, sizeof out);
+    assert_not_contains(out, "s3cretkey");
+    redact_conninfo("host=h password=s3cret sslpassword=s3cretkey", out, sizeof out);
+    assert_string_equal(out, "host=h");
+
+    /* an unknown parameter: unparsable, nothing shown */
+    redact_conninfo("postgresql://u:s3cret@h/db?bogus=1", out, sizeof out);
+    assert_string_equal(out, "(unparsable connection string)");
+    redact_conninfo("", out, sizeof out);
+    assert_string_equal(out, "(libpq defaults)");
+}
+
+static void test_redact_small_buffer(void **state)
+{
+    (void)state;
+    const char *ci = "postgresql://alice:s3cret@db.example.com:5433/appdb?schema=x";
+    for (size_t len = 1; len <= 80; len++) {
+        char *out = malloc(len);
+        assert_non_null(out);
+        redact_conninfo(ci, out, len);
+        assert_true(strlen(out) < len);
+        assert_not_contains(out, "s3cret");
+        free(out);
+    }
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, NULL)
+    const struct CMUnitTest tests[] = {
+        T(test_prisma_init_url),
+        T(test_prisma_params_stripped_libpq_kept),
+        T(test_unknown_and_bad_parameters),
+        T(test_tls_mapping),
+        T(test_unescaped_at),
+        T(test_key_value_conninfo),
+        T(test_redact_prisma_url),
+        T(test_redact_small_buffer),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
