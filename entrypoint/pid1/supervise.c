@@ -98,6 +98,25 @@ static void become_app(char *const argv[])
     _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
+int supervise_holds_terminal(void)
+{
+    return isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+}
+
+int supervise_take_terminal(void)
+{
+    /* Outside the foreground group, tcsetpgrp raises SIGTTOU, which stops
+     * the caller unless it is blocked or ignored: block it around the call,
+     * as shells do when they take the terminal back from a job. */
+    sigset_t ttou, saved;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &saved);
+    int rc = tcsetpgrp(STDIN_FILENO, getpgrp());
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    return rc;
+}
+
 pid_t supervise_spawn(char *const argv[])
 {
     pid_t pid = fork();

@@ -27,6 +27,13 @@ int supervise_signalfd(void);
  * 127 (not found) or 126 (not executable) after saying why. */
 pid_t supervise_spawn(char *const argv[]);
 
+/* Is stdin a terminal whose foreground process group is the caller's? */
+int supervise_holds_terminal(void);
+
+/* Makes the caller's process group the foreground group of the terminal on
+ * stdin again (after a child's group had it); 0, or -1 with errno. */
+int supervise_take_terminal(void);
+
 /* Supervise the already spawned child until it exits; returns its exit code
  * (its status, or 128+N if it died of signal N). With cleanup set, what is
  * left of its process group, and when PID 1 every process in the namespace
