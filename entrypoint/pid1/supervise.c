@@ -364,8 +364,8 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         int ready = poll(&p, 1, timeout);
         if (ready == 0) {
-            log_warn("app still running %ld ms after the stop signal; sending SIGKILL",
-                     opt->grace_ms);
+            log_warn("%s still running %ld ms after the stop signal; sending SIGKILL",
+                     opt->name ? opt->name : "app", opt->grace_ms);
             kill(-child, SIGKILL);
             kill(child, SIGKILL);
             kill_at = -1;

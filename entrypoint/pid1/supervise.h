@@ -11,6 +11,7 @@ struct supervise_options {
     long grace_ms;   /* SIGTERM/SIGINT forwarded → SIGKILL this much later */
     int cleanup;     /* when the child exits, stop what is left (PID 1 duties) */
     pid_t spare;     /* cleanup does not wait for this helper (0: none): it ends by itself */
+    const char *name; /* what the child is, in log lines ("the database worker"); NULL: "app" */
 };
 
 /* Block every signal so that none is lost before a signalfd reads it; call
