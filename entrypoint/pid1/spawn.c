@@ -1,6 +1,7 @@
 #include "spawn.h"
 
 #include "config.h"
+#include "exitcodes.h"
 #include "supervise.h"
 
 int spawn_command(const char *command, long grace_ms, int *stop_signal)
@@ -13,7 +14,7 @@ int spawn_command(const char *command, long grace_ms, int *stop_signal)
     int had_terminal = supervise_holds_terminal();
     pid_t pid = supervise_spawn(argv);
     if (pid < 0)
-        return 70;
+        return EXIT_INTERNAL;
     int code = supervise_child(pid, &opt, stop_signal);
     if (had_terminal)
         supervise_take_terminal();

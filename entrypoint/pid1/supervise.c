@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "exitcodes.h"
 #include "log.h"
 
 struct proc_entry {
@@ -44,7 +45,7 @@ int exit_code_from_status(int wstatus)
         return WEXITSTATUS(wstatus);
     if (WIFSIGNALED(wstatus))
         return 128 + WTERMSIG(wstatus);
-    return 70;
+    return EXIT_INTERNAL;
 }
 
 /* The C library refuses to touch the signals it reserves for itself (glibc
@@ -95,7 +96,7 @@ static void become_app(char *const argv[])
     execvp(argv[0], argv);
     int err = errno;
     log_error("cannot run '%s': %s", argv[0], strerror(err));
-    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+    _exit(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
 }
 
 int supervise_holds_terminal(void)
@@ -351,7 +352,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         kill(child, SIGKILL);
         waitpid(child, &status, 0);
         *status_out = status;
-        return 70;
+        return EXIT_INTERNAL;
     }
     for (;;) {
         if (reap_all(child, &status))
