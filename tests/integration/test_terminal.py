@@ -94,3 +94,30 @@ def test_app_reads_the_terminal_after_a_hook(run_bandage, pid1, db, app_dir, tmp
     assert info["line"] == "typed at the keyboard\n"
     assert info["fg"] == info["pgrp"], f"the app's group is not the foreground group: {info}"
     assert "hook on the terminal" in read_text(terminal_log)
+
+
+def test_a_hook_borrows_the_terminal_then_the_app_gets_it(run_bandage, db, app_dir, tmp_path):
+    """While a hook runs, its group holds the terminal, so a hook that asks a
+    question (``prisma db push`` prompting) reads the answer instead of
+    stopping; the next line typed goes to the app."""
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE typed (line text);\n")
+    answer = os.path.join(app_dir, "hook.answer")
+    pid_file = os.path.join(app_dir, "app.pid")
+    out_file = os.path.join(app_dir, "app.json")
+    terminal_log = os.path.join(app_dir, "tty.out")
+    fifo = os.path.join(app_dir, "keyboard")
+    os.mkfifo(fifo)
+    args = ["--database-url", db.dsn(), "--reset", "always", "--confirm-database", db.name,
+            "--schema-file", str(schema), "--before-reset", f"read reply; echo \"$reply\" > {answer}",
+            "--", PYTHON, "-I", "-S", "-c", LINE_READER, pid_file, out_file]
+    run = run_bandage(args, exec_prefix=pty_with_input_prefix(terminal_log, fifo))
+    with open(fifo, "w") as keyboard:  # canonical mode: each read() gets one line
+        keyboard.write("yes\nfor the app\n")
+    wait_until(lambda: os.path.exists(out_file) or not run.running, scaled(20),
+               lambda: f"the app to read its line; terminal:\n{read_text(terminal_log)}\n"
+               f"processes:\n{run.describe_tree()}")
+    assert run.wait() == 0, read_text(terminal_log)
+    assert read_text(answer) == "yes\n"
+    with open(out_file) as f:
+        assert json.load(f)["line"] == "for the app\n"
