@@ -164,25 +164,25 @@ static int worker_tied_to(pid_t parent)
  * returns bandage's exit code. */
 static int worker_lost(struct deploy_report *report, int status, int stop_signal, int received)
 {
-    char how[160];
+    const char *report_state = received < 0 ? "its report cut short" : "without a report";
+    char how[200];
     int code;
     if (WIFSIGNALED(status)) {
-        snprintf(how, sizeof how, "the database worker was killed by signal %d (%s)",
-                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(how, sizeof how, "the database worker was killed by signal %d (%s), %s",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)), report_state);
         /* After a stop signal it was bandage's own SIGKILL, at --grace. */
         code = stop_signal ? 128 + stop_signal : EXIT_INTERNAL;
     } else {
         code = exit_code_from_status(status);
-        snprintf(how, sizeof how, "the database worker exited with code %d without a report",
-                 code);
+        snprintf(how, sizeof how, "the database worker exited with code %d, %s", code,
+                 report_state);
         code = code ? code : EXIT_INTERNAL;
     }
     report_init(report);
     report->outcome = OUTCOME_FAILED;
     report->exit_code = code;
-    report_add_error(report, "worker", WIFSIGNALED(status) ? "signal" : "exit", "%s%s", how,
-                     received < 0 ? ", its report cut short" : "");
-    log_error("%s%s", how, received < 0 ? ", its report cut short" : "");
+    report_add_error(report, "worker", WIFSIGNALED(status) ? "signal" : "exit", "%s", how);
+    log_error("%s", how);
     return code;
 }
 

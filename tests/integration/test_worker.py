@@ -67,7 +67,9 @@ def test_a_killed_worker_is_named(run_bandage, db, tmp_path, app_dir, pid1):
     run.wait_exit_code(70, timeout=scaled(5))
     assert "bandage: error: the database worker was killed by signal 9 (Killed)" in run.stderr, \
         run.stderr
-    for misleading in ("app still running", "without a report", "exited with 137"):
+    assert "bandage: error: the database worker was killed by signal 9 (Killed), without a " \
+        "report" in run.stderr, run.stderr
+    for misleading in ("app still running", "ended without a report", "exited with 137"):
         assert misleading not in run.stderr, run.stderr
     summary = re.search(r"^bandage: deploy failed in \d+ ms: .*$", run.stderr, re.M)
     assert summary, run.stderr
