@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "pid1/memtrim.h"
 #include "report/report.h"
+#include "report/report_pipe.h"
 #include "db/reset.h"
 #include "pid1/supervise.h"
 #include "db/wait.h"
@@ -141,11 +143,46 @@ static int worker_main(const struct config *cfg, int report_fd)
         report.outcome = OUTCOME_FAILED;
     else if (cfg->reset != RESET_NEVER && !report.reset_ran)
         report.outcome = OUTCOME_SKIPPED;
-    if (write(report_fd, &report, sizeof report) != (ssize_t)sizeof report)
+    if (report_pipe_send(report_fd, &report) != 0)
         code = code ? code : EXIT_INTERNAL;
     close(report_fd);
     if (sfd >= 0)
         close(sfd);
+    return code;
+}
+
+/* In the worker, first thing: die with bandage. Outside a container
+ * (subreaper mode) nothing else would stop a worker whose bandage was
+ * SIGKILLed, and it would go on resetting. The parent may have died before
+ * the prctl: then the worker has been re-parented already. */
+static int worker_tied_to(pid_t parent)
+{
+    return prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() == parent;
+}
+
+/* The worker ended without its report: say how, in the log and the report;
+ * returns bandage's exit code. */
+static int worker_lost(struct deploy_report *report, int status, int stop_signal, int received)
+{
+    const char *report_state = received < 0 ? "its report cut short" : "without a report";
+    char how[200];
+    int code;
+    if (WIFSIGNALED(status)) {
+        snprintf(how, sizeof how, "the database worker was killed by signal %d (%s), %s",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)), report_state);
+        /* After a stop signal it was bandage's own SIGKILL, at --grace. */
+        code = stop_signal ? 128 + stop_signal : EXIT_INTERNAL;
+    } else {
+        code = exit_code_from_status(status);
+        snprintf(how, sizeof how, "the database worker exited with code %d, %s", code,
+                 report_state);
+        code = code ? code : EXIT_INTERNAL;
+    }
+    report_init(report);
+    report->outcome = OUTCOME_FAILED;
+    report->exit_code = code;
+    report_add_error(report, "worker", WIFSIGNALED(status) ? "signal" : "exit", "%s", how);
+    log_error("%s", how);
     return code;
 }
 
@@ -156,13 +193,16 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
     report_init(report);
     if (!needs_database(cfg))
         return EXIT_OK;
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        log_error("pipe: %s", strerror(errno));
+    if (report_pipe_open(fds) != 0) {
+        log_error("cannot open the report pipe: %s", strerror(errno));
         return EXIT_INTERNAL;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
+        if (!worker_tied_to(parent))
+            _exit(EXIT_INTERNAL); /* bandage is gone: nobody to report to */
         exit(worker_main(cfg, fds[1]));
     }
     close(fds[1]);
@@ -172,17 +212,13 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
         return EXIT_INTERNAL;
     }
     struct supervise_options opt = {.forward_to = FORWARD_CHILD, .grace_ms = cfg->grace_ms,
-                                    .cleanup = 0};
-    int code = supervise_child(pid, &opt, NULL);
-    ssize_t n = read(fds[0], report, sizeof *report);
+                                    .cleanup = 0, .name = "the database worker"};
+    int status = 0, stop_signal = 0;
+    supervise_child_status(pid, &opt, &stop_signal, &status);
+    int received = report_pipe_receive(fds[0], report);
     close(fds[0]);
-    if (n != (ssize_t)sizeof *report) {
-        report_init(report);
-        report->outcome = OUTCOME_FAILED;
-        report_add_error(report, "internal", "worker", "the database worker exited with %d", code);
-        log_error("the database worker ended without a report (exit code %d)", code);
-        return code ? code : EXIT_INTERNAL;
-    }
+    if (received != 1)
+        return worker_lost(report, status, stop_signal, received);
     return report->exit_code;
 }
 

@@ -3,7 +3,9 @@
 #define BANDAGE_SPAWN_H
 
 /* Runs `/bin/sh -c command` with stdout/stderr passed through and signals
- * forwarded to its process group. Returns its exit code (128+N if killed);
+ * forwarded to its process group. When the caller's group holds the
+ * terminal, the command's group has it while it runs and the caller's group
+ * gets it back when it ends. Returns its exit code (128+N if killed);
  * stop_signal (may be NULL) receives a SIGTERM/SIGINT that arrived meanwhile. */
 int spawn_command(const char *command, long grace_ms, int *stop_signal);
 

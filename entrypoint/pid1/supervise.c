@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "exitcodes.h"
 #include "log.h"
 
 struct proc_entry {
@@ -44,7 +45,7 @@ int exit_code_from_status(int wstatus)
         return WEXITSTATUS(wstatus);
     if (WIFSIGNALED(wstatus))
         return 128 + WTERMSIG(wstatus);
-    return 70;
+    return EXIT_INTERNAL;
 }
 
 /* The C library refuses to touch the signals it reserves for itself (glibc
@@ -95,7 +96,26 @@ static void become_app(char *const argv[])
     execvp(argv[0], argv);
     int err = errno;
     log_error("cannot run '%s': %s", argv[0], strerror(err));
-    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+    _exit(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
+}
+
+int supervise_holds_terminal(void)
+{
+    return isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+}
+
+int supervise_take_terminal(void)
+{
+    /* Outside the foreground group, tcsetpgrp raises SIGTTOU, which stops
+     * the caller unless it is blocked or ignored: block it around the call,
+     * as shells do when they take the terminal back from a job. */
+    sigset_t ttou, saved;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &saved);
+    int rc = tcsetpgrp(STDIN_FILENO, getpgrp());
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    return rc;
 }
 
 pid_t supervise_spawn(char *const argv[])
@@ -332,7 +352,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         kill(child, SIGKILL);
         waitpid(child, &status, 0);
         *status_out = status;
-        return 70;
+        return EXIT_INTERNAL;
     }
     for (;;) {
         if (reap_all(child, &status))
@@ -345,8 +365,8 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         int ready = poll(&p, 1, timeout);
         if (ready == 0) {
-            log_warn("app still running %ld ms after the stop signal; sending SIGKILL",
-                     opt->grace_ms);
+            log_warn("%s still running %ld ms after the stop signal; sending SIGKILL",
+                     opt->name ? opt->name : "app", opt->grace_ms);
             kill(-child, SIGKILL);
             kill(child, SIGKILL);
             kill_at = -1;

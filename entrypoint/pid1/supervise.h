@@ -11,6 +11,7 @@ struct supervise_options {
     long grace_ms;   /* SIGTERM/SIGINT forwarded → SIGKILL this much later */
     int cleanup;     /* when the child exits, stop what is left (PID 1 duties) */
     pid_t spare;     /* cleanup does not wait for this helper (0: none): it ends by itself */
+    const char *name; /* what the child is, in log lines ("the database worker"); NULL: "app" */
 };
 
 /* Block every signal so that none is lost before a signalfd reads it; call
@@ -26,6 +27,13 @@ int supervise_signalfd(void);
  * one. Returns the pid, or -1 if fork failed. exec failure: the child exits
  * 127 (not found) or 126 (not executable) after saying why. */
 pid_t supervise_spawn(char *const argv[]);
+
+/* Is stdin a terminal whose foreground process group is the caller's? */
+int supervise_holds_terminal(void);
+
+/* Makes the caller's process group the foreground group of the terminal on
+ * stdin again (after a child's group had it); 0, or -1 with errno. */
+int supervise_take_terminal(void);
 
 /* Supervise the already spawned child until it exits; returns its exit code
  * (its status, or 128+N if it died of signal N). With cleanup set, what is

@@ -63,6 +63,17 @@ static CURL *make_request(const struct config *cfg, const char *body, size_t len
     return curl;
 }
 
+/* curl_slist_append returns NULL on failure and leaves the list as it was:
+ * keep it, so that it can still be freed. */
+static int append_header(struct curl_slist **list, const char *header)
+{
+    struct curl_slist *longer = curl_slist_append(*list, header);
+    if (!longer)
+        return -1;
+    *list = longer;
+    return 0;
+}
+
 int webhook_post(const struct config *cfg, const char *body, size_t len)
 {
     char where[256], errbuf[CURL_ERROR_SIZE], agent[64], last[CURL_ERROR_SIZE + 32] = "";
@@ -76,10 +87,16 @@ int webhook_post(const struct config *cfg, const char *body, size_t len)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -1;
     snprintf(agent, sizeof agent, "User-Agent: bandage/%s", bandage_version);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    headers = curl_slist_append(headers, agent);
+    struct curl_slist *headers = NULL;
+    if (append_header(&headers, "Content-Type: application/json") != 0 ||
+        append_header(&headers, agent) != 0) {
+        curl_slist_free_all(headers);
+        headers = NULL;
+    }
     errbuf[0] = '\0';
     CURL *curl = headers ? make_request(cfg, body, len, headers, errbuf) : NULL;
+    if (!curl)
+        snprintf(last, sizeof last, "out of memory");
     while (curl && monotonic_ms() < deadline) {
         attempts++;
         errbuf[0] = '\0';

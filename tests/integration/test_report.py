@@ -651,3 +651,62 @@ def test_secrets_stay_out_of_logs_and_payloads(run_bandage, db, pg, webhook, gat
     assert redacted in run.stderr, run.stderr
     if log_format == "json":
         json_lines(run)
+
+
+# --- one event, one line ------------------------------------------------------------------
+
+FORGED = "\nbandage: error: fake"
+
+
+def assert_no_forged_line(run, log_format):
+    """Every stderr line is one of bandage's own events, and none is the fake."""
+    lines = run.stderr.splitlines()
+    assert lines, "no log lines"
+    if log_format == "json":
+        objs = json_lines(run)
+        assert not any(o["msg"].startswith("bandage: error: fake") for o in objs), objs
+        return objs
+    for line in lines:
+        assert line.startswith("bandage: "), f"not one of bandage's lines: {line!r}\n{run.stderr}"
+        assert not line.startswith("bandage: error: fake"), f"forged line:\n{run.stderr}"
+    return lines
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_deployment_id_cannot_forge_a_log_line(run_bandage, db, log_format):
+    """The deployment id is logged when a deploy was already reset; a newline
+    in it shows escaped (text) or JSON-escaped, on the one line of the event."""
+    deployment = "dep-1" + FORGED
+    args = ["--database-url", db.dsn(), "--reset", "once", "--confirm-database", db.name,
+            "--schema-file", SCHEMA_SQL, "--deployment-id", deployment,
+            "--log-format", log_format]
+    run_bandage(args).wait_exit_code(0)
+    second = run_bandage(args)
+    second.wait_exit_code(0)
+    lines = assert_no_forged_line(second, log_format)
+    if log_format == "json":
+        assert any(o["msg"] == f"deployment {deployment} was already reset; skipping"
+                   for o in lines), lines
+    else:
+        assert "bandage: deployment dep-1\\nbandage: error: fake was already reset; skipping" \
+            in lines, second.stderr
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_multi_line_server_error_is_one_line(run_bandage, db, tmp_path, log_format):
+    """A server error whose text spans lines (here RAISE with a newline and an
+    escape sequence) is logged on the event's one line."""
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE ok (id int);\n"
+                      "DO $$ BEGIN RAISE EXCEPTION E'first line\\nbandage: error: fake\\x1b[2J';"
+                      " END $$;\n")
+    run = run_bandage(["--database-url", db.dsn(), "--reset", "always", "--confirm-database",
+                       db.name, "--schema-file", str(schema), "--log-format", log_format])
+    run.wait_exit_code(65)
+    lines = assert_no_forged_line(run, log_format)
+    text = "\n".join(o["msg"] for o in lines) if log_format == "json" else "\n".join(lines)
+    assert "\x1b" not in run.stderr, run.stderr
+    if log_format == "text":
+        assert "first line\\nbandage: error: fake\\x1b[2J" in text, run.stderr
+    else:
+        assert "first line\nbandage: error: fake\x1b[2J" in text, lines

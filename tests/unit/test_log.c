@@ -358,6 +358,68 @@ static void test_log_json(void **state)
     log_init(LOG_FORMAT_TEXT, LOG_INFO);
 }
 
+/* ---- one event, one line ------------------------------------------------------ */
+
+static void emit_forged_text(void)
+{
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+    log_info("deployment %s was already reset", "d1\nbandage: error: fake");
+    log_error("server said: %s", "ERROR:  boom\nDETAIL:  more\r\n");
+    log_warn("tab\there, escape \x1b[31mred\x1b[0m, bell \a, del \x7f, C1 \xc2\x9b" "2J");
+    log_event("summary\nbandage: deploy ok", "{\"a\":1}");
+    log_info("utf-8 stays: caf\xc3\xa9 \xe2\x80\xa6 \\n is two characters");
+}
+
+static void emit_forged_json(void)
+{
+    log_init(LOG_FORMAT_JSON, LOG_INFO);
+    log_info("deployment %s was already reset", "d1\n{\"level\":\"error\"}");
+    log_error("\x1b[2J\r\n");
+    log_event("summary\nline", "{\"a\":1}");
+}
+
+/* Each byte below 0x20, DEL and the UTF-8 C1 controls (U+0080-U+009F, CSI
+ * among them) is shown escaped: a value cannot start a line or drive the
+ * terminal. Other UTF-8 passes unchanged. */
+static void test_log_text_escapes_control_characters(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(emit_forged_text);
+    assert_string_equal(out,
+                        "bandage: deployment d1\\nbandage: error: fake was already reset\n"
+                        "bandage: error: server said: ERROR:  boom\\nDETAIL:  more\n"
+                        "bandage: warn: tab\\there, escape \\x1b[31mred\\x1b[0m, bell "
+                        "\\x07, del \\x7f, C1 \\u009b2J\n"
+                        "bandage: summary\\nbandage: deploy ok\n"
+                        "bandage: utf-8 stays: caf\xc3\xa9 \xe2\x80\xa6 \\n is two characters\n");
+    free(out);
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+}
+
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
+static void test_log_json_one_object_per_line(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(emit_forged_json);
+    assert_int_equal(count_lines(out), 3);
+    assert_contains(out, "\"msg\":\"deployment d1\\n{\\\"level\\\":\\\"error\\\"} was already "
+                         "reset\"}\n");
+    assert_contains(out, "\"level\":\"error\",");
+    assert_contains(out, "\"msg\":\"\\u001b[2J\"}\n");
+    assert_contains(out, "\"msg\":\"summary\\nline\",\"report\":{\"a\":1}}\n");
+    for (const char *line = out; *line; line = strchr(line, '\n') + 1)
+        assert_true(strncmp(line, "{\"time\":", 8) == 0);
+    free(out);
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup(f, setup)
@@ -374,6 +436,8 @@ int main(void)
         T(test_url_small_buffer),
         T(test_log_text),
         T(test_log_json),
+        T(test_log_text_escapes_control_characters),
+        T(test_log_json_one_object_per_line),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,106 @@
+"""The database worker: the process PID 1 forks for the database phases.
+
+When it dies, PID 1 must say what really happened (killed by which signal,
+or exited without its report), not lines meant for the app; and when bandage
+itself dies, the worker must not live on and keep resetting (issue 8, item
+10; issue 9, items 2 and 7).
+"""
+import os
+import re
+import signal
+
+import pytest
+
+from helpers import procs, scaled, wait_until
+
+SLEEP_SQL = "SELECT pg_sleep(30);\n"
+
+
+def sleeping_reset(run_bandage, db, tmp_path, *extra, pid1=True):
+    """bandage resetting ``db`` with a schema file whose one statement sleeps
+    30 s; returns the run once that statement is active on the server."""
+    schema = tmp_path / "sleep.sql"
+    schema.write_text(SLEEP_SQL)
+    run = run_bandage(["--database-url", db.dsn(), "--reset", "always", "--confirm-database",
+                       db.name, "--schema-file", str(schema), *extra], pid1=pid1)
+
+    def sleeping():
+        if not run.running:
+            raise AssertionError(f"bandage exited {run.poll()}:\n{run.stderr}")
+        rows = db.cluster.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+            " AND query LIKE 'SELECT pg_sleep(30)%%'", (db.name,))
+        return rows[0][0] > 0
+
+    wait_until(sleeping, scaled(20), lambda: f"the schema file's pg_sleep to be active; "
+               f"stderr:\n{run.stderr}")
+    return run
+
+
+def the_worker(run):
+    """Host pid of the database worker: bandage's child running bandage."""
+    (worker,) = [st for st in run.children() if st.comm == "bandage" and st.state != "Z"]
+    return worker.pid
+
+
+def test_worker_dies_with_a_killed_bandage(run_bandage, db, tmp_path):
+    """Subreaper mode (not PID 1, so no namespace dies with bandage): SIGKILL
+    of bandage mid-reset takes the worker with it within a few seconds."""
+    run = sleeping_reset(run_bandage, db, tmp_path, pid1=False)
+    worker = the_worker(run)
+    assert worker in run.tagged_pids()
+    run.send_signal(signal.SIGKILL)
+    assert run.wait(scaled(5)) == 128 + signal.SIGKILL
+    wait_until(lambda: not procs.exists(worker), scaled(3),
+               lambda: f"the worker (pid {worker}) to die with bandage; still running: "
+               f"{procs.proc_stat(worker)}")
+    assert [p for p in run.tagged_pids() if procs.exists(p)] == []
+
+
+def test_a_killed_worker_is_named(run_bandage, db, tmp_path, app_dir, pid1):
+    """The worker SIGKILLed mid-reset (the OOM killer, an operator): bandage
+    says the worker was killed by signal 9, exits 70 at once, and the app
+    does not start."""
+    started = f"{app_dir}/app.started"
+    run = sleeping_reset(run_bandage, db, tmp_path, "--", "touch", started, pid1=pid1)
+    procs.kill_quietly(the_worker(run), signal.SIGKILL)
+    run.wait_exit_code(70, timeout=scaled(5))
+    assert "bandage: error: the database worker was killed by signal 9 (Killed)" in run.stderr, \
+        run.stderr
+    assert "bandage: error: the database worker was killed by signal 9 (Killed), without a " \
+        "report" in run.stderr, run.stderr
+    for misleading in ("app still running", "ended without a report", "exited with 137"):
+        assert misleading not in run.stderr, run.stderr
+    summary = re.search(r"^bandage: deploy failed in \d+ ms: .*$", run.stderr, re.M)
+    assert summary, run.stderr
+    assert "killed by signal 9" in summary.group(0)
+    assert not os.path.exists(started), "the app started after the worker died"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="report_deploy_summary (report/report.c, not this task's file) says "
+                          "'no database phase' when the worker sent no report")
+def test_the_summary_of_a_killed_worker_does_not_say_no_database_phase(run_bandage, db, tmp_path):
+    run = sleeping_reset(run_bandage, db, tmp_path)
+    procs.kill_quietly(the_worker(run), signal.SIGKILL)
+    run.wait_exit_code(70, timeout=scaled(5))
+    summary = re.search(r"^bandage: deploy failed in \d+ ms: .*$", run.stderr, re.M).group(0)
+    assert "no database phase" not in summary, summary
+
+
+def test_a_worker_that_ignores_the_stop_is_named(run_bandage, db, tmp_path, pid1):
+    """bandage stopped (SIGTERM) while the worker cannot act on it (here:
+    SIGSTOPped): after --grace the worker is SIGKILLed, and the lines say so
+    (not "app still running"); the exit code is 128+15, as for any stop
+    before the app started."""
+    run = sleeping_reset(run_bandage, db, tmp_path, "--grace", "0.5", pid1=pid1)
+    worker = the_worker(run)
+    procs.kill_quietly(worker, signal.SIGSTOP)
+    wait_until(lambda: (procs.proc_stat(worker) or procs.ProcStat(0, "", "T", 0, 0, 0)).state
+               == "T", scaled(3), "the worker to stop")
+    run.send_signal(signal.SIGTERM)
+    run.wait_exit_code(128 + signal.SIGTERM, timeout=scaled(5))
+    assert re.search(r"^bandage: warn: the database worker still running 500 ms after the stop "
+                     r"signal; sending SIGKILL$", run.stderr, re.M), run.stderr
+    assert "the database worker was killed by signal 9 (Killed)" in run.stderr, run.stderr
+    assert "app still running" not in run.stderr, run.stderr
