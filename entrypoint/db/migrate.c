@@ -359,7 +359,7 @@ static int prepare_one(struct migrate_ctx *c, const struct migration *m, struct 
         }
         /* Outside a transaction the file's own BEGIN/COMMIT keep their meaning. */
         if (tx == SQL_TX_DROPPABLE && !p->autocommit_line)
-            log_debug("migration %s, line %d: %s left out: the migration runs in bandage's own "
+            log_info("migration %s, line %d: %s left out: the migration runs in bandage's own "
                       "transaction", m->name, p->stmts[i].line, word);
         else
             p->stmts[kept++] = p->stmts[i];

@@ -413,3 +413,56 @@ def test_migration_runs_are_clean_under_valgrind(bandage_bin, db, tmp_path):
         assert r.returncode == expected, r.stderr[-4000:]
         assert len(summaries) >= 2 and set(summaries) == {"0"}, r.stderr[-4000:]
         assert not re.search(r"(definitely|indirectly) lost: [1-9]", r.stderr), r.stderr[-4000:]
+
+
+# --- the reset's API (migrate.h), driven by helpers/reset_api.c ------------------------------
+
+@pytest.fixture(scope="session")
+def reset_api(bandage_bin, tmp_path_factory):
+    """helpers/reset_api.c linked against the objects bandage was built from
+    (``<build>/obj``); skipped when they are not there (a static or sanitized
+    binary under test)."""
+    objdir = os.path.join(os.path.dirname(bandage_bin), "obj")
+    if os.environ.get("BANDAGE_SANITIZED") == "1" or not os.path.isdir(objdir):
+        pytest.skip(f"no plain object files next to {bandage_bin}")
+    objs = [os.path.join(d, f) for d, _, files in os.walk(objdir) for f in files
+            if f.endswith(".o") and f != "main.o"]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = str(tmp_path_factory.mktemp("reset_api") / "reset_api")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libpq", "libcurl", "libcrypto"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                        "-I" + os.path.join(repo, "entrypoint"), "-o", out,
+                        os.path.join(repo, "tests", "integration", "helpers", "reset_api.c"),
+                        *objs, *flags], capture_output=True, text=True, timeout=scaled(120))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_reset_api_rebuilds_and_baselines(run_bandage, db, tmp_path, reset_api):
+    """All statements in one transaction (BEGIN/COMMIT of the files left out,
+    CONCURRENTLY dropped), every migration recorded: bandage --migrations then
+    finds nothing pending, and the rows look like a deploy's."""
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
+                       text=True, timeout=scaled(30))
+    assert r.returncode == 0, r.stderr
+    assert tables(db) == {"User", "Post", "Tag", "_PostToTag", "_prisma_migrations"}
+    assert regclass(db, '"Post_title_idx"') is not None
+    got = rows(db)
+    assert [g[0] for g in got] == mdir.names
+    assert all(g[1] == mdir.checksum(g[0]) and UUID_V4.match(g[2]) and g[7] == 1
+               and g[3] is not None and g[6] is None for g in got)
+    assert len({g[4] for g in got}) == len(got), "started_at must order them"
+    run = run_ok(run_bandage, db, mdir, "--migrations-strict", "true")
+    assert "up to date (5 applied)" in run.stderr
+
+
+def test_reset_api_names_the_failing_migration_and_line(db, tmp_path, reset_api):
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY[:2])
+    mdir.add("20240103000000_bad", "SELECT 1;\n\nALTER TABLE \"Nope\" ADD \"x\" INT;\n")
+    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
+                       text=True, timeout=scaled(30))
+    assert r.returncode == 1
+    assert "migration 20240103000000_bad line 3: 42P01" in r.stderr, r.stderr
+    assert tables(db) == set()
