@@ -446,9 +446,10 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
                          m->name, line, err->stop_signal);
         return 128 + err->stop_signal;
     }
-    log_error("migration %s failed at line %d of %s/%s/migration.sql: %s%s%s; %s; later "
-              "migrations were not tried", m->name, line, c->dir->path, m->name, err->sqlstate,
-              err->sqlstate[0] ? ": " : "", err->message, undo);
+    int later = c->report->migrations_pending - 1;
+    log_error("migration %s failed at line %d of %s/%s/migration.sql: %s%s%s; %s; %d later "
+              "migration%s not tried", m->name, line, c->dir->path, m->name, err->sqlstate,
+              err->sqlstate[0] ? ": " : "", err->message, undo, later, later == 1 ? "" : "s");
     report_add_error(c->report, "migration", err->sqlstate[0] ? err->sqlstate : "connection",
                      "%s line %d: %s", m->name, line, err->message);
     return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
@@ -468,8 +469,11 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
     if (rc == 0 && prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL,
                                  &err) != 0)
         rc = sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
-    if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0)
-        return sql_failed(c, "COMMIT of the migration", &err, EXIT_SCHEMA);
+    if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
+        char what[REPORT_MIGRATION_NAME + 32];
+        snprintf(what, sizeof what, "COMMIT of migration %.127s", m->name);
+        return sql_failed(c, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
+    }
     if (rc != 0) /* after a cancel or a lost connection this may fail: the session's end rolls back */
         db_run(c->conn, c->sfd, "ROLLBACK", &err);
     return rc;
@@ -477,13 +481,14 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
  * first, so that a failure (or a crash) part-way leaves a row that blocks
- * the next deploy (P3009) until someone looks; a failure before anything ran
- * removes it again. */
+ * the next deploy (P3009) until someone looks. Even a failure of the first
+ * statement keeps it: an interrupted CREATE INDEX CONCURRENTLY leaves an
+ * INVALID index behind. */
 static int apply_outside_transaction(struct migrate_ctx *c, const struct migration *m,
                                      const struct pending *p)
 {
     struct db_error err, ignored;
-    char id[37];
+    char id[37], logs[600], undo[512];
     size_t i = 0;
     log_info("migration %s runs statement by statement, outside a transaction (line %d: %s "
              "cannot run in a transaction block): a failure part-way leaves it half applied",
@@ -499,18 +504,13 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
         return 0;
     }
     db_run(c->conn, c->sfd, "ROLLBACK", &ignored); /* inside the file's own BEGIN, if any */
-    if (i == 0) {
-        prisma_record_delete(c->conn, c->sfd, c->table, id, &ignored);
-        return statement_failed(c, m, &p->stmts[i], &err, "nothing of it was applied");
-    }
-    char logs[600];
     snprintf(logs, sizeof logs, "bandage: line %d: %s%s%s", p->stmts[i].line, err.sqlstate,
              err.sqlstate[0] ? ": " : "", err.message);
     prisma_record_logs(c->conn, c->sfd, c->table, id, logs, &ignored);
-    char undo[512];
-    snprintf(undo, sizeof undo, "its first %zu statement(s) stay applied and its row blocks "
-             "later deploys until resolved: npx prisma migrate resolve --rolled-back %s", i,
-             m->name);
+    snprintf(undo, sizeof undo, "%zu statement(s) before it stay applied (a failed CREATE "
+             "INDEX CONCURRENTLY leaves an INVALID index) and its row blocks later deploys: "
+             "undo or finish it by hand, then npx prisma migrate resolve --rolled-back %s (or "
+             "--applied %s)", i, m->name, m->name);
     return statement_failed(c, m, &p->stmts[i], &err, undo);
 }
 

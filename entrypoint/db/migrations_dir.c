@@ -217,6 +217,20 @@ int migration_dir_read(const char *path, struct migration_dir *out, char *err, s
     return 0;
 }
 
+int migration_dir_check(const char *path, char *why, size_t len)
+{
+    static const char prefix[] = "--migrations: ";
+    struct migration_dir d;
+    char err[512];
+    if (migration_dir_read(path, &d, err, sizeof err) == 0) {
+        migration_dir_free(&d);
+        return 0;
+    }
+    size_t skip = strncmp(err, prefix, sizeof prefix - 1) == 0 ? sizeof prefix - 1 : 0;
+    snprintf(why, len, "%s", err + skip);
+    return -1;
+}
+
 void migration_dir_free(struct migration_dir *d)
 {
     for (size_t i = 0; i < d->count; i++) {

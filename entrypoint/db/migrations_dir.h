@@ -30,6 +30,11 @@ struct migration_dir {
 int migration_dir_read(const char *path, struct migration_dir *out, char *err, size_t errlen);
 void migration_dir_free(struct migration_dir *d);
 
+/* For config.c's settings table (its `check` slot): 0 when path is a
+ * readable migrations directory (migration_dir_read() succeeds), else -1
+ * with why set, without the "--migrations: " the caller prefixes. */
+int migration_dir_check(const char *path, char *why, size_t len);
+
 /* The provider named by a migration_lock.toml's text, into out ("" if none):
  * Prisma's rule, the first line that starts with "provider". */
 void migration_lock_provider(const char *text, char *out, size_t outlen);

@@ -116,10 +116,3 @@ int prisma_record_logs(PGconn *conn, int sfd, const char *table, const char *id,
     return run_on_table(conn, sfd, "UPDATE %s SET logs = $2 WHERE id = $1", table, 2, params,
                         err);
 }
-
-int prisma_record_delete(PGconn *conn, int sfd, const char *table, const char *id,
-                         struct db_error *err)
-{
-    const char *params[] = {id};
-    return run_on_table(conn, sfd, "DELETE FROM %s WHERE id = $1", table, 1, params, err);
-}

@@ -39,8 +39,4 @@ int prisma_record_finished(PGconn *conn, int sfd, const char *table, const char 
 int prisma_record_logs(PGconn *conn, int sfd, const char *table, const char *id,
                        const char *logs, struct db_error *err);
 
-/* Deletes row id (a started migration that changed nothing). */
-int prisma_record_delete(PGconn *conn, int sfd, const char *table, const char *id,
-                         struct db_error *err);
-
 #endif

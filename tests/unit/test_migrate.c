@@ -125,6 +125,11 @@ static void test_lock_file_required_and_must_say_postgresql(void **state)
     assert_contains(g_err, "migration_lock.toml says provider = \"mysql\"");
     assert_int_equal(migration_dir_read("/nonexistent/dir", &d, g_err, sizeof g_err), -1);
     assert_contains(g_err, "--migrations: cannot open directory /nonexistent/dir");
+    /* the same, for config.c's check slot: without the setting's name */
+    assert_int_equal(migration_dir_check("/nonexistent/dir", g_err, sizeof g_err), -1);
+    assert_true(strncmp(g_err, "cannot open directory /nonexistent/dir", 38) == 0);
+    put("migration_lock.toml", LOCK);
+    assert_int_equal(migration_dir_check(g_dir, g_err, sizeof g_err), 0);
 }
 
 static void test_lock_provider_parsing(void **state)
