@@ -145,6 +145,16 @@ def test_one_new_migration_is_the_only_one_applied(run_bandage, db, mdir):
     assert "migrations: 1 applied" in run.stderr and "3 already applied" in run.stderr
 
 
+def test_last_db_migration_is_the_newest_applied_also_with_nothing_pending(run_bandage, db,
+                                                                           mdir, app_dir):
+    run_ok(run_bandage, db, mdir)
+    seen = os.path.join(app_dir, "env")
+    run = run_ok(run_bandage, db, mdir, "--", "sh", "-c",
+                 f'printf %s "${{LAST_DB_MIGRATION-unset}}" > {seen}')
+    assert "up to date (3 applied)" in run.stderr
+    assert open(seen).read() == HISTORY[2][0]
+
+
 def test_nothing_pending_costs_one_query_more_than_a_plain_start(run_bandage, db, pg, mdir):
     """Counted by the server: transactions of the database (each round trip
     outside a transaction block is one) during a plain start and during a
@@ -263,13 +273,18 @@ def test_migration_that_cannot_run_in_a_transaction(run_bandage, db, mdir):
     assert rows(db)[-1][7] == 1 and rows(db)[-1][3] is not None
 
 
-def test_failure_part_way_outside_a_transaction_leaves_a_blocking_row(run_bandage, db, mdir):
+@pytest.mark.parametrize("first", [False, True], ids=["second-statement", "first-statement"])
+def test_failure_outside_a_transaction_leaves_a_blocking_row(run_bandage, db, mdir, first):
+    """Even when the first statement fails: an interrupted CREATE INDEX
+    CONCURRENTLY leaves an INVALID index, so the row stays, as Prisma's."""
     run_ok(run_bandage, db, mdir)
     name = "20240105080000_post_title_index"
-    mdir.add(name, TITLE_INDEX_CONCURRENTLY + 'CREATE INDEX CONCURRENTLY "x" ON "Nope"("y");\n')
+    bad = 'CREATE INDEX CONCURRENTLY "x" ON "Nope"("y");\n'
+    mdir.add(name, bad + TITLE_INDEX_CONCURRENTLY if first else TITLE_INDEX_CONCURRENTLY + bad)
     run = run_bandage(migrate_args(db, mdir))
     run.wait_exit_code(65)
     assert f"npx prisma migrate resolve --rolled-back {name}" in run.stderr
+    assert f"{0 if first else 1} statement(s) before it stay applied" in run.stderr
     last = rows(db)[-1]
     assert last[0] == name and last[3] is None and "42P01" in last[5]
     again = run_bandage(migrate_args(db, mdir))
