@@ -479,6 +479,14 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
     return rc;
 }
 
+static int set_lock_timeout(struct migrate_ctx *c, long ms)
+{
+    struct db_error err;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
+    return db_run(c->conn, c->sfd, sql, &err) == 0 ? 0 : sql_failed(c, sql, &err, EXIT_INTERNAL);
+}
+
 /* Statement by statement, as Prisma's own deploy records it: a started row
  * first, so that a failure (or a crash) part-way leaves a row that blocks
  * the next deploy (P3009) until someone looks. Even a failure of the first
@@ -495,9 +503,19 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
              m->name, p->autocommit_line, p->autocommit_what);
     if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 0, id, &err) != 0)
         return sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
+    /* CREATE INDEX CONCURRENTLY waits for every older transaction of the
+     * app to end, blocking nobody meanwhile: allow it --wait-timeout rather
+     * than --lock-wait (made for locks that queue the app behind them). */
+    long patient = c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms ? c->cfg->wait_timeout_ms
+                                                                   : c->cfg->lock_wait_ms;
+    int rc = set_lock_timeout(c, patient);
+    if (rc != 0)
+        return rc;
     for (; i < p->n_stmts; i++)
         if (run_statement(c, m, &p->stmts[i], &err) != 0)
             break;
+    if (i == p->n_stmts && (rc = set_lock_timeout(c, c->cfg->lock_wait_ms)) != 0)
+        return rc;
     if (i == p->n_stmts) {
         if (prisma_record_finished(c->conn, c->sfd, c->table, id, &err) != 0)
             return sql_failed(c, "recording the migration as finished", &err, EXIT_SCHEMA);

@@ -481,3 +481,25 @@ def test_reset_api_names_the_failing_migration_and_line(db, tmp_path, reset_api)
     assert r.returncode == 1
     assert "migration 20240103000000_bad line 3: 42P01" in r.stderr, r.stderr
     assert tables(db) == set()
+
+
+def test_concurrent_index_waits_for_the_apps_transactions_beyond_lock_wait(run_bandage, db, mdir):
+    """CREATE INDEX CONCURRENTLY waits for older transactions (blocking
+    nobody): an app transaction longer than --lock-wait must not fail it."""
+    run_ok(run_bandage, db, mdir)
+    mdir.add(*HISTORY[4])
+    with db.connect(user="postgres") as app:
+        app.autocommit = False
+        # a snapshot held open (READ COMMITTED would drop it between statements)
+        app.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        app.execute('SELECT count(*) FROM "Post"')
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "0.5"))
+        wait_until(lambda: db.execute("SELECT 1 FROM pg_stat_activity WHERE application_name ="
+                                      " 'bandage' AND wait_event_type = 'Lock'", user="postgres"),
+                   scaled(10), "CREATE INDEX CONCURRENTLY to wait for the app's transaction")
+        time.sleep(1)  # longer than --lock-wait: the point of the test, not a synchronisation
+        assert run.running, run.stderr
+        app.rollback()
+    run.wait_exit_code(0)
+    assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = '\"Post_title_idx\"'"
+                      "::regclass", user="postgres") == [(True,)]
