@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pid1/memtrim.h"
 #include "report/report.h"
+#include "db/migrate.h"
 #include "report/report_pipe.h"
 #include "db/reset.h"
 #include "pid1/supervise.h"
@@ -120,6 +121,24 @@ static int needs_database(const struct config *cfg)
     return cfg->reset != RESET_NEVER || (configured && cfg->wait_timeout_ms > 0);
 }
 
+/* The database phases in order: a bad --migrations directory fails before
+ * connecting; migrations run after the reset's recovery (the lead wires
+ * --reset with --migrations into the reset itself). */
+static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
+                           struct deploy_report *report)
+{
+    struct migration_dir migrations = {0};
+    int code = cfg->migrations ? migrate_load(cfg, &migrations, report) : EXIT_OK;
+    if (code == EXIT_OK)
+        code = wait_for_database(cfg, sfd, conn, report);
+    if (code == EXIT_OK)
+        code = reset_database(*conn, sfd, cfg, report);
+    if (code == EXIT_OK && cfg->migrations && cfg->reset == RESET_NEVER)
+        code = migrate_database(*conn, sfd, cfg, &migrations, report);
+    migration_dir_free(&migrations);
+    return code;
+}
+
 /* The worker process: libpq, OpenSSL and their memory live and die here. */
 static int worker_main(const struct config *cfg, int report_fd)
 {
@@ -133,9 +152,7 @@ static int worker_main(const struct config *cfg, int report_fd)
         report_add_error(&report, "internal", "signalfd", "%s", strerror(errno));
         code = EXIT_INTERNAL;
     } else {
-        code = wait_for_database(cfg, sfd, &conn, &report);
-        if (code == EXIT_OK)
-            code = reset_database(conn, sfd, cfg, &report);
+        code = database_phases(cfg, sfd, &conn, &report);
     }
     PQfinish(conn);
     report.exit_code = code;
@@ -240,7 +257,10 @@ int main(int argc, char **argv)
     pid_t sender = announce_deploy(&cfg, &report, monotonic_ms() - started);
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;
-    if (code == EXIT_OK && cfg.command)
+    if (code == EXIT_OK && report.last_migration[0] &&
+        setenv("LAST_DB_MIGRATION", report.last_migration, 1) != 0)
+        code = EXIT_INTERNAL;
+    if (code == EXIT_OK && cfg.command && !cfg.plan) /* --plan changes nothing, starts nothing */
         return run_app(&cfg, sender); /* the sender runs beside the app, never before it */
     if (sender) /* nothing to run: the report still goes out, bounded */
         supervise_wait_all(0, cfg.webhook_timeout_ms + 1000);

@@ -32,6 +32,26 @@ void report_add_error(struct deploy_report *r, const char *phase, const char *co
     r->n_errors++;
 }
 
+void report_add_migration(struct deploy_report *r, const char *name, int failed, long ms)
+{
+    struct report_migration *m;
+    if (failed)
+        r->migrations_failed++;
+    else
+        r->migrations_applied++;
+    if (r->n_migrations < REPORT_MAX_MIGRATIONS) {
+        m = &r->migrations[r->n_migrations++];
+    } else {
+        r->migrations_omitted++;
+        if (!failed)
+            return;
+        m = &r->migrations[REPORT_MAX_MIGRATIONS - 1]; /* the applied one there is counted */
+    }
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->failed = failed;
+    m->ms = ms;
+}
+
 void report_timestamp(char *buf, size_t len)
 {
     struct timespec ts;
@@ -96,6 +116,27 @@ static void errors_array(struct jbuf *out, const struct deploy_report *r)
     jbuf_puts(out, "]");
 }
 
+static void migrations_object(struct jbuf *out, const struct deploy_report *r)
+{
+    if (!r->migrations_ran && !r->migrations_failed) {
+        jbuf_puts(out, "null");
+        return;
+    }
+    jbuf_printf(out, "{\"applied\":%d,\"skipped\":%d,\"failed\":%d,\"pending\":%d,"
+                "\"omitted\":%d,\"ms\":%ld,\"last\":", r->migrations_applied,
+                r->migrations_skipped, r->migrations_failed, r->migrations_pending,
+                r->migrations_omitted, r->migrate_ms);
+    jbuf_string(out, r->last_migration[0] ? r->last_migration : NULL);
+    jbuf_puts(out, ",\"items\":[");
+    for (int i = 0; i < r->n_migrations && i < REPORT_MAX_MIGRATIONS; i++) {
+        jbuf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+        jbuf_string(out, r->migrations[i].name);
+        jbuf_printf(out, ",\"status\":\"%s\",\"ms\":%ld}",
+                    r->migrations[i].failed ? "failed" : "applied", r->migrations[i].ms);
+    }
+    jbuf_puts(out, "]}");
+}
+
 void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
                         const struct config *cfg, long total_ms)
 {
@@ -119,6 +160,8 @@ void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
                 r->wait_attempts, r->wait_ms, r->reset_ms, r->statements, r->bytes, total_ms,
                 r->n_errors);
     errors_array(out, r);
+    jbuf_puts(out, ",\"migrations\":");
+    migrations_object(out, r);
     jbuf_puts(out, "}");
 }
 
@@ -133,6 +176,28 @@ void report_exit_json(struct jbuf *out, const struct app_exit *e, const struct c
     else
         jbuf_puts(out, "null");
     jbuf_printf(out, ",\"uptime_ms\":%ld}", e->uptime_ms);
+}
+
+/* ", migrations: 2 applied in 120 ms (last X), 5 already applied", or
+ * ", migrations: up to date (5 applied)", or ", migration X failed ...". */
+static int migrations_summary(char *buf, size_t len, const struct deploy_report *r)
+{
+    if (r->migrations_failed) {
+        const struct report_migration *f = &r->migrations[r->n_migrations - 1];
+        return snprintf(buf, len, ", migration %s failed after %ld ms (%d applied before it, "
+                        "%d not tried)", f->name, f->ms, r->migrations_applied,
+                        r->migrations_pending);
+    }
+    if (!r->migrations_ran)
+        return 0;
+    if (r->migrations_applied == 0 && r->migrations_pending > 0)
+        return snprintf(buf, len, ", migrations: %d pending, %d applied", r->migrations_pending,
+                        r->migrations_skipped);
+    if (r->migrations_applied == 0)
+        return snprintf(buf, len, ", migrations: up to date (%d applied)", r->migrations_skipped);
+    return snprintf(buf, len, ", migrations: %d applied in %ld ms (last %s), %d already applied",
+                    r->migrations_applied, r->migrate_ms, r->last_migration,
+                    r->migrations_skipped);
 }
 
 void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms)
@@ -150,6 +215,8 @@ void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r,
                       r->reset_ms, r->statements);
     else if (r->skip_reason[0])
         n += snprintf(buf + n, len - (size_t)n, ", reset skipped: %s", r->skip_reason);
+    if (n >= 0 && (size_t)n < len)
+        n += migrations_summary(buf + n, len - (size_t)n, r);
     if (n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ", %d error%s", r->n_errors,
                       r->n_errors == 1 ? "" : "s");

@@ -9,6 +9,8 @@
 #include "json.h"
 
 #define REPORT_MAX_ERRORS 8
+#define REPORT_MAX_MIGRATIONS 32 /* per-migration entries kept; later ones are counted */
+#define REPORT_MIGRATION_NAME 128
 
 enum report_outcome { OUTCOME_OK, OUTCOME_SKIPPED, OUTCOME_FAILED };
 
@@ -16,6 +18,13 @@ struct report_error {
     char phase[16];    /* "config", "wait", "reset", "schema-file", "hook", ... */
     char code[16];     /* SQLSTATE, or a short code like "timeout" */
     char message[400]; /* never a password: libpq/server text, redacted input */
+};
+
+/* A migration this start applied, or the one that failed. */
+struct report_migration {
+    char name[REPORT_MIGRATION_NAME]; /* truncated past 127 bytes */
+    int failed;
+    long ms;
 };
 
 /* Fixed size and flat so that it can cross a pipe as bytes (same binary). */
@@ -33,6 +42,16 @@ struct deploy_report {
     long bytes;             /* schema-file bytes applied */
     int n_errors;
     struct report_error errors[REPORT_MAX_ERRORS];
+    int migrations_ran;     /* 1 when --migrations was compared with the database */
+    int migrations_applied; /* by this start */
+    int migrations_skipped; /* applied before this start */
+    int migrations_failed;  /* 0 or 1: the first failure stops the run */
+    int migrations_pending; /* still not applied (--plan, or after a failure) */
+    long migrate_ms;
+    char last_migration[256]; /* the newest applied migration, "" if none (LAST_DB_MIGRATION) */
+    int n_migrations;         /* entries stored in migrations[] */
+    int migrations_omitted;   /* applied ones past REPORT_MAX_MIGRATIONS, not stored */
+    struct report_migration migrations[REPORT_MAX_MIGRATIONS];
 };
 
 void report_init(struct deploy_report *r);
@@ -41,6 +60,10 @@ void report_init(struct deploy_report *r);
  * by n_errors but not stored). */
 void report_add_error(struct deploy_report *r, const char *phase, const char *code,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Counts a migration applied (failed 0) or failed (1) in ms, and keeps its
+ * entry while there is room (a failure always gets the last slot). */
+void report_add_migration(struct deploy_report *r, const char *name, int failed, long ms);
 
 /* The current time as RFC 3339 UTC with milliseconds. */
 void report_timestamp(char *buf, size_t len);

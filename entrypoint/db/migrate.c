@@ -1,0 +1,828 @@
+#include "migrate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "prisma_table.h"
+#include "sqlclass.h"
+#include "sqlsplit.h"
+
+enum migration_state { STATE_PENDING, STATE_APPLIED, STATE_CHANGED };
+
+/* A pending migration, split and classified before anything runs. */
+struct pending {
+    struct sql_statement *stmts;
+    size_t n_stmts;
+    int autocommit_line; /* >0: a statement that cannot run in a transaction block */
+    char autocommit_what[48];
+};
+
+struct migrate_ctx {
+    PGconn *conn;
+    int sfd;
+    const struct config *cfg;
+    const struct migration_dir *dir;
+    struct deploy_report *report;
+    const char *schema;
+    char *table;             /* "schema"."_prisma_migrations" */
+    PGresult *rows;          /* its rows (see READ_COLUMNS); NULL when it does not exist */
+    enum migration_state *state;
+    struct pending *pending; /* per migration, for STATE_PENDING ones */
+    size_t n_pending;
+    char settings[400];      /* "SET lock_timeout ...; [SET search_path ...;] " */
+    char *scratch;           /* one statement, NUL-terminated */
+    size_t scratch_cap;
+};
+
+/* The columns of read_rows()'s result. */
+enum { COL_LOCKED, COL_DATABASE, COL_NAME, COL_CHECKSUM, COL_FINISHED, COL_ROLLED_BACK,
+       COL_STARTED, COL_LOGS };
+
+/* ---- errors ------------------------------------------------------------- */
+
+static int sql_failed(struct migrate_ctx *c, const char *what, const struct db_error *err,
+                      int code)
+{
+    if (err->stop_signal) {
+        log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
+        report_add_error(c->report, "migrate", "signal", "stopped by signal %d during %s",
+                         err->stop_signal, what);
+        return 128 + err->stop_signal;
+    }
+    if (err->connection_lost)
+        code = EXIT_UNAVAILABLE;
+    log_error("%s failed: %s%s%s", what, err->sqlstate, err->sqlstate[0] ? ": " : "",
+              err->message);
+    report_add_error(c->report, "migrate", err->sqlstate[0] ? err->sqlstate : "connection",
+                     "%s: %s", what, err->message);
+    return code;
+}
+
+/* The line, in its file, of character `position` (1-based, as the server
+ * counts: characters, not bytes) of a statement that starts at `line`. */
+static int line_of_position(const char *text, size_t len, int line, int position)
+{
+    int chars = 0;
+    for (size_t i = 0; i < len && chars < position - 1; i++) {
+        if (((unsigned char)text[i] & 0xC0) != 0x80)
+            chars++;
+        line += text[i] == '\n';
+    }
+    return line;
+}
+
+/* ---- the lock and the table, in one round trip ---------------------------- */
+
+/* Table locks are waited for at most --lock-wait; with the URL's schema
+ * parameter, unqualified names go there, as on Prisma's connection. */
+static int make_settings(struct migrate_ctx *c)
+{
+    int n = snprintf(c->settings, sizeof c->settings, "SET lock_timeout = %ld; ",
+                     c->cfg->lock_wait_ms);
+    if (!c->cfg->url_schema)
+        return 0;
+    char *quoted = PQescapeIdentifier(c->conn, c->schema, strlen(c->schema));
+    int fits = quoted && snprintf(c->settings + n, sizeof c->settings - (size_t)n,
+                                  "SET search_path TO %s; ", quoted) < (int)sizeof c->settings - n;
+    PQfreemem(quoted);
+    return fits ? 0 : -1;
+}
+
+static char *read_sql(struct migrate_ctx *c, int take_lock)
+{
+    static const char head[] = "%sSELECT pg_try_advisory_lock(" PRISMA_LOCK_KEY "); ";
+    static const char body[] =
+        "SELECT l.locked, current_database(), m.migration_name, m.checksum,"
+        " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs"
+        " FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+        " AND pid = pg_backend_pid() AND classid = 0 AND objid = " PRISMA_LOCK_KEY
+        " AND objsubid = 1 AND granted) AS locked) l"
+        " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
+    size_t cap = sizeof head + sizeof c->settings + sizeof body + strlen(c->table);
+    char *sql = malloc(cap);
+    if (!sql)
+        return NULL;
+    int n = take_lock ? snprintf(sql, cap, head, c->settings) : 0;
+    snprintf(sql + n, cap - (size_t)n, body, c->table);
+    return sql;
+}
+
+/* Reads _prisma_migrations after trying the lock. 1: read (*locked says
+ * whether the lock is held), 0: the table (or its schema) does not exist,
+ * else an exit code. */
+static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
+{
+    struct db_error err;
+    char *sql = read_sql(c, take_lock);
+    if (!sql)
+        return EXIT_INTERNAL;
+    PQclear(c->rows);
+    c->rows = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
+    free(sql);
+    if (!c->rows && (strcmp(err.sqlstate, "42P01") == 0 || strcmp(err.sqlstate, "3F000") == 0))
+        return 0;
+    if (!c->rows)
+        return sql_failed(c, "reading _prisma_migrations", &err, EXIT_INTERNAL);
+    *locked = strcmp(PQgetvalue(c->rows, 0, COL_LOCKED), "t") == 0;
+    snprintf(c->report->database, sizeof c->report->database, "%s",
+             PQgetvalue(c->rows, 0, COL_DATABASE));
+    return 1;
+}
+
+/* Polls pg_try_advisory_lock rather than waiting in pg_advisory_lock: a
+ * session waiting inside a statement holds a snapshot, and CREATE INDEX
+ * CONCURRENTLY run by the lock holder waits for every such snapshot to go:
+ * the two would deadlock. Bounded by --wait-timeout. */
+static int hold_lock(struct migrate_ctx *c)
+{
+    char sql[sizeof c->settings + 64];
+    long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
+    long deadline = monotonic_ms() + wait, pause = 10;
+    snprintf(sql, sizeof sql, "%sSELECT pg_try_advisory_lock(%s), current_database()",
+             c->settings, PRISMA_LOCK_KEY);
+    for (int tries = 0;; tries++) {
+        struct db_error err;
+        PGresult *res = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
+        if (!res)
+            return sql_failed(c, "taking the migrations lock", &err, EXIT_INTERNAL);
+        int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (got)
+            return 0;
+        if (tries == 0)
+            log_info("waiting for the migrations lock (pg_advisory_lock(%s)): another bandage "
+                     "or prisma migrate is migrating this database", PRISMA_LOCK_KEY);
+        long left = deadline - monotonic_ms();
+        if (left <= 0) {
+            log_error("the migrations lock (pg_advisory_lock(%s)) was not free within %ld ms "
+                      "(--wait-timeout)", PRISMA_LOCK_KEY, wait);
+            report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
+                             "within %ld ms", wait);
+            return EXIT_UNAVAILABLE;
+        }
+        int sig = 0;
+        if (db_wait(-1, 0, c->sfd, pause < left ? pause : left, &sig) < 0) {
+            report_add_error(c->report, "migrate", "signal",
+                             "stopped by signal %d waiting for the migrations lock", sig);
+            return 128 + sig;
+        }
+        pause = pause * 2 > 250 ? 250 : pause * 2;
+    }
+}
+
+/* Step 1: the lock and the rows; one round trip when the lock is free. */
+static int lock_and_read(struct migrate_ctx *c)
+{
+    int locked = 0;
+    int rc = read_rows(c, 1, &locked);
+    if (rc == 1 && locked)
+        return 0;
+    if (rc > 1)
+        return rc;
+    /* Busy, or no table yet (its error rolled back the SET): wait for the
+     * lock, then read what the previous holder left. */
+    if ((rc = hold_lock(c)) != 0)
+        return rc;
+    rc = read_rows(c, 0, &locked);
+    return rc > 1 ? rc : 0;
+}
+
+/* ---- comparing the directory with the table ------------------------------ */
+
+static int row_is_finished(const struct migrate_ctx *c, int r)
+{
+    return strcmp(PQgetvalue(c->rows, r, COL_FINISHED), "t") == 0;
+}
+
+static int row_is_rolled_back(const struct migrate_ctx *c, int r)
+{
+    return strcmp(PQgetvalue(c->rows, r, COL_ROLLED_BACK), "t") == 0;
+}
+
+static int row_count(const struct migrate_ctx *c)
+{
+    return c->rows && !PQgetisnull(c->rows, 0, COL_NAME) ? PQntuples(c->rows) : 0;
+}
+
+/* The finished, not rolled back row of migration `name`, or -1 (Prisma:
+ * a rolled-back row does not count as applied). */
+static int applied_row(const struct migrate_ctx *c, const char *name)
+{
+    for (int r = 0; r < row_count(c); r++)
+        if (row_is_finished(c, r) && !row_is_rolled_back(c, r) &&
+            strcmp(PQgetvalue(c->rows, r, COL_NAME), name) == 0)
+            return r;
+    return -1;
+}
+
+static const struct migration *find_migration(const struct migrate_ctx *c, const char *name)
+{
+    for (size_t i = 0; i < c->dir->count; i++)
+        if (strcmp(c->dir->items[i].name, name) == 0)
+            return &c->dir->items[i];
+    return NULL;
+}
+
+static int row_is_failed(const struct migrate_ctx *c, int r)
+{
+    return !row_is_finished(c, r) && !row_is_rolled_back(c, r);
+}
+
+/* Prisma's P3009: a migration that started and neither finished nor was
+ * rolled back blocks every later one until someone resolves it. */
+static int check_failed_rows(struct migrate_ctx *c)
+{
+    for (int r = 0; r < row_count(c); r++) {
+        if (!row_is_failed(c, r))
+            continue;
+        const char *name = PQgetvalue(c->rows, r, COL_NAME);
+        const char *logs = PQgetisnull(c->rows, r, COL_LOGS) ? "" : PQgetvalue(c->rows, r, COL_LOGS);
+        log_msg(c->cfg->plan ? LOG_WARN : LOG_ERROR,
+                "migration %s started at %s and did not finish (Prisma's P3009%s%.200s): fix "
+                "the database, then mark it: npx prisma migrate resolve --rolled-back %s (or "
+                "--applied %s if you completed it by hand); no migration %s applied", name,
+                PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name, name,
+                c->cfg->plan ? "can be" : "was");
+        if (c->cfg->plan)
+            continue;
+        report_add_error(c->report, "migrate", "P3009", "migration %s failed before; resolve "
+                         "it: npx prisma migrate resolve --rolled-back %s", name, name);
+        return EXIT_SCHEMA;
+    }
+    return 0;
+}
+
+/* Sorts each migration of the directory into applied, changed or pending. */
+static int classify(struct migrate_ctx *c)
+{
+    int changed = 0;
+    for (size_t i = 0; i < c->dir->count; i++) {
+        const struct migration *m = &c->dir->items[i];
+        int r = applied_row(c, m->name);
+        c->state[i] = STATE_PENDING;
+        if (r < 0) {
+            c->n_pending++;
+            continue;
+        }
+        c->state[i] = STATE_APPLIED;
+        const char *recorded = PQgetvalue(c->rows, r, COL_CHECKSUM);
+        if (!m->sql) {
+            log_warn("migration %s is applied but %s/%s/migration.sql is missing: its checksum "
+                     "cannot be checked", m->name, c->dir->path, m->name);
+            continue;
+        }
+        int same = migration_checksum_matches(m->sql, m->sql_len, recorded);
+        if (same < 0)
+            return EXIT_INTERNAL;
+        if (same)
+            continue;
+        c->state[i] = STATE_CHANGED;
+        changed++;
+        if (c->cfg->migrations_strict && !c->cfg->plan)
+            log_error("migration %s was applied from another file (recorded checksum %.12s…, "
+                      "%s/%s/migration.sql has %.12s…): with --migrations-strict nothing is "
+                      "applied; restore the file, or put the change in a new migration",
+                      m->name, recorded, c->dir->path, m->name, m->checksum);
+        else
+            log_warn("migration %s was applied from another file (recorded checksum %.12s…, "
+                     "the file has %.12s…): edits to an applied migration never run; put the "
+                     "change in a new migration", m->name, recorded, m->checksum);
+    }
+    for (int r = 0; r < row_count(c); r++) {
+        const char *name = PQgetvalue(c->rows, r, COL_NAME);
+        if (row_is_finished(c, r) && !row_is_rolled_back(c, r) && !find_migration(c, name))
+            log_warn("migration %s is recorded in %s but is not in %s", name, c->table,
+                     c->dir->path);
+    }
+    if (changed && c->cfg->migrations_strict && !c->cfg->plan) {
+        report_add_error(c->report, "migrate", "checksum", "%d applied migration(s) changed "
+                         "(--migrations-strict)", changed);
+        return EXIT_SCHEMA;
+    }
+    return 0;
+}
+
+/* ---- preparing the pending migrations (before anything runs) ---------------- */
+
+static void describe_statement(const char *text, size_t len, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < outlen; i++) {
+        char ch = text[i] == '\n' || text[i] == '\r' || text[i] == '\t' ? ' ' : text[i];
+        if (!(ch == ' ' && n > 0 && out[n - 1] == ' '))
+            out[n++] = ch;
+    }
+    out[n] = '\0';
+}
+
+/* Splits one pending migration; drops the BEGIN/COMMIT a file may hold when
+ * it runs in bandage's transaction; finds what must run outside one. */
+static int prepare_one(struct migrate_ctx *c, const struct migration *m, struct pending *p)
+{
+    char err[256];
+    int version = PQserverVersion(c->conn);
+    if (!m->sql) {
+        log_error("--migrations: %s/%s has no migration.sql: add it, or remove the directory",
+                  c->dir->path, m->name);
+        report_add_error(c->report, "config", "migrations", "%s has no migration.sql", m->name);
+        return EXIT_USAGE;
+    }
+    if (sql_split(m->sql, m->sql_len, &p->stmts, &p->n_stmts, err, sizeof err) != 0) {
+        log_error("migration %s (%s/%s/migration.sql): %s; no migration was applied", m->name,
+                  c->dir->path, m->name, err);
+        report_add_error(c->report, "migration", "syntax", "%s: %s", m->name, err);
+        return EXIT_SCHEMA;
+    }
+    for (size_t i = 0; i < p->n_stmts && !p->autocommit_line; i++)
+        if (sql_needs_autocommit(m->sql + p->stmts[i].offset, p->stmts[i].length, version)) {
+            p->autocommit_line = p->stmts[i].line;
+            describe_statement(m->sql + p->stmts[i].offset, p->stmts[i].length,
+                               p->autocommit_what, sizeof p->autocommit_what);
+        }
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n_stmts; i++) {
+        char word[16];
+        enum sql_tx_control tx = sql_tx_control(m->sql + p->stmts[i].offset, p->stmts[i].length,
+                                                word, sizeof word);
+        if (tx == SQL_TX_REFUSED) {
+            log_error("migration %s, line %d: %s is not allowed: bandage runs each migration "
+                      "all-or-nothing; no migration was applied", m->name, p->stmts[i].line, word);
+            report_add_error(c->report, "migration", "transaction", "%s line %d: %s is not "
+                             "allowed", m->name, p->stmts[i].line, word);
+            return EXIT_SCHEMA;
+        }
+        /* Outside a transaction the file's own BEGIN/COMMIT keep their meaning. */
+        if (tx == SQL_TX_DROPPABLE && !p->autocommit_line)
+            log_info("migration %s, line %d: %s left out: the migration runs in bandage's own "
+                      "transaction", m->name, p->stmts[i].line, word);
+        else
+            p->stmts[kept++] = p->stmts[i];
+    }
+    p->n_stmts = kept;
+    return 0;
+}
+
+static int prepare_pending(struct migrate_ctx *c)
+{
+    for (size_t i = 0; i < c->dir->count; i++) {
+        int rc = c->state[i] == STATE_PENDING
+                     ? prepare_one(c, &c->dir->items[i], &c->pending[i]) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Prisma's P3005: a database with tables and no _prisma_migrations was not
+ * built by migrations; applying the first one over it would fail or worse. */
+static int check_empty_schema(struct migrate_ctx *c)
+{
+    struct db_error err;
+    const char *params[] = {c->schema};
+    PGresult *res = db_exec(c->conn, c->sfd,
+                            "SELECT count(*) FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace"
+                            " n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND"
+                            " k.relkind IN ('r', 'p') AND k.relname <> 'spatial_ref_sys'",
+                            1, params, &err);
+    if (!res)
+        return sql_failed(c, "looking for tables in the schema", &err, EXIT_INTERNAL);
+    long tables = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (tables == 0)
+        return 0;
+    log_error("schema \"%s\" has %ld table(s) but no _prisma_migrations (Prisma's P3005): it was "
+              "not built by these migrations; rebuild it with --reset once --migrations %s, or "
+              "baseline it (npx prisma migrate resolve --applied NAME for each migration already "
+              "in it); nothing was applied", c->schema, tables, c->dir->path);
+    report_add_error(c->report, "migrate", "P3005", "schema %s is not empty and has no "
+                     "_prisma_migrations", c->schema);
+    return EXIT_SCHEMA;
+}
+
+/* ---- applying ------------------------------------------------------------- */
+
+static const char *statement_text(struct migrate_ctx *c, const struct migration *m,
+                                  const struct sql_statement *s)
+{
+    if (s->length + 1 > c->scratch_cap) {
+        char *grown = realloc(c->scratch, s->length + 1);
+        if (!grown)
+            return NULL;
+        c->scratch = grown;
+        c->scratch_cap = s->length + 1;
+    }
+    memcpy(c->scratch, m->sql + s->offset, s->length);
+    c->scratch[s->length] = '\0';
+    return c->scratch;
+}
+
+static int run_statement(struct migrate_ctx *c, const struct migration *m,
+                         const struct sql_statement *s, struct db_error *err)
+{
+    const char *text = statement_text(c, m, s);
+    if (!text) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return -1;
+    }
+    return db_run(c->conn, c->sfd, text, err);
+}
+
+static int statement_failed(struct migrate_ctx *c, const struct migration *m,
+                            const struct sql_statement *s, const struct db_error *err,
+                            const char *undo)
+{
+    int line = line_of_position(m->sql + s->offset, s->length, s->line, err->position);
+    if (err->stop_signal) {
+        log_warn("migration %s stopped by signal %d at line %d; %s", m->name, err->stop_signal,
+                 line, undo);
+        report_add_error(c->report, "migration", "signal", "%s line %d: stopped by signal %d",
+                         m->name, line, err->stop_signal);
+        return 128 + err->stop_signal;
+    }
+    int later = c->report->migrations_pending - 1;
+    log_error("migration %s failed at line %d of %s/%s/migration.sql: %s%s%s; %s; %d later "
+              "migration%s not tried", m->name, line, c->dir->path, m->name, err->sqlstate,
+              err->sqlstate[0] ? ": " : "", err->message, undo, later, later == 1 ? "" : "s");
+    report_add_error(c->report, "migration", err->sqlstate[0] ? err->sqlstate : "connection",
+                     "%s line %d: %s", m->name, line, err->message);
+    return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
+}
+
+/* The migration and its row in one transaction. */
+static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m,
+                                const struct pending *p)
+{
+    struct db_error err;
+    int rc = 0;
+    if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
+        return sql_failed(c, "BEGIN", &err, EXIT_INTERNAL);
+    for (size_t i = 0; i < p->n_stmts && rc == 0; i++)
+        if (run_statement(c, m, &p->stmts[i], &err) != 0)
+            rc = statement_failed(c, m, &p->stmts[i], &err, "rolled back");
+    if (rc == 0 && prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL,
+                                 &err) != 0)
+        rc = sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
+    if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
+        char what[REPORT_MIGRATION_NAME + 32];
+        snprintf(what, sizeof what, "COMMIT of migration %.127s", m->name);
+        return sql_failed(c, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
+    }
+    if (rc != 0) /* after a cancel or a lost connection this may fail: the session's end rolls back */
+        db_run(c->conn, c->sfd, "ROLLBACK", &err);
+    return rc;
+}
+
+static int set_lock_timeout(struct migrate_ctx *c, long ms)
+{
+    struct db_error err;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
+    return db_run(c->conn, c->sfd, sql, &err) == 0 ? 0 : sql_failed(c, sql, &err, EXIT_INTERNAL);
+}
+
+/* Statement by statement, as Prisma's own deploy records it: a started row
+ * first, so that a failure (or a crash) part-way leaves a row that blocks
+ * the next deploy (P3009) until someone looks. Even a failure of the first
+ * statement keeps it: an interrupted CREATE INDEX CONCURRENTLY leaves an
+ * INVALID index behind. */
+static int apply_outside_transaction(struct migrate_ctx *c, const struct migration *m,
+                                     const struct pending *p)
+{
+    struct db_error err, ignored;
+    char id[37], logs[600], undo[512];
+    size_t i = 0;
+    log_info("migration %s runs statement by statement, outside a transaction (line %d: %s "
+             "cannot run in a transaction block): a failure part-way leaves it half applied",
+             m->name, p->autocommit_line, p->autocommit_what);
+    if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 0, id, &err) != 0)
+        return sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
+    /* CREATE INDEX CONCURRENTLY waits for every older transaction of the
+     * app to end, blocking nobody meanwhile: allow it --wait-timeout rather
+     * than --lock-wait (made for locks that queue the app behind them). */
+    long patient = c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms ? c->cfg->wait_timeout_ms
+                                                                   : c->cfg->lock_wait_ms;
+    int rc = set_lock_timeout(c, patient);
+    if (rc != 0)
+        return rc;
+    for (; i < p->n_stmts; i++)
+        if (run_statement(c, m, &p->stmts[i], &err) != 0)
+            break;
+    if (i == p->n_stmts && (rc = set_lock_timeout(c, c->cfg->lock_wait_ms)) != 0)
+        return rc;
+    if (i == p->n_stmts) {
+        if (prisma_record_finished(c->conn, c->sfd, c->table, id, &err) != 0)
+            return sql_failed(c, "recording the migration as finished", &err, EXIT_SCHEMA);
+        return 0;
+    }
+    db_run(c->conn, c->sfd, "ROLLBACK", &ignored); /* inside the file's own BEGIN, if any */
+    snprintf(logs, sizeof logs, "bandage: line %d: %s%s%s", p->stmts[i].line, err.sqlstate,
+             err.sqlstate[0] ? ": " : "", err.message);
+    prisma_record_logs(c->conn, c->sfd, c->table, id, logs, &ignored);
+    snprintf(undo, sizeof undo, "%zu statement(s) before it stay applied (a failed CREATE "
+             "INDEX CONCURRENTLY leaves an INVALID index) and its row blocks later deploys: "
+             "undo or finish it by hand, then npx prisma migrate resolve --rolled-back %s (or "
+             "--applied %s)", i, m->name, m->name);
+    return statement_failed(c, m, &p->stmts[i], &err, undo);
+}
+
+static int apply_pending(struct migrate_ctx *c)
+{
+    struct db_error err;
+    if (!c->rows) { /* the first migrations of this database */
+        int rc = check_empty_schema(c);
+        if (rc != 0)
+            return rc;
+        if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
+            return sql_failed(c, "creating _prisma_migrations", &err, EXIT_SCHEMA);
+    }
+    for (size_t i = 0; i < c->dir->count; i++) {
+        if (c->state[i] != STATE_PENDING)
+            continue;
+        const struct migration *m = &c->dir->items[i];
+        const struct pending *p = &c->pending[i];
+        long started = monotonic_ms();
+        int rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
+                                    : apply_in_transaction(c, m, p);
+        long ms = monotonic_ms() - started;
+        report_add_migration(c->report, m->name, rc != 0, ms);
+        c->report->migrations_pending--;
+        if (rc != 0)
+            return rc;
+        c->state[i] = STATE_APPLIED;
+        log_info("applied migration %s in %ld ms (%zu statement%s)", m->name, ms, p->n_stmts,
+                 p->n_stmts == 1 ? "" : "s");
+    }
+    return 0;
+}
+
+/* ---- --plan ----------------------------------------------------------------- */
+
+static void print_plan(struct migrate_ctx *c)
+{
+    int changed = 0;
+    printf("bandage --plan: %zu migration(s) in %s, database \"%s\", table %s%s\n",
+           c->dir->count, c->dir->path, c->report->database, c->table,
+           c->rows ? "" : " (does not exist yet)");
+    for (size_t i = 0; i < c->dir->count; i++) {
+        const struct migration *m = &c->dir->items[i];
+        const struct pending *p = &c->pending[i];
+        if (c->state[i] == STATE_CHANGED)
+            changed++;
+        if (c->state[i] == STATE_CHANGED)
+            printf("  changed  %s (applied; its file's checksum differs%s)\n", m->name,
+                   c->cfg->migrations_strict ? ": --migrations-strict stops here" : "");
+        else if (c->state[i] == STATE_PENDING && p->autocommit_line)
+            printf("  pending  %s (%zu statement%s, outside a transaction: line %d: %s)\n",
+                   m->name, p->n_stmts, p->n_stmts == 1 ? "" : "s", p->autocommit_line,
+                   p->autocommit_what);
+        else if (c->state[i] == STATE_PENDING)
+            printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
+                   p->n_stmts == 1 ? "" : "s");
+        else
+            printf("  applied  %s\n", m->name);
+    }
+    for (int r = 0; r < row_count(c); r++) {
+        const char *name = PQgetvalue(c->rows, r, COL_NAME);
+        if (row_is_failed(c, r))
+            printf("  failed   %s (started %s, never finished: a real start stops here until "
+                   "npx prisma migrate resolve --rolled-back %s)\n", name,
+                   PQgetvalue(c->rows, r, COL_STARTED), name);
+        else if (row_is_finished(c, r) && !row_is_rolled_back(c, r) && !find_migration(c, name))
+            printf("  missing  %s (recorded in the database, not in the directory)\n", name);
+    }
+    printf("%zu pending, %d changed: nothing was changed (--plan)\n", c->n_pending, changed);
+    fflush(stdout);
+}
+
+/* ---- the phase --------------------------------------------------------------- */
+
+int migrate_load(const struct config *cfg, struct migration_dir *dir,
+                 struct deploy_report *report)
+{
+    char err[512];
+    if (migration_dir_read(cfg->migrations, dir, err, sizeof err) == 0)
+        return 0;
+    log_error("%s", err);
+    report_add_error(report, "config", "migrations", "%s", err);
+    return EXIT_USAGE;
+}
+
+static void note_newest(struct migrate_ctx *c)
+{
+    for (size_t i = c->dir->count; i-- > 0;)
+        if (c->state[i] != STATE_PENDING) {
+            snprintf(c->report->last_migration, sizeof c->report->last_migration, "%s",
+                     c->dir->items[i].name);
+            return;
+        }
+}
+
+static int run(struct migrate_ctx *c)
+{
+    int rc;
+    if ((rc = lock_and_read(c)) != 0 || (rc = check_failed_rows(c)) != 0 ||
+        (rc = classify(c)) != 0 || (rc = prepare_pending(c)) != 0)
+        return rc;
+    c->report->migrations_ran = 1;
+    c->report->migrations_skipped = (int)(c->dir->count - c->n_pending);
+    c->report->migrations_pending = (int)c->n_pending;
+    if (c->cfg->plan) {
+        print_plan(c);
+        note_newest(c);
+        return 0;
+    }
+    if (c->n_pending == 0)
+        log_info("migrations: all %zu applied, nothing pending", c->dir->count);
+    else
+        rc = apply_pending(c);
+    note_newest(c);
+    return rc;
+}
+
+int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
+                     const struct migration_dir *dir, struct deploy_report *report)
+{
+    struct migrate_ctx c = {.conn = conn, .sfd = sfd, .cfg = cfg, .dir = dir, .report = report,
+                            .schema = cfg->url_schema ? cfg->url_schema : "public"};
+    long started = monotonic_ms();
+    int rc = EXIT_INTERNAL;
+    c.table = prisma_table_name(conn, c.schema);
+    c.state = calloc(dir->count + 1, sizeof *c.state);
+    c.pending = calloc(dir->count + 1, sizeof *c.pending);
+    if (c.table && c.state && c.pending && make_settings(&c) == 0)
+        rc = run(&c);
+    report->migrate_ms = monotonic_ms() - started;
+    for (size_t i = 0; c.pending && i < dir->count; i++)
+        free(c.pending[i].stmts);
+    free(c.pending);
+    free(c.state);
+    free(c.table);
+    free(c.scratch);
+    PQclear(c.rows);
+    return rc;
+}
+
+/* ---- for the reset ------------------------------------------------------------- */
+
+/* Appends statement s of m to the list, without CONCURRENTLY where that
+ * keyword is what keeps it out of a transaction. */
+static void append_statement(struct migration_statements *out, size_t *used,
+                             const struct migration *m, const struct sql_statement *s,
+                             int server_version)
+{
+    const char *text = m->sql + s->offset;
+    char *dst = out->arena + *used;
+    size_t at, kw;
+    if (sql_concurrently_keyword(text, s->length, &at, &kw)) {
+        memcpy(dst, text, at);
+        memcpy(dst + at, text + at + kw, s->length - at - kw);
+        dst[s->length - kw] = '\0';
+        *used += s->length - kw + 1;
+    } else {
+        memcpy(dst, text, s->length);
+        dst[s->length] = '\0';
+        *used += s->length + 1;
+    }
+    struct migration_statement *item = &out->items[out->count++];
+    item->migration = m;
+    item->line = s->line;
+    item->text = dst;
+    item->outside_transaction = sql_needs_autocommit(dst, strlen(dst), server_version);
+}
+
+static int list_one(const struct migration *m, struct sql_statement **stmts, size_t *n,
+                    char *err, size_t errlen)
+{
+    char why[256];
+    if (!m->sql) {
+        snprintf(err, errlen, "migration %s has no migration.sql", m->name);
+        return -1;
+    }
+    if (sql_split(m->sql, m->sql_len, stmts, n, why, sizeof why) != 0) {
+        snprintf(err, errlen, "migration %s: %s", m->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+int migration_statements_list(const struct migration_dir *dir, int server_version,
+                              struct migration_statements *out, char *err, size_t errlen)
+{
+    size_t bytes = 1, cap = 0, used = 0;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < dir->count; i++)
+        bytes += dir->items[i].sql_len + 1;
+    if (!(out->arena = malloc(bytes))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < dir->count; i++) {
+        const struct migration *m = &dir->items[i];
+        struct sql_statement *stmts = NULL;
+        size_t n = 0;
+        if (list_one(m, &stmts, &n, err, errlen) != 0)
+            goto failed;
+        struct migration_statement *grown = realloc(out->items, (cap += n) * sizeof *grown + 1);
+        if (!grown) {
+            free(stmts);
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+        out->items = grown;
+        for (size_t k = 0; k < n; k++) {
+            char word[16];
+            enum sql_tx_control tx = sql_tx_control(m->sql + stmts[k].offset, stmts[k].length,
+                                                    word, sizeof word);
+            if (tx == SQL_TX_REFUSED) {
+                snprintf(err, errlen, "migration %s, line %d: %s is not allowed", m->name,
+                         stmts[k].line, word);
+                free(stmts);
+                goto failed;
+            }
+            if (tx == SQL_TX_NONE)
+                append_statement(out, &used, m, &stmts[k], server_version);
+        }
+        free(stmts);
+    }
+    return 0;
+failed:
+    migration_statements_free(out);
+    return -1;
+}
+
+void migration_statements_free(struct migration_statements *list)
+{
+    free(list->items);
+    free(list->arena);
+    memset(list, 0, sizeof *list);
+}
+
+/* "a/b/c" of one field of every migration (names never hold a '/'). */
+static char *joined(const struct migration_dir *dir, int field, const char *ids)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < dir->count; i++)
+        cap += strlen(dir->items[i].name) + MIGRATION_CHECKSUM_LEN + 40;
+    char *out = malloc(cap), *p = out;
+    for (size_t i = 0; out && i < dir->count; i++) {
+        const char *v = field == 0 ? ids + i * 37
+                        : field == 1 ? dir->items[i].checksum : dir->items[i].name;
+        p += sprintf(p, "%s%s", i ? "/" : "", v);
+    }
+    if (out)
+        *p = '\0';
+    return out;
+}
+
+int migrations_record_all_applied(PGconn *conn, int sfd, const char *schema,
+                                  const struct migration_dir *dir, struct db_error *err)
+{
+    static const char insert[] =
+        "INSERT INTO %s (id, checksum, migration_name, started_at, finished_at,"
+        " applied_steps_count)"
+        " SELECT u.id, u.checksum, u.name, now() + u.n * interval '1 microsecond',"
+        " now() + u.n * interval '1 microsecond', 1"
+        " FROM unnest(string_to_array($1, '/'), string_to_array($2, '/'),"
+        " string_to_array($3, '/')) WITH ORDINALITY AS u(id, checksum, name, n)";
+    char *table = prisma_table_name(conn, schema);
+    char *ids = calloc(dir->count + 1, 37);
+    char *fields[3] = {NULL, NULL, NULL};
+    char *sql = table ? malloc(sizeof insert + strlen(table)) : NULL;
+    int rc = -1;
+    memset(err, 0, sizeof *err);
+    for (size_t i = 0; ids && i < dir->count; i++)
+        if (prisma_uuid_v4(ids + i * 37) != 0)
+            goto out;
+    for (int f = 0; ids && f < 3; f++)
+        fields[f] = joined(dir, f, ids);
+    if (!sql || !fields[0] || !fields[1] || !fields[2])
+        goto out;
+    if (prisma_table_create(conn, sfd, schema, table, err) != 0)
+        goto done;
+    if (dir->count == 0) {
+        rc = 0;
+        goto done;
+    }
+    sprintf(sql, insert, table);
+    const char *params[] = {fields[0], fields[1], fields[2]};
+    PGresult *res = db_exec(conn, sfd, sql, 3, params, err);
+    rc = res ? 0 : -1;
+    PQclear(res);
+    goto done;
+out:
+    snprintf(err->message, sizeof err->message, "out of memory, or RAND_bytes failed");
+done:
+    for (int f = 0; f < 3; f++)
+        free(fields[f]);
+    free(sql);
+    free(ids);
+    free(table);
+    return rc;
+}

@@ -1,0 +1,505 @@
+"""--migrations DIR (DESIGN.md "Migrations, precisely"): Prisma's migrations
+directory applied by bandage against a real PostgreSQL, with Prisma's own
+bookkeeping (_prisma_migrations, pg_advisory_lock(72707369)) so that bandage
+and ``prisma migrate deploy`` can take turns on one database.
+
+The migration histories are generated the way Prisma writes them
+(``helpers/migrations.py``). "Nothing touched" is checked with a full
+``pg_dump`` before and after.
+"""
+import difflib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from helpers import scaled, wait_until
+from helpers.bandage import bandage_env
+from helpers.migrations import (HISTORY, TAGS, TITLE_INDEX_CONCURRENTLY,
+                                MigrationsDir, line_of)
+from helpers.pg import find_pg_bin
+
+PG_DUMP = os.path.join(find_pg_bin(), "pg_dump")
+UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+#: information_schema's view of the table Prisma's PostgreSQL connector
+#: creates: (name, data type, max length, nullable, default).
+PRISMA_COLUMNS = [
+    ("id", "character varying", 36, "NO", None),
+    ("checksum", "character varying", 64, "NO", None),
+    ("finished_at", "timestamp with time zone", None, "YES", None),
+    ("migration_name", "character varying", 255, "NO", None),
+    ("logs", "text", None, "YES", None),
+    ("rolled_back_at", "timestamp with time zone", None, "YES", None),
+    ("started_at", "timestamp with time zone", None, "NO", "now()"),
+    ("applied_steps_count", "integer", None, "NO", "0"),
+]
+
+
+def dump(db, *options):
+    """Full plain pg_dump (schema and data) of ``db``, without the random
+    ``\\restrict`` lines of 15.14+."""
+    r = subprocess.run([PG_DUMP, "--dbname", db.dsn(user="postgres"), *options],
+                       capture_output=True, timeout=scaled(120))
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    return "\n".join(l for l in r.stdout.decode().splitlines()
+                     if not l.startswith(("\\restrict", "\\unrestrict")))
+
+
+def assert_same_dump(before, after):
+    if before != after:
+        diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), "before",
+                                         "after", lineterm="", n=1))
+        raise AssertionError("the database changed:\n" + "\n".join(diff[:60]))
+
+
+def migrate_args(db, mdir, *extra, url=None):
+    return ["--database-url", url or db.dsn(), "--migrations", mdir.path, *extra]
+
+
+def rows(db, schema="public"):
+    return db.execute(f'SELECT migration_name, checksum, id, finished_at, started_at, logs,'
+                      f' rolled_back_at, applied_steps_count FROM "{schema}"."_prisma_migrations"'
+                      f' ORDER BY started_at, migration_name', user="postgres")
+
+
+def applied_names(db, schema="public"):
+    return [r[0] for r in rows(db, schema) if r[3] is not None and r[6] is None]
+
+
+def tables(db, schema="public"):
+    return {r[0] for r in db.execute(
+        "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relnamespace = %s::regnamespace",
+        (schema,), user="postgres")}
+
+
+def regclass(db, name):
+    return db.execute("SELECT to_regclass(%s)::text", (name,), user="postgres")[0][0]
+
+
+def run_ok(run_bandage, db, mdir, *extra, **kw):
+    run = run_bandage(migrate_args(db, mdir, *extra), **kw)
+    run.wait_exit_code(0)
+    return run
+
+
+@pytest.fixture
+def mdir(tmp_path):
+    """The first three migrations of HISTORY."""
+    return MigrationsDir(tmp_path, migrations=HISTORY[:3])
+
+
+# --- applying ---------------------------------------------------------------------
+
+def test_empty_database_gets_every_migration_recorded_as_prisma_does(run_bandage, db, tmp_path,
+                                                                      app_dir):
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    seen = os.path.join(app_dir, "env")
+    run = run_ok(run_bandage, db, mdir, "--", "sh", "-c",
+                 f'printf %s "$LAST_DB_MIGRATION" > {seen}')
+    assert tables(db) == {"User", "Post", "Tag", "_PostToTag", "_prisma_migrations"}
+    got = rows(db)
+    assert [r[0] for r in got] == mdir.names
+    for name, checksum, id_, finished, started, logs, rolled_back, steps in got:
+        assert checksum == mdir.checksum(name)
+        assert UUID_V4.match(id_), id_
+        assert finished is not None and started <= finished
+        assert (logs, rolled_back, steps) == (None, None, 1)
+    assert len({r[2] for r in got}) == len(got), "ids must differ"
+    assert open(seen).read() == mdir.names[-1]
+    assert re.search(r"deploy ok in \d+ ms: .*migrations: 5 applied in \d+ ms "
+                     r"\(last 20240105080000_post_title_index\), 0 already applied", run.stderr)
+    # the enum change ran inside bandage's transaction (its BEGIN/COMMIT left out)
+    assert db.execute("SELECT enum_range(NULL::\"Role\")::text", user="postgres")[0][0] == \
+        "{USER,EDITOR,ADMIN}"
+
+
+def test_prisma_migrations_table_matches_prismas_ddl(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    cols = db.execute("SELECT column_name::text, data_type::text, character_maximum_length,"
+                      " is_nullable::text, column_default::text FROM information_schema.columns"
+                      " WHERE table_schema = 'public' AND table_name = '_prisma_migrations'"
+                      " ORDER BY ordinal_position", user="postgres")
+    assert [tuple(c) for c in cols] == PRISMA_COLUMNS
+    pk = db.execute("SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON"
+                    " a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indisprimary"
+                    " AND i.indrelid = 'public._prisma_migrations'::regclass", user="postgres")
+    assert pk == [("id",)]
+
+
+def test_one_new_migration_is_the_only_one_applied(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    before = rows(db)
+    mdir.add(*HISTORY[3])
+    run = run_ok(run_bandage, db, mdir)
+    after = rows(db)
+    assert after[:3] == before
+    assert [r[0] for r in after] == [n for n, _ in HISTORY[:4]]
+    assert "Tag" in tables(db)
+    assert "migrations: 1 applied" in run.stderr and "3 already applied" in run.stderr
+
+
+def test_last_db_migration_is_the_newest_applied_also_with_nothing_pending(run_bandage, db,
+                                                                           mdir, app_dir):
+    run_ok(run_bandage, db, mdir)
+    seen = os.path.join(app_dir, "env")
+    run = run_ok(run_bandage, db, mdir, "--", "sh", "-c",
+                 f'printf %s "${{LAST_DB_MIGRATION-unset}}" > {seen}')
+    assert "up to date (3 applied)" in run.stderr
+    assert open(seen).read() == HISTORY[2][0]
+
+
+def test_nothing_pending_costs_one_query_more_than_a_plain_start(run_bandage, db, pg, mdir):
+    """Counted by the server: transactions of the database (each round trip
+    outside a transaction block is one) during a plain start and during a
+    start with everything applied."""
+    run_ok(run_bandage, db, mdir)
+
+    def transactions_of(args):
+        def count():
+            pg.execute("SELECT pg_stat_clear_snapshot()")
+            return pg.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                              " WHERE datname = %s", (db.name,))[0][0]
+
+        def idle():
+            return not pg.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s",
+                                  (db.name,))
+        wait_until(idle, scaled(5), "the database to have no session")
+        start = count()
+        run_bandage(args).wait_exit_code(0)
+        wait_until(idle, scaled(5), "bandage's session to end")
+        # a backend's counters reach the shared stats when it exits
+        return wait_until(lambda: count() - start or None, scaled(5), "the stats to arrive")
+
+    plain = transactions_of(["--database-url", db.dsn()])
+    migrate = transactions_of(migrate_args(db, mdir))
+    assert migrate - plain == 1, (plain, migrate)
+
+
+def test_failing_migration_changes_nothing_and_stops(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    before = dump(db)
+    bad = TAGS + '\n-- AlterTable\nALTER TABLE "Nope" ADD COLUMN "x" INTEGER;\n'
+    mdir.add("20240104110000_tags", bad)
+    mdir.add("20240106000000_after", 'CREATE TABLE "After" ("id" INTEGER);\n')
+    run = run_bandage(migrate_args(db, mdir))
+    run.wait_exit_code(65)
+    line = line_of(bad, 'ALTER TABLE "Nope"')
+    assert re.search(rf"migration 20240104110000_tags failed at line {line} of .*42P01", run.stderr), \
+        run.stderr
+    assert "1 later migration not tried" in run.stderr
+    assert_same_dump(before, dump(db))
+    assert "deploy failed" in run.stderr and "migration 20240104110000_tags failed" in run.stderr
+
+
+def test_changed_applied_migration_warns_and_strict_refuses(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    with open(mdir.file(HISTORY[1][0]), "a") as f:
+        f.write("-- edited after it was applied\n")
+    run = run_ok(run_bandage, db, mdir)
+    assert f"bandage: warn: migration {HISTORY[1][0]} was applied from another file" in run.stderr
+    mdir.add(*HISTORY[3])
+    before = dump(db)
+    strict = run_bandage(migrate_args(db, mdir, "--migrations-strict", "true"))
+    strict.wait_exit_code(65)
+    assert HISTORY[1][0] in strict.stderr and "--migrations-strict" in strict.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_crlf_checkout_of_an_applied_migration_is_not_a_change(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    for name, sql in HISTORY[:3]:
+        mdir.add(name, sql, crlf=True)
+    run = run_ok(run_bandage, db, mdir, "--migrations-strict", "true")
+    assert "another file" not in run.stderr
+
+
+def test_missing_from_directory_is_a_warning(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    os.remove(mdir.file(HISTORY[2][0]))
+    os.rmdir(os.path.dirname(mdir.file(HISTORY[2][0])))
+    run = run_ok(run_bandage, db, mdir)
+    assert f"bandage: warn: migration {HISTORY[2][0]} is recorded in" in run.stderr
+
+
+def test_failed_row_left_by_prisma_blocks_until_resolved(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    mdir.add(*HISTORY[3])
+    failed = HISTORY[3][0]
+    # what Prisma's deploy leaves when a migration fails: started, logs, no finished_at
+    db.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, logs)"
+               " VALUES (%s, %s, %s, now(), %s)",
+               (str(uuid.uuid4()), mdir.checksum(failed), failed,
+                "Database error code: 42P07 relation \"Tag\" already exists"), user="postgres")
+    before = dump(db)
+    run = run_bandage(migrate_args(db, mdir))
+    run.wait_exit_code(65)
+    assert f"npx prisma migrate resolve --rolled-back {failed}" in run.stderr
+    assert "P3009" in run.stderr
+    assert_same_dump(before, dump(db))
+    plan = run_ok(run_bandage, db, mdir, "--plan", "true")
+    assert f"  failed   {failed} (started " in plan.stdout
+    # `prisma migrate resolve --rolled-back` sets rolled_back_at: then it is applied again
+    db.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s",
+               (failed,), user="postgres")
+    run_ok(run_bandage, db, mdir)
+    assert applied_names(db)[-1] == failed and "Tag" in tables(db)
+
+
+def test_non_empty_database_without_history_is_refused(run_bandage, db, mdir):
+    db.execute('CREATE TABLE "User" ("id" INTEGER)', user="postgres")
+    before = dump(db)
+    run = run_bandage(migrate_args(db, mdir))
+    run.wait_exit_code(65)
+    assert "P3005" in run.stderr and "--reset once --migrations" in run.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_migration_that_cannot_run_in_a_transaction(run_bandage, db, mdir):
+    run_ok(run_bandage, db, mdir)
+    mdir.add(*HISTORY[4])
+    run = run_ok(run_bandage, db, mdir)
+    assert re.search(r"migration 20240105080000_post_title_index runs statement by statement, "
+                     r"outside a transaction \(line 2: CREATE INDEX CONCURRENTLY", run.stderr), \
+        run.stderr
+    assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = '\"Post_title_idx\"'"
+                      "::regclass", user="postgres") == [(True,)]
+    assert rows(db)[-1][7] == 1 and rows(db)[-1][3] is not None
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["second-statement", "first-statement"])
+def test_failure_outside_a_transaction_leaves_a_blocking_row(run_bandage, db, mdir, first):
+    """Even when the first statement fails: an interrupted CREATE INDEX
+    CONCURRENTLY leaves an INVALID index, so the row stays, as Prisma's."""
+    run_ok(run_bandage, db, mdir)
+    name = "20240105080000_post_title_index"
+    bad = 'CREATE INDEX CONCURRENTLY "x" ON "Nope"("y");\n'
+    mdir.add(name, bad + TITLE_INDEX_CONCURRENTLY if first else TITLE_INDEX_CONCURRENTLY + bad)
+    run = run_bandage(migrate_args(db, mdir))
+    run.wait_exit_code(65)
+    assert f"npx prisma migrate resolve --rolled-back {name}" in run.stderr
+    assert f"{0 if first else 1} statement(s) before it stay applied" in run.stderr
+    last = rows(db)[-1]
+    assert last[0] == name and last[3] is None and "42P01" in last[5]
+    again = run_bandage(migrate_args(db, mdir))
+    again.wait_exit_code(65)
+    assert "P3009" in again.stderr
+
+
+# --- concurrency and signals ------------------------------------------------------------
+
+def test_eight_replicas_apply_each_migration_once(run_bandage, db, tmp_path):
+    """Including the CREATE INDEX CONCURRENTLY one: it waits for every other
+    transaction's snapshot, so replicas must not wait for the lock inside a
+    statement (they poll pg_try_advisory_lock)."""
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    runs = [run_bandage(migrate_args(db, mdir), pid1=False, timeout=scaled(60))
+            for _ in range(8)]
+    codes = [r.wait() for r in runs]
+    assert codes == [0] * 8, "\n".join(r.stderr for r in runs if r.returncode)
+    got = rows(db)
+    assert [r[0] for r in got] == mdir.names, [r[0] for r in got]
+    assert sum("migrations: 5 applied" in r.stderr for r in runs) == 1
+    assert sum("up to date (5 applied)" in r.stderr for r in runs) == 7
+
+
+def bandage_sessions(pg, db):
+    return pg.execute("SELECT pid, state, query FROM pg_stat_activity WHERE datname = %s"
+                      " AND application_name = 'bandage'", (db.name,))
+
+
+def test_sigterm_mid_migration_rolls_it_back(run_bandage, db, mdir, pg):
+    run_ok(run_bandage, db, mdir)
+    before = dump(db)
+    mdir.add("20240104110000_tags", TAGS + "\nSELECT pg_sleep(30);\n")
+    run = run_bandage(migrate_args(db, mdir))
+    wait_until(lambda: any(q.startswith("SELECT pg_sleep(30)") for _, _, q in
+                           bandage_sessions(pg, db)), scaled(15), "the migration's pg_sleep")
+    sent = time.monotonic()
+    run.send_signal(signal.SIGTERM)
+    run.wait_exit_code(143, timeout=scaled(10))
+    assert run.exited_at - sent < scaled(2)
+    wait_until(lambda: not bandage_sessions(pg, db), scaled(5), "bandage's session to end")
+    assert_same_dump(before, dump(db))
+
+
+# --- --plan -------------------------------------------------------------------------------
+
+def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
+    run_ok(run_bandage, db, mdir)
+    mdir.add(*HISTORY[3])
+    mdir.add(*HISTORY[4])
+    with open(mdir.file(HISTORY[0][0]), "a") as f:
+        f.write("-- edited\n")
+    before = dump(db)
+    started = os.path.join(app_dir, "started")
+    run = run_ok(run_bandage, db, mdir, "--plan", "true", "--migrations-strict", "true", "--",
+                 "touch", started)
+    out = run.stdout
+    assert (f"  changed  {HISTORY[0][0]} (applied; its file's checksum differs: "
+            "--migrations-strict stops here)") in out
+    assert f"  applied  {HISTORY[1][0]}" in out
+    assert f"  pending  {HISTORY[3][0]} (6 statements)" in out
+    assert re.search(rf"  pending  {HISTORY[4][0]} \(1 statement, outside a transaction: "
+                     r"line 2: CREATE INDEX CONCURRENTLY", out), out
+    assert "2 pending, 1 changed: nothing was changed (--plan)" in out
+    assert not os.path.exists(started), "--plan must not start the app"
+    assert_same_dump(before, dump(db))
+
+
+def test_plan_on_an_empty_database_creates_nothing(run_bandage, db, mdir):
+    before = dump(db)
+    run = run_ok(run_bandage, db, mdir, "--plan", "true")
+    assert "(does not exist yet)" in run.stdout and "3 pending" in run.stdout
+    assert_same_dump(before, dump(db))
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+def test_wrong_provider_is_a_usage_error_before_connecting(run_bandage, tmp_path):
+    mdir = MigrationsDir(tmp_path, provider="mysql", migrations=HISTORY[:1])
+    run = run_bandage(["--database-url", "postgresql://u@127.0.0.1:9/x", "--migrations",
+                       mdir.path])
+    run.wait_exit_code(64, timeout=scaled(5))
+    assert "migration_lock.toml" in run.stderr and '"mysql"' in run.stderr
+    assert "waiting" not in run.stderr.lower()
+
+
+def test_pending_directory_without_migration_sql_is_a_usage_error(run_bandage, db, mdir):
+    os.makedirs(os.path.join(mdir.path, "20240109000000_empty"))
+    before = dump(db)
+    run = run_bandage(migrate_args(db, mdir))
+    run.wait_exit_code(64)
+    assert "20240109000000_empty has no migration.sql" in run.stderr
+    assert_same_dump(before, dump(db))
+
+
+@pytest.mark.xfail(strict=True, reason="DATABASE_URL's Prisma `schema` parameter is not parsed "
+                   "yet (cfg->url_schema is never set; libpq rejects the parameter): another "
+                   "helper's config.c/conn.c change")
+def test_url_schema_parameter_puts_everything_there(run_bandage, db, mdir):
+    run = run_bandage(migrate_args(db, mdir, url=db.dsn(schema="other")))
+    run.wait_exit_code(0)
+    assert tables(db, "other") == {"User", "Post", "_prisma_migrations"}
+    assert tables(db) == set()
+    assert [r[0] for r in rows(db, "other")] == mdir.names
+
+
+def test_webhook_report_has_the_migrations(run_bandage, db, mdir, webhook):
+    run_ok(run_bandage, db, mdir, "--webhook-url", webhook.url)
+    webhook.wait_for(1, scaled(5))
+    report = json.loads(webhook.requests[0].body)
+    m = report["migrations"]
+    assert (m["applied"], m["skipped"], m["failed"], m["pending"]) == (3, 0, 0, 0)
+    assert m["last"] == HISTORY[2][0]
+    assert [i["name"] for i in m["items"]] == [n for n, _ in HISTORY[:3]]
+    assert all(i["status"] == "applied" and isinstance(i["ms"], int) for i in m["items"])
+
+
+# --- memory -------------------------------------------------------------------------------
+
+VALGRIND = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
+            "--child-silent-after-fork=no", "--trace-children=no"]
+
+
+@pytest.mark.skipif(os.environ.get("BANDAGE_SANITIZED") == "1",
+                    reason="an ASan build does not run under valgrind")
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_migration_runs_are_clean_under_valgrind(bandage_bin, db, tmp_path):
+    """Apply (with the outside-a-transaction path), nothing pending, --plan,
+    and a failure: no leak, no memory error, in PID 1 or the worker."""
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    steps = [([], 0), ([], 0), (["--plan", "true"], 0)]
+    for extra, expected in steps + [(None, 65)]:
+        if extra is None:
+            mdir.add("20240201000000_broken", 'SELECT 1;\nALTER TABLE "Nope" ADD "x" INT;\n')
+            extra = []
+        r = subprocess.run(VALGRIND + [bandage_bin, *migrate_args(db, mdir, *extra)],
+                           env=bandage_env(None), capture_output=True, text=True,
+                           timeout=scaled(120))
+        summaries = re.findall(r"ERROR SUMMARY: (\d+) errors", r.stderr)
+        assert r.returncode == expected, r.stderr[-4000:]
+        assert len(summaries) >= 2 and set(summaries) == {"0"}, r.stderr[-4000:]
+        assert not re.search(r"(definitely|indirectly) lost: [1-9]", r.stderr), r.stderr[-4000:]
+
+
+# --- the reset's API (migrate.h), driven by helpers/reset_api.c ------------------------------
+
+@pytest.fixture(scope="session")
+def reset_api(bandage_bin, tmp_path_factory):
+    """helpers/reset_api.c linked against the objects bandage was built from
+    (``<build>/obj``); skipped when they are not there (a static or sanitized
+    binary under test)."""
+    objdir = os.path.join(os.path.dirname(bandage_bin), "obj")
+    if os.environ.get("BANDAGE_SANITIZED") == "1" or not os.path.isdir(objdir):
+        pytest.skip(f"no plain object files next to {bandage_bin}")
+    objs = [os.path.join(d, f) for d, _, files in os.walk(objdir) for f in files
+            if f.endswith(".o") and f != "main.o"]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = str(tmp_path_factory.mktemp("reset_api") / "reset_api")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libpq", "libcurl", "libcrypto"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                        "-I" + os.path.join(repo, "entrypoint"), "-o", out,
+                        os.path.join(repo, "tests", "integration", "helpers", "reset_api.c"),
+                        *objs, *flags], capture_output=True, text=True, timeout=scaled(120))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_reset_api_rebuilds_and_baselines(run_bandage, db, tmp_path, reset_api):
+    """All statements in one transaction (BEGIN/COMMIT of the files left out,
+    CONCURRENTLY dropped), every migration recorded: bandage --migrations then
+    finds nothing pending, and the rows look like a deploy's."""
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
+                       text=True, timeout=scaled(30))
+    assert r.returncode == 0, r.stderr
+    assert tables(db) == {"User", "Post", "Tag", "_PostToTag", "_prisma_migrations"}
+    assert regclass(db, '"Post_title_idx"') is not None
+    got = rows(db)
+    assert [g[0] for g in got] == mdir.names
+    assert all(g[1] == mdir.checksum(g[0]) and UUID_V4.match(g[2]) and g[7] == 1
+               and g[3] is not None and g[6] is None for g in got)
+    assert len({g[4] for g in got}) == len(got), "started_at must order them"
+    run = run_ok(run_bandage, db, mdir, "--migrations-strict", "true")
+    assert "up to date (5 applied)" in run.stderr
+
+
+def test_reset_api_names_the_failing_migration_and_line(db, tmp_path, reset_api):
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY[:2])
+    mdir.add("20240103000000_bad", "SELECT 1;\n\nALTER TABLE \"Nope\" ADD \"x\" INT;\n")
+    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
+                       text=True, timeout=scaled(30))
+    assert r.returncode == 1
+    assert "migration 20240103000000_bad line 3: 42P01" in r.stderr, r.stderr
+    assert tables(db) == set()
+
+
+def test_concurrent_index_waits_for_the_apps_transactions_beyond_lock_wait(run_bandage, db, mdir):
+    """CREATE INDEX CONCURRENTLY waits for older transactions (blocking
+    nobody): an app transaction longer than --lock-wait must not fail it."""
+    run_ok(run_bandage, db, mdir)
+    mdir.add(*HISTORY[4])
+    with db.connect(user="postgres") as app:
+        app.autocommit = False
+        # a snapshot held open (READ COMMITTED would drop it between statements)
+        app.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        app.execute('SELECT count(*) FROM "Post"')
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "0.5"))
+        wait_until(lambda: db.execute("SELECT 1 FROM pg_stat_activity WHERE application_name ="
+                                      " 'bandage' AND wait_event_type = 'Lock'", user="postgres"),
+                   scaled(10), "CREATE INDEX CONCURRENTLY to wait for the app's transaction")
+        time.sleep(1)  # longer than --lock-wait: the point of the test, not a synchronisation
+        assert run.running, run.stderr
+        app.rollback()
+    run.wait_exit_code(0)
+    assert db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = '\"Post_title_idx\"'"
+                      "::regclass", user="postgres") == [(True,)]
