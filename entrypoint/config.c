@@ -628,11 +628,24 @@ static void build_long_options(struct option *opts)
 {
     size_t i;
     for (i = 0; i < N_SETTINGS; i++)
-        opts[i] = (struct option){settings[i].flag, required_argument, NULL, (int)(i + 256)};
+        opts[i] = (struct option){settings[i].flag,
+                                  settings[i].kind == KIND_BOOL ? optional_argument
+                                                                : required_argument,
+                                  NULL, (int)(i + 256)};
     opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
     opts[i++] = (struct option){"help-markdown", no_argument, NULL, 'M'};
     opts[i] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* A bare boolean flag (`--plan`) is on; `--plan false` and `--plan=false`
+ * take the value, which getopt leaves as the next word. */
+static char *bool_flag_value(int argc, char **argv)
+{
+    static char on[] = "true";
+    if (optind < argc && parse_bool(argv[optind]) >= 0)
+        return argv[optind++];
+    return on;
 }
 
 /* argv into flag_values (pointers into argv); CONFIG_OK when parsing may go on. */
@@ -663,7 +676,7 @@ static enum config_result read_flags(int argc, char **argv, char **flag_values,
                          (int)strcspn(token, "="), token, settings[c - 256].flag);
                 return CONFIG_ERROR;
             }
-            flag_values[c - 256] = optarg;
+            flag_values[c - 256] = optarg ? optarg : bool_flag_value(argc, argv);
             continue;
         }
         if (c == '?' && optopt > 0 && optopt < 256)

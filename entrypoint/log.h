@@ -20,11 +20,6 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * JSON mode adds the object under "report". */
 void log_event(const char *summary, const char *json_object);
 
-
-/* "host=db port=5432 dbname=app user=app": what a conninfo or URI names,
- * never its password. NULL conninfo describes libpq's PG* defaults. */
-void redact_conninfo(const char *conninfo, char *out, size_t outlen);
-
 /* "https://hooks.example.com/…": scheme, host and port only; a path may carry
  * a token (Slack, Discord), userinfo and query may carry secrets. */
 void redact_url(const char *url, char *out, size_t outlen);

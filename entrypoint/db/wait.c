@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "cabundle.h"
+#include "dburl.h"
 #include "query.h"
 #include "exitcodes.h"
 #include "log.h"

@@ -202,6 +202,13 @@ static int migrations_summary(char *buf, size_t len, const struct deploy_report 
 
 void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms)
 {
+    /* The worker died before its report (main.c filled in this one error):
+     * nothing else is known, so say only that. */
+    if (r->n_errors > 0 && strcmp(r->errors[0].phase, "worker") == 0) {
+        snprintf(buf, len, "deploy %s in %ld ms: %s", outcome_name(r->outcome), total_ms,
+                 r->errors[0].message);
+        return;
+    }
     int n = r->wait_attempts == 0
                 ? snprintf(buf, len, "deploy %s in %ld ms: no database phase",
                            outcome_name(r->outcome), total_ms)

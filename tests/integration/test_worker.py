@@ -77,9 +77,6 @@ def test_a_killed_worker_is_named(run_bandage, db, tmp_path, app_dir, pid1):
     assert not os.path.exists(started), "the app started after the worker died"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="report_deploy_summary (report/report.c, not this task's file) says "
-                          "'no database phase' when the worker sent no report")
 def test_the_summary_of_a_killed_worker_does_not_say_no_database_phase(run_bandage, db, tmp_path):
     run = sleeping_reset(run_bandage, db, tmp_path)
     procs.kill_quietly(the_worker(run), signal.SIGKILL)

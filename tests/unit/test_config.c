@@ -1295,11 +1295,35 @@ static void test_bool_spellings(void **state)
     unsetenv("BANDAGE_CREATE_SCHEMAS");
     unsetenv("BANDAGE_DROP_DEPENDENTS");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (LOAD("--allow-empty-schema", bad[i]) != CONFIG_ERROR)
-            fail_msg("--allow-empty-schema '%s' accepted", bad[i]);
+        char flag[64];
+        snprintf(flag, sizeof flag, "--allow-empty-schema=%s", bad[i]);
+        if (LOAD(flag) != CONFIG_ERROR)
+            fail_msg("%s accepted", flag);
         assert_contains(g_err, "--allow-empty-schema");
         assert_contains(g_err, "yes/no");
     }
+}
+
+/* A bare boolean flag is on, as users of every CLI expect (`--plan`); the
+ * word after it is its value only when it is a boolean: otherwise it is the
+ * start of the command. */
+static void test_bool_flag_without_value(void **state)
+{
+    (void)state;
+    assert_ok(LOAD("--plan"));
+    assert_int_equal(g_cfg.plan, 1);
+    assert_null(g_cfg.command);
+    assert_ok(LOAD("--plan", "--", "node", "app.js"));
+    assert_int_equal(g_cfg.plan, 1);
+    assert_string_equal(g_cfg.command[0], "node");
+    assert_ok(LOAD("--drop-dependents", "--plan", "off"));
+    assert_int_equal(g_cfg.drop_dependents, 1);
+    assert_int_equal(g_cfg.plan, 0);
+    assert_ok(LOAD("--plan=no", "--", "true"));
+    assert_int_equal(g_cfg.plan, 0);
+    assert_ok(LOAD("--create-schemas", "node", "app.js"));
+    assert_int_equal(g_cfg.create_schemas, 1);
+    assert_string_equal(g_cfg.command[0], "node");
 }
 
 /* ---- durations below 1 ms, webhook-timeout 0 (issue 9 item 7) ------------------ */
@@ -1447,6 +1471,7 @@ int main(void)
         T(test_schemas_trimmed),
         T(test_schema_file_directory_refused),
         T(test_bool_spellings),
+        T(test_bool_flag_without_value),
         T(test_duration_below_one_ms_refused),
         T(test_pgconnect_timeout_validated),
         T(test_argv_secrets_blanked),

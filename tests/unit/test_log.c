@@ -13,6 +13,7 @@
 
 #include "assert_text.h"
 
+#include "dburl.h"
 #include "log.h"
 
 #define ELLIPSIS "\xE2\x80\xA6" /* … */
