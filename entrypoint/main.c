@@ -122,8 +122,8 @@ static int needs_database(const struct config *cfg)
 }
 
 /* The database phases in order: a bad --migrations directory fails before
- * connecting; migrations run after the reset's recovery (the lead wires
- * --reset with --migrations into the reset itself). */
+ * connecting; the reset (rebuilt from the migrations when both are given)
+ * comes first, then what is pending. */
 static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
                            struct deploy_report *report)
 {
@@ -132,8 +132,10 @@ static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
     if (code == EXIT_OK)
         code = wait_for_database(cfg, sfd, conn, report);
     if (code == EXIT_OK)
-        code = reset_database(*conn, sfd, cfg, report);
-    if (code == EXIT_OK && cfg->migrations && cfg->reset == RESET_NEVER)
+        code = reset_database(*conn, sfd, cfg, &migrations, report);
+    /* After a reset from migrations this finds everything applied (one round
+     * trip); after a skipped one it applies what a later deploy added. */
+    if (code == EXIT_OK && cfg->migrations)
         code = migrate_database(*conn, sfd, cfg, &migrations, report);
     migration_dir_free(&migrations);
     return code;

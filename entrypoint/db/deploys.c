@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "exitcodes.h"
+#include "migrate.h"
 
 int deploys_already_reset(struct session *s, const struct config *cfg, int *done)
 {
@@ -41,4 +42,19 @@ int deploys_record(struct session *s, const struct config *cfg, const struct dep
                                   6, params, "recording the deploy", &rc);
     PQclear(res);
     return rc;
+}
+
+int deploys_record_reset(struct session *s, const struct config *cfg,
+                         const struct deploy_start *start)
+{
+    if (start->migrations) {
+        struct db_error err;
+        const char *schema = cfg->url_schema ? cfg->url_schema : "public";
+        if (migrations_record_all_applied(s->conn, s->sfd, schema, start->migrations, &err) != 0)
+            return session_failed(s, "recording the migrations in _prisma_migrations", &err,
+                                  EXIT_SCHEMA);
+    }
+    /* With a --schema-command the deploy is recorded only once it succeeded,
+     * so that a failed command is retried by the next start. */
+    return cfg->schema_command ? 0 : deploys_record(s, cfg, start);
 }

@@ -6,10 +6,13 @@
 #include "config.h"
 #include "session.h"
 
-/* When this reset started, for its row. */
+struct migration_dir;
+
+/* When this reset started, for its row, and what it was built from. */
 struct deploy_start {
     char at[40];   /* RFC 3339 */
     long ms;       /* monotonic */
+    const struct migration_dir *migrations; /* rebuilt from migrations, or NULL */
 };
 
 /* With --reset once: *done = 1 if this deployment id has a row. */
@@ -18,5 +21,12 @@ int deploys_already_reset(struct session *s, const struct config *cfg, int *done
 /* Creates bandage.deploys if needed and records this reset, in the open
  * transaction. */
 int deploys_record(struct session *s, const struct config *cfg, const struct deploy_start *start);
+
+/* What the reset's own transaction records with the new schema: a rebuild
+ * from migrations writes _prisma_migrations with every migration applied
+ * (the database is then baselined for `prisma migrate deploy`), and the
+ * deploy's row, unless a --schema-command must succeed first. */
+int deploys_record_reset(struct session *s, const struct config *cfg,
+                         const struct deploy_start *start);
 
 #endif

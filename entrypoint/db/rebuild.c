@@ -163,14 +163,14 @@ int rebuild_needed(struct session *s, const struct config *cfg, size_t n_stmts, 
 int rebuild_check_file(struct session *s, const struct config *cfg,
                        const struct schema_file *file)
 {
-    char outside[64];
+    char outside[64], where[200];
     for (size_t i = 0; i < file->n_stmts; i++) {
         if (!schema_file_outside(file, i, cfg->schemas, outside, sizeof outside))
             continue;
-        log_error("--schema-file %s, line %d: acts on schema %s, outside --schemas: a large reset "
-                  "commits in batches and could not undo it; add %s to --schemas or move the "
-                  "statement out of the file. Nothing was changed",
-                  file->path, file->stmts[i].line, outside, outside);
+        schema_file_where(file, i, 0, where, sizeof where);
+        log_error("%s: acts on schema %s, outside --schemas: a large reset commits in batches "
+                  "and could not undo it; add %s to --schemas or move the statement out of the "
+                  "file. Nothing was changed", where, outside, outside);
         report_add_error(s->report, "schema-file", "outside", "line %d: schema %s is outside "
                          "--schemas", file->stmts[i].line, outside);
         return EXIT_SCHEMA;
@@ -376,8 +376,8 @@ static int mark_built(struct session *s, const struct config *cfg,
     int rc = step_begin(s);
     if (rc == 0)
         rc = set_state(s, NULL, "built");
-    if (rc == 0 && !cfg->schema_command) /* else recorded once the command succeeded */
-        rc = deploys_record(s, cfg, start);
+    if (rc == 0)
+        rc = deploys_record_reset(s, cfg, start);
     return session_end(s, rc);
 }
 

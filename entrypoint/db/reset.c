@@ -14,6 +14,7 @@
 #include "exclusive.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "migrations_dir.h"
 #include "pid1/spawn.h"
 #include "preflight.h"
 #include "rebuild.h"
@@ -24,10 +25,24 @@
 struct reset_run {
     struct session s;
     const struct config *cfg;
+    const struct migration_dir *migrations; /* --migrations, loaded; NULL if none */
     struct schema_file file;
     struct deploy_start start;
     long budget;                   /* the server's shared lock table, in locks */
 };
+
+static int in_schemas(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t m = comma ? (size_t)(comma - p) : strlen(p);
+        if (m == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
 
 static int set_lock_timeout(struct session *s, long ms)
 {
@@ -74,13 +89,33 @@ static int check_interlock(struct reset_run *r)
     return EXIT_REFUSED;
 }
 
-/* A reset with nothing to build would leave the schemas empty: a decision,
- * not an accident. */
-static int check_something_to_build(struct reset_run *r)
+/* What the schemas are built from: the file, or every migration. A reset
+ * with nothing to build would leave the schemas empty: a decision, not an
+ * accident. */
+static int load_what_to_build(struct reset_run *r)
 {
     const struct config *cfg = r->cfg;
-    if (cfg->schema_file || cfg->schema_command || cfg->migrations || cfg->allow_empty_schema)
-        return 0;
+    const char *table_schema = cfg->url_schema ? cfg->url_schema : "public";
+    if (cfg->schema_file && r->migrations) {
+        log_error("--schema-file and --migrations both say what a reset builds; give one");
+        report_add_error(r->s.report, "config", "schema-file", "both --schema-file and "
+                         "--migrations");
+        return EXIT_USAGE;
+    }
+    if (r->migrations && !in_schemas(cfg->schemas, table_schema)) {
+        log_error("--reset with --migrations rebuilds _prisma_migrations in schema %s, which "
+                  "--schemas (%s) does not reset; add it to --schemas", table_schema,
+                  cfg->schemas);
+        report_add_error(r->s.report, "config", "schemas", "%s is not in --schemas",
+                         table_schema);
+        return EXIT_USAGE;
+    }
+    if (r->migrations)
+        return schema_file_from_migrations(&r->file, r->migrations,
+                                           PQserverVersion(r->s.conn), r->s.report);
+    if (cfg->schema_file || cfg->schema_command || cfg->allow_empty_schema)
+        return schema_file_load(&r->file, cfg->schema_file, cfg->allow_empty_schema,
+                                r->s.report);
     log_error("--reset %s has nothing to build the schemas from: set --schema-file, "
               "--schema-command or --migrations, or --allow-empty-schema "
               "(BANDAGE_ALLOW_EMPTY_SCHEMA=true) to leave them empty",
@@ -137,10 +172,8 @@ static int reset_in_one_transaction(struct reset_run *r)
     free(names);
     if (rc == 0)
         rc = apply_schema_file(r);
-    /* With a --schema-command the deploy is recorded only once it succeeded,
-     * so that a failed command is retried by the next start. */
-    if (rc == 0 && !r->cfg->schema_command)
-        rc = deploys_record(&r->s, r->cfg, &r->start);
+    if (rc == 0)
+        rc = deploys_record_reset(&r->s, r->cfg, &r->start);
     return session_end(&r->s, rc);
 }
 
@@ -179,6 +212,52 @@ static int check_before_reset(struct reset_run *r, int *batched)
     return *batched ? rebuild_check_file(&r->s, r->cfg, &r->file) : 0;
 }
 
+/* An interrupted large reset is settled first; --plan only says so. */
+static int settle_interrupted(struct reset_run *r)
+{
+    int exists = 0;
+    if (!r->cfg->plan)
+        return rebuild_recover(&r->s, r->budget);
+    int rc = session_bool(&r->s, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL",
+                          NULL, "looking for an interrupted reset", &exists);
+    if (rc == 0 && exists)
+        printf("bandage --plan: an interrupted reset (bandage.resets_in_progress) would be "
+               "settled first\n");
+    return rc;
+}
+
+/* --plan: what the reset would drop and build; nothing is changed. */
+static int print_plan(struct reset_run *r, int batched)
+{
+    const char *params[] = {r->cfg->schemas};
+    int rc;
+    PGresult *res = session_query(
+        &r->s, "SELECT w, count(c.oid) FILTER (WHERE c.relkind IN ('r', 'p')),"
+               "  coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relkind = 'r'), 0)::bigint"
+               " FROM unnest(string_to_array($1, ',')) w"
+               " LEFT JOIN pg_namespace n ON n.nspname = w"
+               " LEFT JOIN pg_class c ON c.relnamespace = n.oid GROUP BY w ORDER BY min(w)",
+        1, params, "reading the schemas' sizes", &rc);
+    if (!res)
+        return rc;
+    printf("bandage --plan: reset of database \"%s\" (%s, %s)\n", r->s.report->database,
+           config_reset_mode_name(r->cfg->reset),
+           batched ? "large: moved aside, then built in batches" : "in one transaction");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("  drop and recreate schema %s: %s table(s), about %s row(s)\n",
+               PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    if (r->cfg->before_reset)
+        printf("  first run --before-reset: %s\n", r->cfg->before_reset);
+    printf("  apply %zu statement(s) from %s %s\n", r->file.n_stmts,
+           r->migrations ? "the migrations in" : "--schema-file",
+           r->migrations ? r->migrations->path : r->file.path ? r->file.path : "(none)");
+    if (r->cfg->schema_command)
+        printf("  then run --schema-command: %s\n", r->cfg->schema_command);
+    printf("nothing was changed (--plan)\n");
+    return 0;
+}
+
 static int skip_reset(struct reset_run *r)
 {
     log_info("deployment %s was already reset; skipping", r->cfg->deployment_id);
@@ -200,21 +279,22 @@ static int run_reset(struct reset_run *r)
 {
     struct deploy_report *report = r->s.report;
     int rc, done = 0, batched = 0;
-    if ((rc = check_something_to_build(r)) != 0 ||
-        (rc = schema_file_load(&r->file, r->cfg->schema_file, r->cfg->allow_empty_schema,
-                               report)) != 0 ||
-        (rc = check_interlock(r)) != 0 || (rc = take_reset_lock(r)) != 0 ||
-        (rc = preflight_writable(&r->s)) != 0 || (rc = rebuild_lock_budget(&r->s, &r->budget)) ||
-        (rc = rebuild_recover(&r->s, r->budget)) != 0 ||
+    if ((rc = load_what_to_build(r)) != 0 || (rc = check_interlock(r)) != 0 ||
+        (rc = take_reset_lock(r)) != 0 || (rc = preflight_writable(&r->s)) != 0 ||
+        (rc = rebuild_lock_budget(&r->s, &r->budget)) != 0 || (rc = settle_interrupted(r)) != 0 ||
         (rc = deploys_already_reset(&r->s, r->cfg, &done)) != 0)
         return rc;
     if (done)
         return skip_reset(r);
-    if ((rc = check_before_reset(r, &batched)) != 0 ||
-        (rc = run_hook(r, "--before-reset", r->cfg->before_reset)) != 0)
+    if ((rc = check_before_reset(r, &batched)) != 0)
+        return rc;
+    if (r->cfg->plan)
+        return print_plan(r, batched);
+    if ((rc = run_hook(r, "--before-reset", r->cfg->before_reset)) != 0)
         return rc;
     report_timestamp(r->start.at, sizeof r->start.at);
     r->start.ms = monotonic_ms();
+    r->start.migrations = r->migrations;
     log_info("resetting schema(s) %s of database '%s'", r->cfg->schemas, report->database);
     rc = batched ? rebuild_run(&r->s, r->cfg, &r->file, &r->start, r->budget)
                  : reset_in_one_transaction(r);
@@ -243,13 +323,14 @@ static int recover_only(struct reset_run *r)
     if ((rc = take_reset_lock(r)) != 0 || (rc = preflight_writable(&r->s)) != 0 ||
         (rc = rebuild_lock_budget(&r->s, &r->budget)) != 0)
         return rc;
-    return rebuild_recover(&r->s, r->budget);
+    return settle_interrupted(r);
 }
 
 int reset_database(PGconn *conn, int sfd, const struct config *cfg,
-                   struct deploy_report *report)
+                   const struct migration_dir *migrations, struct deploy_report *report)
 {
-    struct reset_run r = {.s = {.conn = conn, .sfd = sfd, .report = report}, .cfg = cfg};
+    struct reset_run r = {.s = {.conn = conn, .sfd = sfd, .report = report}, .cfg = cfg,
+                          .migrations = cfg->migrations ? migrations : NULL};
     int rc = cfg->reset == RESET_NEVER ? recover_only(&r) : run_reset(&r);
     if (rc != 0 && !report->reset_ran)
         report->statements = report->bytes = 0; /* rolled back: nothing was applied */

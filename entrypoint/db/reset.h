@@ -12,9 +12,13 @@
  * the bytes of "bandage!" as a big-endian 64-bit integer. */
 #define RESET_LOCK_KEY "7089068665867822369"
 
-/* Resets the database on conn when cfg asks for it and the checks pass.
- * Returns the exit code (0 also when the reset was skipped: see report). */
+struct migration_dir;
+
+/* Resets the database on conn when cfg asks for it and the checks pass,
+ * rebuilding from `migrations` (loaded --migrations, or NULL) when given.
+ * With --plan, prints what it would do instead. Returns the exit code (0
+ * also when the reset was skipped: see report). */
 int reset_database(PGconn *conn, int sfd, const struct config *cfg,
-                   struct deploy_report *report);
+                   const struct migration_dir *migrations, struct deploy_report *report);
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "exitcodes.h"
 #include "log.h"
+#include "migrate.h"
+#include "sqlclass.h"
 
 static int refuse(struct deploy_report *report, int code, const char *fmt, const char *path,
                   const char *why)
@@ -42,44 +44,25 @@ static int read_whole(struct schema_file *f, FILE *in)
     return ferror(in) ? -1 : 0;
 }
 
-/* The statement's first word, upper-cased, into word. */
-static void first_word(const char *text, size_t len, char *word, size_t wordlen)
-{
-    size_t n = 0;
-    while (n < len && n + 1 < wordlen && isalpha((unsigned char)text[n])) {
-        word[n] = (char)toupper((unsigned char)text[n]);
-        n++;
-    }
-    word[n] = '\0';
-}
-
 /* bandage runs the file in its own transaction(s). A BEGIN or COMMIT in it
  * (Prisma migrations wrap enum changes so) would end ours early and break
  * all-or-nothing: those are dropped; a ROLLBACK or prepared transaction
  * cannot mean anything sensible here and is refused. */
 static int drop_transaction_control(struct schema_file *f, struct deploy_report *report)
 {
-    static const char *const dropped[] = {"BEGIN", "START", "COMMIT", "END", NULL};
-    static const char *const refused[] = {"ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",
-                                          NULL};
     size_t kept = 0;
     for (size_t i = 0; i < f->n_stmts; i++) {
         char word[16];
-        int drop = 0;
-        first_word(f->sql + f->stmts[i].offset, f->stmts[i].length, word, sizeof word);
-        for (int k = 0; refused[k]; k++) {
-            if (strcmp(word, refused[k]) == 0) {
-                log_error("--schema-file %s, line %d: %s is not allowed: bandage applies the file "
-                          "all-or-nothing in its own transaction", f->path, f->stmts[i].line,
-                          word);
-                report_add_error(report, "schema-file", "transaction",
-                                 "line %d: %s is not allowed", f->stmts[i].line, word);
-                return EXIT_SCHEMA;
-            }
+        enum sql_tx_control tx = sql_tx_control(f->sql + f->stmts[i].offset, f->stmts[i].length,
+                                                word, sizeof word);
+        if (tx == SQL_TX_REFUSED) {
+            log_error("--schema-file %s, line %d: %s is not allowed: bandage applies the file "
+                      "all-or-nothing in its own transaction", f->path, f->stmts[i].line, word);
+            report_add_error(report, "schema-file", "transaction", "line %d: %s is not allowed",
+                             f->stmts[i].line, word);
+            return EXIT_SCHEMA;
         }
-        for (int k = 0; dropped[k]; k++)
-            drop |= strcmp(word, dropped[k]) == 0;
-        if (drop)
+        if (tx == SQL_TX_DROPPABLE)
             log_warn("--schema-file %s, line %d: ignoring %s: bandage applies the file in its own "
                      "transaction", f->path, f->stmts[i].line, word);
         else
@@ -139,12 +122,71 @@ int schema_file_load(struct schema_file *f, const char *path, int allow_empty,
     return rc ? rc : check_contents(f, allow_empty, report);
 }
 
+/* Copies the listed statements into f, one after another. */
+static int take_statements(struct schema_file *f, const struct migration_statements *list)
+{
+    size_t bytes = 1;
+    for (size_t i = 0; i < list->count; i++)
+        bytes += strlen(list->items[i].text) + 1;
+    f->sql = malloc(bytes);
+    f->stmts = calloc(list->count + 1, sizeof *f->stmts);
+    f->migration = calloc(list->count + 1, sizeof *f->migration);
+    if (!f->sql || !f->stmts || !f->migration)
+        return EXIT_INTERNAL;
+    for (size_t i = 0; i < list->count; i++) {
+        size_t n = strlen(list->items[i].text);
+        memcpy(f->sql + f->len, list->items[i].text, n);
+        f->stmts[i] = (struct sql_statement){.offset = f->len, .length = n,
+                                             .line = list->items[i].line};
+        f->migration[i] = list->items[i].migration->name;
+        f->len += n;
+        f->sql[f->len++] = '\n';
+    }
+    f->sql[f->len] = '\0';
+    f->n_stmts = list->count;
+    return 0;
+}
+
+int schema_file_from_migrations(struct schema_file *f, const struct migration_dir *dir,
+                                int server_version, struct deploy_report *report)
+{
+    struct migration_statements list;
+    char err[320];
+    memset(f, 0, sizeof *f);
+    f->path = dir->path;
+    if (migration_statements_list(dir, server_version, &list, err, sizeof err) != 0)
+        return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", dir->path, err);
+    for (size_t i = 0; i < list.count; i++) {
+        if (!list.items[i].outside_transaction)
+            continue;
+        snprintf(err, sizeof err, "migration %s, line %d cannot run inside a transaction "
+                 "block, and a reset applies every migration in its own; move it to a later "
+                 "migration applied without --reset", list.items[i].migration->name,
+                 list.items[i].line);
+        migration_statements_free(&list);
+        return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", dir->path, err);
+    }
+    int rc = take_statements(f, &list);
+    migration_statements_free(&list);
+    return rc;
+}
+
 void schema_file_free(struct schema_file *f)
 {
     free(f->stmts);
     free(f->sql);
+    free(f->migration);
     f->stmts = NULL;
     f->sql = NULL;
+    f->migration = NULL;
+}
+
+void schema_file_where(const struct schema_file *f, size_t i, int line, char *buf, size_t len)
+{
+    if (f->migration)
+        snprintf(buf, len, "migration %s, line %d", f->migration[i], line ? line : f->stmts[i].line);
+    else
+        snprintf(buf, len, "--schema-file %s, line %d", f->path, line ? line : f->stmts[i].line);
 }
 
 /* The line of the schema file where statement i failed at position pos
@@ -153,12 +195,14 @@ static int failing_line(const struct schema_file *f, size_t i, int pos)
 {
     const struct sql_statement *st = &f->stmts[i];
     size_t at = st->offset, end = st->offset + st->length;
+    int line = st->line;
     for (int chars = 1; chars < pos && at < end; chars++) {
+        line += f->sql[at] == '\n';
         at++;
         while (at < end && ((unsigned char)f->sql[at] & 0xC0) == 0x80)
             at++; /* continuation bytes belong to the same character */
     }
-    return sql_line_of(f->sql, at);
+    return line;
 }
 
 int schema_file_run(struct session *s, const struct schema_file *f, size_t i, char sqlstate[6])
@@ -175,11 +219,16 @@ int schema_file_run(struct session *s, const struct schema_file *f, size_t i, ch
         return 0;
     if (err.stop_signal || err.connection_lost)
         return session_failed(s, "applying the schema file", &err, EXIT_SCHEMA);
+    char where[200];
     int line = failing_line(f, i, err.position);
-    log_error("--schema-file %s, line %d: %s%s%s", f->path, line, err.sqlstate,
-              err.sqlstate[0] ? ": " : "", err.message);
-    report_add_error(s->report, "schema-file", err.sqlstate[0] ? err.sqlstate : "connection",
-                     "line %d: %s", line, err.message);
+    schema_file_where(f, i, line, where, sizeof where);
+    log_error("%s: %s%s%s", where, err.sqlstate, err.sqlstate[0] ? ": " : "", err.message);
+    if (f->migration)
+        report_add_error(s->report, "migrations", err.sqlstate[0] ? err.sqlstate : "connection",
+                         "%s: %s", where, err.message);
+    else
+        report_add_error(s->report, "schema-file", err.sqlstate[0] ? err.sqlstate : "connection",
+                         "line %d: %s", line, err.message);
     return strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
 }
 

@@ -15,6 +15,8 @@ struct schema_file {
     size_t len;
     struct sql_statement *stmts;   /* transaction control taken out */
     size_t n_stmts;
+    const char **migration;        /* built from migrations: each statement's migration
+                                      name (line is the line in its migration.sql) */
 };
 
 /* Reads and splits path into f. An empty file (no statements) is refused
@@ -23,7 +25,18 @@ struct schema_file {
 int schema_file_load(struct schema_file *f, const char *path, int allow_empty,
                      struct deploy_report *report);
 
+/* The statements of every migration of dir, in order, as the reset applies
+ * them (see migration_statements_list). Returns 0 or 65 (a migration that
+ * does not split, holds ROLLBACK, or cannot run in a transaction block). */
+struct migration_dir;
+int schema_file_from_migrations(struct schema_file *f, const struct migration_dir *dir,
+                                int server_version, struct deploy_report *report);
+
 void schema_file_free(struct schema_file *f);
+
+/* "--schema-file PATH, line N" or "migration NAME, line N" for statement i,
+ * at `line` (its own line when 0). */
+void schema_file_where(const struct schema_file *f, size_t i, int line, char *buf, size_t len);
 
 /* Runs statement i; on failure logs and reports it with its line and returns
  * the exit code (65, 69 when the connection was lost, 128+N on a signal).

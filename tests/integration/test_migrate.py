@@ -380,9 +380,6 @@ def test_pending_directory_without_migration_sql_is_a_usage_error(run_bandage, d
     assert_same_dump(before, dump(db))
 
 
-@pytest.mark.xfail(strict=True, reason="DATABASE_URL's Prisma `schema` parameter is not parsed "
-                   "yet (cfg->url_schema is never set; libpq rejects the parameter): another "
-                   "helper's config.c/conn.c change")
 def test_url_schema_parameter_puts_everything_there(run_bandage, db, mdir):
     run = run_bandage(migrate_args(db, mdir, url=db.dsn(schema="other")))
     run.wait_exit_code(0)
@@ -430,38 +427,23 @@ def test_migration_runs_are_clean_under_valgrind(bandage_bin, db, tmp_path):
         assert not re.search(r"(definitely|indirectly) lost: [1-9]", r.stderr), r.stderr[-4000:]
 
 
-# --- the reset's API (migrate.h), driven by helpers/reset_api.c ------------------------------
+# --- reset plus migrations ------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def reset_api(bandage_bin, tmp_path_factory):
-    """helpers/reset_api.c linked against the objects bandage was built from
-    (``<build>/obj``); skipped when they are not there (a static or sanitized
-    binary under test)."""
-    objdir = os.path.join(os.path.dirname(bandage_bin), "obj")
-    if os.environ.get("BANDAGE_SANITIZED") == "1" or not os.path.isdir(objdir):
-        pytest.skip(f"no plain object files next to {bandage_bin}")
-    objs = [os.path.join(d, f) for d, _, files in os.walk(objdir) for f in files
-            if f.endswith(".o") and f != "main.o"]
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = str(tmp_path_factory.mktemp("reset_api") / "reset_api")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libpq", "libcurl", "libcrypto"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-                        "-I" + os.path.join(repo, "entrypoint"), "-o", out,
-                        os.path.join(repo, "tests", "integration", "helpers", "reset_api.c"),
-                        *objs, *flags], capture_output=True, text=True, timeout=scaled(120))
-    assert r.returncode == 0, r.stderr
-    return out
+def reset_migrate_args(db, mdir, *extra):
+    return ["--database-url", db.dsn(), "--reset", "always", "--confirm-database", db.name,
+            "--migrations", mdir.path, *extra]
 
 
-def test_reset_api_rebuilds_and_baselines(run_bandage, db, tmp_path, reset_api):
-    """All statements in one transaction (BEGIN/COMMIT of the files left out,
-    CONCURRENTLY dropped), every migration recorded: bandage --migrations then
-    finds nothing pending, and the rows look like a deploy's."""
+def test_reset_with_migrations_rebuilds_and_baselines(run_bandage, db, tmp_path):
+    """A database that held another schema (a db push era table with data):
+    the reset drops it and rebuilds from every migration in the reset's own
+    all-or-nothing machinery (BEGIN/COMMIT of the files left out,
+    CONCURRENTLY dropped), and records every migration: bandage --migrations
+    (or prisma migrate deploy) then finds nothing pending."""
+    db.execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1)", user="postgres")
     mdir = MigrationsDir(tmp_path, migrations=HISTORY)
-    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
-                       text=True, timeout=scaled(30))
-    assert r.returncode == 0, r.stderr
+    run = run_bandage(reset_migrate_args(db, mdir))
+    run.wait_exit_code(0)
     assert tables(db) == {"User", "Post", "Tag", "_PostToTag", "_prisma_migrations"}
     assert regclass(db, '"Post_title_idx"') is not None
     got = rows(db)
@@ -473,14 +455,31 @@ def test_reset_api_rebuilds_and_baselines(run_bandage, db, tmp_path, reset_api):
     assert "up to date (5 applied)" in run.stderr
 
 
-def test_reset_api_names_the_failing_migration_and_line(db, tmp_path, reset_api):
+def test_reset_with_migrations_names_the_failing_migration_and_line(run_bandage, db, tmp_path):
+    db.execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1)", user="postgres")
+    before = dump(db)
     mdir = MigrationsDir(tmp_path, migrations=HISTORY[:2])
     mdir.add("20240103000000_bad", "SELECT 1;\n\nALTER TABLE \"Nope\" ADD \"x\" INT;\n")
-    r = subprocess.run([reset_api, db.dsn(), mdir.path, "public"], capture_output=True,
-                       text=True, timeout=scaled(30))
-    assert r.returncode == 1
-    assert "migration 20240103000000_bad line 3: 42P01" in r.stderr, r.stderr
-    assert tables(db) == set()
+    run = run_bandage(reset_migrate_args(db, mdir))
+    run.wait_exit_code(65)
+    assert "migration 20240103000000_bad, line 3: 42P01" in run.stderr, run.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_plan_of_a_reset_changes_nothing(run_bandage, db, tmp_path, app_dir):
+    db.execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1), (2)",
+               user="postgres")
+    db.execute("ANALYZE legacy", user="postgres")
+    before = dump(db)
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY)
+    started = os.path.join(app_dir, "started")
+    run = run_bandage(reset_migrate_args(db, mdir, "--plan", "--", "touch", started))
+    run.wait_exit_code(0)
+    assert "drop and recreate schema public: 1 table(s), about 2 row(s)" in run.stdout, run.stdout
+    assert "in one transaction" in run.stdout
+    assert "nothing was changed (--plan)" in run.stdout
+    assert not os.path.exists(started)
+    assert_same_dump(before, dump(db))
 
 
 def test_concurrent_index_waits_for_the_apps_transactions_beyond_lock_wait(run_bandage, db, mdir):
