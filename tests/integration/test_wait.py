@@ -426,6 +426,30 @@ def test_wait_timeout_0_does_not_connect(run_bandage, silent_listener, pg, with_
     assert_secret_hidden(run, pg.superuser_password)
 
 
+# --- PGCONNECT_TIMEOUT (libpq's variable, which libpq checks only when blocking) ----------
+
+@pytest.mark.parametrize("value", ["soon", "1.5", "86401", "99999999999999999999"])
+def test_bad_pgconnect_timeout_exits_64_at_once(run_bandage, pg, db, value):
+    run = run_bandage(["--database-url", db.dsn(), "--wait-timeout", "30"],
+                      env={"PGCONNECT_TIMEOUT": value})
+    assert_refused_at_once(run, code=64, attempts=0)
+    assert "PGCONNECT_TIMEOUT" in run.stderr and "whole number of seconds" in run.stderr, \
+        run.stderr
+    assert_secret_hidden(run, pg.superuser_password)
+
+
+def test_pgconnect_timeout_limits_each_attempt(run_bandage, silent_listener, pg):
+    """Shorter than --connect-timeout, so it decides: the first attempt ends
+    after 2 s, the second at the 3 s deadline."""
+    run = run_bandage(["--database-url", pg.dsn(port=silent_listener.port), "--wait-timeout",
+                       "3", "--connect-timeout", "10"], env={"PGCONNECT_TIMEOUT": "2"})
+    code = run.wait(scaled(10))
+    assert code == 69, run.stderr
+    assert 3.0 <= run.exited_at - run.started_at < 3.0 + scaled(0.5), run.stderr
+    assert "timeout expired after 2000 ms" in run.stderr, run.stderr
+    assert attempts_made(run) == 2 and silent_listener.connections() == 2, run.stderr
+
+
 # --- TLS --------------------------------------------------------------------------------------
 
 def test_tls_sslmode_require(run_bandage, pg):
