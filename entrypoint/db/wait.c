@@ -399,6 +399,32 @@ static void log_notice(void *arg, const char *message)
     log_debug("server: %s", tidy);
 }
 
+/* A killed bandage (SIGKILL of PID 1: a container kill, an OOM kill) closes
+ * its socket, but a backend in a long statement only notices when it next
+ * writes to the client: it would finish the statement, for minutes, holding
+ * the reset's locks and the advisory lock, with nobody listening, and the
+ * app locked out. PostgreSQL 14+ can check the socket while a query runs;
+ * every second is cheap. Set on bandage's own session only, never inherited
+ * from a database or role setting. Returns 0, or 128+N for a stop signal;
+ * any other failure is a warning (the wait itself succeeded). */
+static int check_client_while_running(PGconn *conn, int sfd)
+{
+    struct db_error err;
+    if (PQserverVersion(conn) < 140000) {
+        log_debug("PostgreSQL %d has no client_connection_check_interval: a killed bandage's "
+                  "statement runs to its end", PQserverVersion(conn));
+        return 0;
+    }
+    if (db_run(conn, sfd, "SET client_connection_check_interval = '1s'", &err) == 0)
+        return 0;
+    if (err.stop_signal)
+        return 128 + err.stop_signal;
+    log_warn("cannot set client_connection_check_interval (%s%s%s): if bandage is killed, its "
+             "running statement still runs to its end", err.sqlstate, err.sqlstate[0] ? ": " : "",
+             err.message);
+    return 0;
+}
+
 static const char *class_name(enum failure_class cls)
 {
     static const char *const names[] = {"retry", "retry with backoff", "refused", "bad options"};
@@ -530,6 +556,10 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
             PQsetNoticeProcessor(conn, log_notice, NULL);
+            if ((code = check_client_while_running(conn, sfd)) != 0) {
+                PQfinish(conn);
+                return stopped(&w, code - 128);
+            }
             *conn_out = conn;
             return EXIT_OK;
         }

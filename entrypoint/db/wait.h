@@ -35,7 +35,8 @@ long wait_attempt_limit_ms(const char *conninfo, long connect_timeout_ms, char *
 long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed);
 
 /* Connects, retrying until the login succeeds or --wait-timeout passes
- * (exactly one attempt when it is 0). Returns the exit code (0: *conn_out is
+ * (exactly one attempt when it is 0); on success the session has
+ * client_connection_check_interval set (PostgreSQL 14+). Returns the exit code (0: *conn_out is
  * an open connection) and fills the report's wait fields and errors. */
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report);

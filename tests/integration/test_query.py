@@ -2,7 +2,8 @@
 issue 9 item 2): a schema file with ``COPY ... FROM stdin`` (as pg_dump writes
 it) or ``COPY ... TO stdout`` fails its statement promptly, with exit 65
 naming the line, the database unchanged; a stop signal is honoured while a
-COPY streams.
+COPY streams; bandage's server session ends soon after bandage is SIGKILLed
+mid-statement (issue 8 item 10: client_connection_check_interval).
 
 The reset arguments and the database checks come from ``test_reset.py``.
 """
@@ -10,8 +11,9 @@ import signal
 import time
 
 import pytest
+from psycopg import sql
 
-from helpers import scaled
+from helpers import scaled, wait_until
 from test_reset import (SEED_SQL, assert_same_dump, dump, line_of, reset_args,
                         wait_bandage_query, wait_no_bandage_session, write_sql)
 
@@ -80,4 +82,31 @@ def test_sigterm_during_copy_to_stdout_is_honoured(run_bandage, db, tmp_path, pg
     run.wait_exit_code(143, timeout=scaled(10))
     assert run.exited_at - sent < scaled(1), f"took {run.exited_at - sent:.2f} s\n{run.stderr}"
     wait_no_bandage_session(pg, db)
+    assert_same_dump(before, dump(db))
+
+
+# --- a killed bandage leaves no server session behind -------------------------------
+
+def test_sigkill_of_pid1_ends_the_backend_promptly(run_bandage, db, tmp_path, pg):
+    """SIGKILL of PID 1 during a 30 s statement: the backend notices the
+    closed connection (bandage's own client_connection_check_interval) and
+    ends within a few seconds instead of finishing the statement with its
+    locks held. The database sets the interval to 0 so that nothing but
+    bandage's own SET can make this pass."""
+    pg.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = 0")
+               .format(sql.Identifier(db.name)))
+    assert pg.execute("SHOW client_connection_check_interval", dbname=db.name) == [("0",)]
+    before = seeded(db)
+    schema = write_sql(tmp_path, "CREATE TABLE doomed (id integer);\nSELECT pg_sleep(30);\n")
+    run = run_bandage(reset_args(db, schema_file=schema), pid1=True, timeout=scaled(60))
+    [(backend,)] = wait_bandage_query(pg, db, "SELECT pg_sleep(30)%")
+    killed = time.monotonic()
+    run.kill_tree()
+    assert run.poll() == 137, run.stderr
+
+    def backend_gone():
+        return not pg.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,))
+    wait_until(backend_gone, scaled(5),
+               lambda: f"backend {backend} to end after bandage was killed "
+                       f"({time.monotonic() - killed:.1f}s ago)")
     assert_same_dump(before, dump(db))
