@@ -110,7 +110,9 @@ static int run_app(const struct config *cfg, pid_t deploy_sender)
     return code;
 }
 
-/* Is there a database to wait for or reset? */
+/* Is there a database to connect to? Every start that has one configured
+ * connects (--wait-timeout 0: exactly once), so that an interrupted reset is
+ * settled before the app runs on a half-built schema. */
 static int needs_database(const struct config *cfg)
 {
     static const char *const pg_vars[] = {"PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE",
@@ -118,7 +120,7 @@ static int needs_database(const struct config *cfg)
     int configured = cfg->conninfo != NULL;
     for (int i = 0; pg_vars[i] && !configured; i++)
         configured = getenv(pg_vars[i]) != NULL;
-    return cfg->reset != RESET_NEVER || (configured && cfg->wait_timeout_ms > 0);
+    return cfg->reset != RESET_NEVER || configured;
 }
 
 /* The database phases in order: a bad --migrations directory fails before

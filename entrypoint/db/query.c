@@ -1,6 +1,7 @@
 #include "query.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define CANCEL_DRAIN_MS 5000 /* how long a cancelled query may take to stop */
@@ -22,24 +24,34 @@ int db_wait(int sock, short events, int sfd, long timeout_ms, int *stop_signal)
 {
     struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN}, {.fd = sock, .events = events}};
     int nfds = sock >= 0 ? 2 : 1;
+    long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
-        int n = poll(fds, (nfds_t)nfds, timeout_ms < 0 ? -1 : (int)timeout_ms);
+        long left = deadline < 0 ? -1 : deadline - monotonic_ms();
+        if (left > INT_MAX)
+            left = INT_MAX;
+        int n = poll(fds, (nfds_t)nfds, left < 0 ? (deadline < 0 ? -1 : 0) : (int)left);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return 0;
+        if (n < 0)
+            return DB_WAIT_ERROR; /* errno says why */
+        if (n == 0)
+            return DB_WAIT_TIMEOUT;
+        if (fds[0].revents & (POLLERR | POLLNVAL)) {
+            errno = EBADF; /* no signalfd to watch: a stop signal would go unseen */
+            return DB_WAIT_ERROR;
+        }
         if (fds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == sizeof si && db_is_stop_signal((int)si.ssi_signo)) {
                 *stop_signal = (int)si.ssi_signo;
-                return -1;
+                return DB_WAIT_STOPPED;
             }
             /* Other signals (SIGWINCH, SIGCHLD...) mean nothing to the database
-             * phase; keep waiting (a slightly longer wait is harmless). */
+             * phase; keep waiting, until the same deadline. */
             if (nfds == 1 || !fds[1].revents)
                 continue;
         }
-        return 1;
+        return DB_WAIT_READY;
     }
 }
 
@@ -77,53 +89,160 @@ static void cancel_query(PGconn *conn)
     PQfreeCancel(cancel);
 }
 
-/* Reads every result of the query in flight; keeps the last good one. */
+/* What the server is told when a statement asks for COPY data from us. */
+#define COPY_IN_REFUSAL                                                                      \
+    "bandage does not feed COPY FROM STDIN: put the rows in INSERT statements, or COPY "    \
+    "FROM a file the server can read"
+
+/* The state of one query in flight, across its results. */
+struct collector {
+    PGconn *conn;
+    struct db_error *err;
+    PGresult *last;  /* the last good result, kept for the caller */
+    int failed;      /* err holds the first failure */
+    int broken;      /* the protocol state is unknown: stop reading */
+};
+
+static void fail_with(struct collector *c, const char *fmt, const char *arg)
+{
+    if (!c->failed)
+        snprintf(c->err->message, sizeof c->err->message, fmt, arg);
+    c->failed = 1;
+}
+
+static void fail_from_conn(struct collector *c)
+{
+    if (!c->failed)
+        set_error_from_conn(c->err, c->conn);
+    c->failed = 1;
+}
+
+/* COPY ... FROM STDIN: end it at once with an error, so that the server
+ * fails the statement (57014, "COPY from stdin failed: ...") and the results
+ * that follow say so. Once ended, libpq is out of the COPY state, so the
+ * same COPY cannot come back. */
+static void end_copy_in(struct collector *c)
+{
+    if (PQputCopyEnd(c->conn, COPY_IN_REFUSAL) != 1) {
+        fail_from_conn(c);
+        c->broken = 1;
+    }
+}
+
+/* COPY ... TO STDOUT: bandage has nowhere to put the rows. Reads and drops
+ * what has arrived; the statement fails once the COPY ends. Returns 1 when
+ * the COPY is over (its final result follows), 0 when more input is needed. */
+static int drain_copy_out(struct collector *c)
+{
+    fail_with(c, "%s", "COPY TO STDOUT in the schema file: bandage has nowhere to send the "
+                       "rows; remove the statement or COPY TO a file on the server");
+    for (;;) {
+        char *row = NULL;
+        int n = PQgetCopyData(c->conn, &row, 1);
+        if (row)
+            PQfreemem(row);
+        if (n > 0)
+            continue;
+        if (n == 0)
+            return 0;
+        if (n == -2) { /* a broken connection, not the end of the COPY */
+            set_error_from_conn(c->err, c->conn);
+            c->broken = 1;
+        }
+        return 1;
+    }
+}
+
+/* One result of the query: kept, recorded as the failure, or acted on.
+ * Returns 0 to read on, 1 when more input is needed first. */
+static int take_result(struct collector *c, PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    switch (st) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_EMPTY_QUERY:
+        PQclear(c->last);
+        c->last = res;
+        return 0;
+    case PGRES_SINGLE_TUPLE: /* bandage never asks for single-row mode */
+        PQclear(res);
+        return 0;
+    case PGRES_FATAL_ERROR:
+    case PGRES_NONFATAL_ERROR:
+    case PGRES_BAD_RESPONSE:
+        if (!c->failed)
+            set_error_from_result(c->err, res);
+        c->failed = 1;
+        PQclear(res);
+        return 0;
+    case PGRES_COPY_IN:
+        PQclear(res);
+        end_copy_in(c);
+        return 0;
+    case PGRES_COPY_OUT:
+        PQclear(res);
+        return drain_copy_out(c) ? 0 : 1;
+    case PGRES_COPY_BOTH: /* replication streaming: nothing bandage can take part in */
+        PQclear(res);
+        fail_with(c, "%s", "the statement started a COPY BOTH (replication) stream, which "
+                           "bandage cannot take part in");
+        end_copy_in(c); /* libpq then drains the server's side as COPY OUT */
+        return 0;
+    default: /* PGRES_PIPELINE_*: bandage never enters pipeline mode */
+        fail_with(c, "unexpected result status %s from libpq", PQresStatus(st));
+        PQclear(res);
+        c->broken = 1;
+        return 0;
+    }
+}
+
+/* Reads every result of the query in flight; keeps the last good one. A
+ * stop signal cancels the query, whose results are then still read (for at
+ * most CANCEL_DRAIN_MS) so that the connection can run a ROLLBACK. */
 static PGresult *collect_results(PGconn *conn, int sfd, struct db_error *err)
 {
-    PGresult *last = NULL;
-    int failed = 0;
+    struct collector c = {.conn = conn, .err = err};
     long limit = -1;
 
-    for (;;) {
-        while (!PQisBusy(conn)) {
+    while (!c.broken) {
+        int need_input = 0;
+        while (!need_input && !c.broken && !PQisBusy(conn)) {
             PGresult *res = PQgetResult(conn);
             if (!res)
                 goto done;
-            ExecStatusType st = PQresultStatus(res);
-            if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
-                st == PGRES_BAD_RESPONSE) {
-                if (!failed)
-                    set_error_from_result(err, res);
-                failed = 1;
-                PQclear(res);
-            } else {
-                PQclear(last);
-                last = res;
-            }
+            need_input = take_result(&c, res);
         }
+        if (c.broken)
+            break;
         int sig = 0;
         int ready = db_wait(PQsocket(conn), POLLIN, sfd, limit, &sig);
-        if (ready < 0 && !err->stop_signal) {
+        if (ready == DB_WAIT_STOPPED && !err->stop_signal) {
             err->stop_signal = sig;
             cancel_query(conn);
             limit = CANCEL_DRAIN_MS;
-        } else if (ready == 0) {
-            set_error_from_conn(err, conn);
-            failed = 1;
-            goto done;
+        } else if (ready == DB_WAIT_TIMEOUT || ready == DB_WAIT_ERROR) {
+            if (ready == DB_WAIT_ERROR)
+                fail_with(&c, "waiting for the server: poll: %s", strerror(errno));
+            else
+                fail_from_conn(&c);
+            c.broken = 1;
+            break;
         }
         if (!PQconsumeInput(conn)) {
-            set_error_from_conn(err, conn);
-            failed = 1;
-            goto done;
+            fail_from_conn(&c);
+            break;
         }
     }
+    /* The query is abandoned mid-protocol: the connection cannot run
+     * anything else (not even ROLLBACK), so it counts as lost. */
+    err->connection_lost = 1;
 done:
-    if (failed || err->stop_signal) {
-        PQclear(last);
+    if (c.failed || err->stop_signal) {
+        PQclear(c.last);
         return NULL;
     }
-    return last;
+    return c.last;
 }
 
 PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,

@@ -17,13 +17,25 @@ struct db_error {
 /* SIGTERM, SIGINT, SIGHUP, SIGQUIT: end the database phase. */
 int db_is_stop_signal(int sig);
 
+enum db_wait_result {
+    DB_WAIT_ERROR = -2,   /* poll() failed, or sfd is not pollable; errno says why */
+    DB_WAIT_STOPPED = -1, /* a stop signal arrived: *stop_signal set */
+    DB_WAIT_TIMEOUT = 0,
+    DB_WAIT_READY = 1
+};
+
 /* Waits until sock is ready for events, or timeout_ms passes (-1: no limit;
- * sock -1: only the timeout), or a stop signal arrives on sfd.
- * Returns 1 ready, 0 timed out, -1 stopped (*stop_signal set). */
+ * sock -1: only the timeout), or a stop signal arrives on sfd. Other signals
+ * on sfd are consumed and do not extend the wait. Returns a db_wait_result. */
 int db_wait(int sock, short events, int sfd, long timeout_ms, int *stop_signal);
 
 /* Runs sql (several statements allowed when nparams is 0) and returns the
- * last result on success, to be PQclear()ed; NULL on failure with err set. */
+ * last result on success, to be PQclear()ed; NULL on failure with err set.
+ * Every result status libpq has is handled: COPY FROM STDIN is ended with an
+ * error (the server fails the statement, 57014), COPY TO STDOUT is drained
+ * and fails the statement, COPY BOTH and pipeline results fail it.
+ * err->connection_lost is set when the connection cannot run another query
+ * (lost, or abandoned mid-query). */
 PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,
                   const char *const *params, struct db_error *err);
 

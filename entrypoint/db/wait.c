@@ -1,5 +1,6 @@
 #include "wait.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,45 +34,185 @@ static void find_sqlstate(const char *message, char sqlstate[6])
     }
 }
 
-static int contains_any(const char *text, const char *const *needles)
+static int starts_with(const char *text, size_t len, const char *prefix)
 {
-    for (; *needles; needles++)
-        if (strstr(text, *needles))
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(text, prefix, n) == 0;
+}
+
+static int contains(const char *text, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n <= len && i <= len - n; i++)
+        if (memcmp(text + i, needle, n) == 0)
             return 1;
     return 0;
 }
 
+struct reason_rule {
+    const char *prefix; /* what the reason starts with */
+    enum failure_class cls;
+};
+
+/* The reason libpq gives for one host, matched from its start. TLS: only a
+ * certificate that does not verify (ours by the server: its alerts about
+ * our certificate; its by us: OpenSSL's X509 verify result, "certificate
+ * verify failed[: detail]"), a host name mismatch, TLS refused where it is
+ * required, and client certificate or key files that cannot be used are
+ * trust failures. Every other TLS error (an alert from a server still
+ * starting, an EOF, garbage instead of 'S') is retried with backoff. */
+static const struct reason_rule reason_rules[] = {
+    {"Connection refused", FAILURE_RETRY_FAST},
+    {"No such file or directory", FAILURE_RETRY_FAST}, /* Unix socket not there yet */
+    {"SSL error: certificate verify failed", FAILURE_REFUSED},
+    {"SSL error: sslv3 alert bad certificate", FAILURE_REFUSED},
+    {"SSL error: sslv3 alert unsupported certificate", FAILURE_REFUSED},
+    {"SSL error: sslv3 alert certificate revoked", FAILURE_REFUSED},
+    {"SSL error: sslv3 alert certificate expired", FAILURE_REFUSED},
+    {"SSL error: sslv3 alert certificate unknown", FAILURE_REFUSED},
+    {"SSL error: tlsv1 alert unknown ca", FAILURE_REFUSED},
+    {"SSL error: tlsv1 alert access denied", FAILURE_REFUSED},
+    {"SSL error: tlsv13 alert certificate required", FAILURE_REFUSED},
+    {"server certificate for \"", FAILURE_REFUSED}, /* ... does not match host name ... */
+    {"could not get server's host name from server certificate", FAILURE_REFUSED},
+    {"SSL certificate's name", FAILURE_REFUSED}, /* embedded null, entry missing */
+    {"server does not support SSL, but SSL was required", FAILURE_REFUSED},
+    {"server doesn't support GSSAPI encryption, but it was required", FAILURE_REFUSED},
+    {"root certificate file \"", FAILURE_REFUSED}, /* ... does not exist */
+    {"could not read root certificate file", FAILURE_REFUSED},
+    {"certificate present, but not private key file", FAILURE_REFUSED},
+    {"certificate does not match private key file", FAILURE_REFUSED},
+    {"could not open certificate file", FAILURE_REFUSED},
+    {"could not read certificate file", FAILURE_REFUSED},
+    {"could not load private key file", FAILURE_REFUSED},
+    {"private key file \"", FAILURE_REFUSED}, /* ... has group or world access */
+    {"could not load SSL engine", FAILURE_REFUSED},
+    {"could not read private SSL key", FAILURE_REFUSED},
+    {NULL, FAILURE_RETRY_BACKOFF},
+};
+
+/* libpq's checks of the options, before any connection: they open the
+ * message, with no "connection to server" record before them. */
+static const char *const option_errors[] = {
+    "invalid connection option", "invalid URI", "invalid percent-encoded token",
+    "invalid port number", "invalid integer value", "invalid SSL protocol version range",
+    "missing \"=\" after", "could not match ", "could not parse network address",
+    "definition of service \"", "service file \"", "unterminated quoted string", NULL};
+
+/* "invalid <option> value: ..." (sslmode, gssencmode, target_session_attrs...) */
+static int is_invalid_option_value(const char *line, size_t len)
+{
+    if (!starts_with(line, len, "invalid "))
+        return 0;
+    size_t i = 8;
+    while (i < len && (line[i] == '_' || (line[i] >= 'a' && line[i] <= 'z')))
+        i++;
+    return i > 8 && starts_with(line + i, len - i, " value");
+}
+
+static int is_option_error(const char *line, size_t len)
+{
+    for (const char *const *o = option_errors; *o; o++)
+        if (starts_with(line, len, *o))
+            return 1;
+    return is_invalid_option_value(line, len);
+}
+
+/* Server messages that say the login itself was refused, for a message
+ * without a SQLSTATE (default verbosity). */
+static int is_auth_failure(const char *reason, size_t len)
+{
+    static const char *const auth[] = {"password authentication failed", "no password supplied",
+                                       "no pg_hba.conf entry", "authentication failed", NULL};
+    for (const char *const *a = auth; *a; a++)
+        if (contains(reason, len, *a))
+            return 1;
+    return 0;
+}
+
+/* One host's reason; an unknown one may cost the server something: backoff. */
+static enum failure_class classify_reason(const char *reason, size_t len)
+{
+    if (is_auth_failure(reason, len))
+        return FAILURE_REFUSED;
+    const struct reason_rule *r = reason_rules;
+    while (r->prefix && !starts_with(reason, len, r->prefix))
+        r++;
+    return r->cls;
+}
+
+/* The more severe of two classes: a refusal anywhere ends the wait; a host
+ * that costs the server something sets the pace. */
+static enum failure_class worse(enum failure_class a, enum failure_class b)
+{
+    static const int rank[] = {[FAILURE_RETRY_FAST] = 0, [FAILURE_RETRY_BACKOFF] = 1,
+                               [FAILURE_CONFIG] = 2, [FAILURE_REFUSED] = 3};
+    return rank[a] >= rank[b] ? a : b;
+}
+
+/* Server errors whose SQLSTATE decides the class on its own. */
+static int classify_sqlstate(const char *sqlstate, enum failure_class *cls)
+{
+    if (strcmp(sqlstate, "57P03") == 0)
+        *cls = FAILURE_RETRY_FAST;
+    else if (strcmp(sqlstate, "53300") == 0 || strcmp(sqlstate, "53000") == 0)
+        *cls = FAILURE_RETRY_BACKOFF;
+    else if (strncmp(sqlstate, "28", 2) == 0 || strcmp(sqlstate, "3D000") == 0 ||
+             strcmp(sqlstate, "42501") == 0)
+        *cls = FAILURE_REFUSED;
+    /* the startup packet's own settings (options=-c ...) are wrong */
+    else if (strcmp(sqlstate, "22023") == 0 || strcmp(sqlstate, "42704") == 0 ||
+             strcmp(sqlstate, "0A000") == 0)
+        *cls = FAILURE_CONFIG;
+    else
+        return 0;
+    return 1;
+}
+
+/* The reason part of a host record: what follows "failed: ". */
+static const char *record_reason(const char *line, size_t len, size_t *rlen)
+{
+    for (size_t i = 0; i + 8 <= len; i++)
+        if (memcmp(line + i, "failed: ", 8) == 0) {
+            *rlen = len - i - 8;
+            return line + i + 8;
+        }
+    *rlen = len;
+    return line;
+}
+
+/* libpq's message holds one record per host tried, "connection to server
+ * at/on ... failed: REASON", then detail lines; errors from before any
+ * connection (options, DNS) stand on lines of their own. */
 enum failure_class wait_classify(const char *message, char sqlstate[6])
 {
-    static const char *const refused_tls[] = {
-        "certificate verify failed", "root certificate file", "server certificate for",
-        "does not match host name", "SSL was required", "server does not support SSL",
-        "certificate present, but not private key", "SSL error", NULL};
-    /* libpq's own checks of the options, before any traffic: "invalid
-     * sslmode value", "invalid port number", "could not match 3 port numbers
-     * to 2 hosts"... Server errors carry a SQLSTATE and are sorted above. */
-    static const char *const bad_options[] = {
-        "invalid ", "missing \"=\"", "could not match ", "could not parse network address",
-        NULL};
-    static const char *const auth[] = {"password authentication failed",
-                                       "no password supplied", "no pg_hba.conf entry",
-                                       "authentication failed", NULL};
+    static const char host_record[] = "connection to server ";
+    enum failure_class cls = FAILURE_RETRY_FAST;
+    int opinions = 0;
 
     find_sqlstate(message, sqlstate);
-    if (strcmp(sqlstate, "57P03") == 0)
-        return FAILURE_RETRY_FAST;
-    if (strcmp(sqlstate, "53300") == 0 || strcmp(sqlstate, "53000") == 0)
-        return FAILURE_RETRY_BACKOFF;
-    if (strncmp(sqlstate, "28", 2) == 0 || strcmp(sqlstate, "3D000") == 0 ||
-        strcmp(sqlstate, "42501") == 0)
-        return FAILURE_REFUSED;
-    if (contains_any(message, auth) || contains_any(message, refused_tls))
-        return FAILURE_REFUSED;
-    if (contains_any(message, bad_options))
-        return FAILURE_CONFIG;
-    if (strstr(message, "Connection refused") || strstr(message, "No such file or directory"))
-        return FAILURE_RETRY_FAST; /* nothing listens yet: cheap to ask again */
-    return FAILURE_RETRY_BACKOFF;  /* timeouts, DNS, unreachable, anything else */
+    if (classify_sqlstate(sqlstate, &cls))
+        return cls;
+    for (const char *line = message; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (line == message && is_option_error(line, len))
+            return FAILURE_CONFIG;
+        if (starts_with(line, len, host_record)) {
+            size_t rlen;
+            const char *reason = record_reason(line, len, &rlen);
+            cls = worse(cls, classify_reason(reason, rlen));
+            opinions++;
+        } else if (is_auth_failure(line, len)) {
+            cls = FAILURE_REFUSED;
+            opinions++;
+        }
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    /* no host record: DNS, our own deadline, anything else */
+    return opinions ? cls : FAILURE_RETRY_BACKOFF;
 }
 
 static unsigned int next_random(unsigned int *seed)
@@ -125,22 +266,43 @@ static void tidy_message(const char *message, char *out, size_t outlen)
     out[used] = '\0';
 }
 
-/* One attempt's limit: --connect-timeout, or the connection string's own
- * connect_timeout when that is shorter (libpq semantics: seconds, 0 or less
- * means none, values below 2 mean 2). */
-static long attempt_limit_ms(const struct config *cfg)
+/* A connect_timeout value as libpq means it: whole seconds, 0 or less for
+ * none, at most a day (as config.c checks the URL's). -1 when it is not. */
+static long parse_connect_timeout(const char *text)
 {
-    const char *text = getenv("PGCONNECT_TIMEOUT");
-    PQconninfoOption *opts = cfg->conninfo ? PQconninfoParse(cfg->conninfo, NULL) : NULL;
-    long limit = cfg->connect_timeout_ms, seconds = 0;
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v > 86400)
+        return -1;
+    return v < 0 ? 0 : v;
+}
+
+long wait_attempt_limit_ms(const char *conninfo, long connect_timeout_ms, char *why,
+                           size_t whylen)
+{
+    const char *env = getenv("PGCONNECT_TIMEOUT");
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+    long limit = connect_timeout_ms, seconds = 0;
+    int from_url = 0;
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
-            text = o->val;
-    if (text)
-        seconds = atol(text); /* validated when the settings were read */
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0]) {
+            seconds = parse_connect_timeout(o->val); /* config.c has checked it */
+            from_url = 1;
+        }
     PQconninfoFree(opts);
-    if (seconds > 0 && (seconds < 2 ? 2000 : seconds * 1000) < limit)
-        limit = seconds < 2 ? 2000 : seconds * 1000;
+    /* libpq takes PGCONNECT_TIMEOUT only when the string sets none, and
+     * checks it only on its blocking path, never on bandage's. */
+    if (!from_url && env && env[0] && (seconds = parse_connect_timeout(env)) < 0) {
+        snprintf(why, whylen, "PGCONNECT_TIMEOUT='%.32s%s' must be a whole number of seconds "
+                 "(0 to 86400); set it to one, such as 10, or unset it and use "
+                 "--connect-timeout", env, strlen(env) > 32 ? "..." : "");
+        return -1;
+    }
+    if (seconds > 0 && seconds < 2)
+        seconds = 2; /* libpq's minimum */
+    if (seconds > 0 && seconds * 1000 < limit)
+        limit = seconds * 1000;
     return limit;
 }
 
@@ -177,21 +339,27 @@ static const char *default_sslrootcert(const char *conninfo)
     return bundle;
 }
 
+/* One attempt's outcome beyond the connection itself. */
+struct attempt {
+    char msg[1024];  /* libpq's message, or bandage's own reason */
+    int stop_signal; /* a stop signal ended the attempt */
+    int poll_errno;  /* waiting itself failed: bandage's problem, not the server's */
+};
+
 /* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
- * with the libpq message in msg; *stop_signal set when a signal ended it. */
+ * with a->msg (and stop_signal or poll_errno) set. */
 static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, int sfd,
-                             long timeout_ms, char *msg, size_t msglen, int *stop_signal)
+                             long timeout_ms, struct attempt *a)
 {
     /* Later entries override the expanded URL: bandage's sessions are
      * recognisable (and exempt from termination) by their application_name. */
     const char *keys[] = {"sslrootcert", "dbname", "application_name", NULL};
-    const char *vals[] = {sslrootcert, cfg->conninfo, "bandage",
-                          NULL};
+    const char *vals[] = {sslrootcert, cfg->conninfo, "bandage", NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     long deadline = monotonic_ms() + timeout_ms;
 
     if (!conn) {
-        snprintf(msg, msglen, "out of memory");
+        snprintf(a->msg, sizeof a->msg, "out of memory");
         return NULL;
     }
     PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
@@ -199,24 +367,26 @@ static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, 
     while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
            st != PGRES_POLLING_FAILED) {
         long left = deadline - monotonic_ms();
-        int ready = left > 0 ? db_wait(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                                       sfd, left, stop_signal)
-                             : 0;
-        if (ready < 0) {
-            snprintf(msg, msglen, "stopped by signal %d", *stop_signal);
-            PQfinish(conn);
-            return NULL;
+        short events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        int ready = left > 0 ? db_wait(PQsocket(conn), events, sfd, left, &a->stop_signal)
+                             : DB_WAIT_TIMEOUT;
+        if (ready == DB_WAIT_READY) {
+            st = PQconnectPoll(conn);
+            continue;
         }
-        if (ready == 0) {
-            snprintf(msg, msglen, "timeout expired after %ld ms", timeout_ms);
-            PQfinish(conn);
-            return NULL;
-        }
-        st = PQconnectPoll(conn);
+        if (ready == DB_WAIT_STOPPED)
+            snprintf(a->msg, sizeof a->msg, "stopped by signal %d", a->stop_signal);
+        else if (ready == DB_WAIT_ERROR)
+            snprintf(a->msg, sizeof a->msg, "waiting for the server: poll: %s",
+                     strerror(a->poll_errno = errno));
+        else
+            snprintf(a->msg, sizeof a->msg, "timeout expired after %ld ms", timeout_ms);
+        PQfinish(conn);
+        return NULL;
     }
     if (PQstatus(conn) == CONNECTION_OK)
         return conn;
-    snprintf(msg, msglen, "%s", PQerrorMessage(conn));
+    snprintf(a->msg, sizeof a->msg, "%s", PQerrorMessage(conn));
     PQfinish(conn);
     return NULL;
 }
@@ -230,79 +400,173 @@ static void log_notice(void *arg, const char *message)
     log_debug("server: %s", tidy);
 }
 
+/* A killed bandage (SIGKILL of PID 1: a container kill, an OOM kill) closes
+ * its socket, but a backend in a long statement only notices when it next
+ * writes to the client: it would finish the statement, for minutes, holding
+ * the reset's locks and the advisory lock, with nobody listening, and the
+ * app locked out. PostgreSQL 14+ can check the socket while a query runs;
+ * every second is cheap. Set on bandage's own session only, never inherited
+ * from a database or role setting. Returns 0, or 128+N for a stop signal;
+ * any other failure is a warning (the wait itself succeeded). */
+static int check_client_while_running(PGconn *conn, int sfd)
+{
+    struct db_error err;
+    if (PQserverVersion(conn) < 140000) {
+        log_debug("PostgreSQL %d has no client_connection_check_interval: a killed bandage's "
+                  "statement runs to its end", PQserverVersion(conn));
+        return 0;
+    }
+    if (db_run(conn, sfd, "SET client_connection_check_interval = '1s'", &err) == 0)
+        return 0;
+    if (err.stop_signal)
+        return 128 + err.stop_signal;
+    log_warn("cannot set client_connection_check_interval (%s%s%s): if bandage is killed, its "
+             "running statement still runs to its end", err.sqlstate, err.sqlstate[0] ? ": " : "",
+             err.message);
+    return 0;
+}
+
 static const char *class_name(enum failure_class cls)
 {
     static const char *const names[] = {"retry", "retry with backoff", "refused", "bad options"};
     return names[cls];
 }
 
+/* The state of one wait across its attempts. */
+struct waiter {
+    const struct config *cfg;
+    struct deploy_report *report;
+    long start, deadline, attempt_ms;
+    const char *sslrootcert;
+    char redacted[256];
+    char last_reason[512];
+    enum failure_class last_class;
+    int consecutive;
+    unsigned int seed;
+};
+
+static int stopped(struct waiter *w, int sig)
+{
+    w->report->wait_ms = monotonic_ms() - w->start;
+    report_add_error(w->report, "wait", "signal", "stopped by signal %d", sig);
+    return 128 + sig;
+}
+
+/* What a failed attempt means: an exit code, or -1 to try again. */
+static int judge_failure(struct waiter *w, const struct attempt *a)
+{
+    char reason[512], sqlstate[6];
+    if (a->stop_signal)
+        return stopped(w, a->stop_signal);
+    if (a->poll_errno) {
+        log_error("cannot wait for the database: %s", a->msg);
+        report_add_error(w->report, "wait", "poll", "%s", a->msg);
+        return EXIT_INTERNAL;
+    }
+    enum failure_class cls = wait_classify(a->msg, sqlstate);
+    tidy_message(a->msg, reason, sizeof reason);
+    if (cls == FAILURE_REFUSED || cls == FAILURE_CONFIG) {
+        log_error(cls == FAILURE_REFUSED ? "the database refused the login (%s): %s"
+                                         : "invalid connection options (%s): %s",
+                  w->redacted, reason);
+        report_add_error(w->report, "wait", sqlstate[0] ? sqlstate : class_name(cls), "%s",
+                         reason);
+        return cls == FAILURE_REFUSED ? EXIT_REFUSED : EXIT_USAGE;
+    }
+    w->consecutive = cls == w->last_class ? w->consecutive + 1 : 1;
+    w->last_class = cls;
+    if (strcmp(reason, w->last_reason) != 0) {
+        log_info("database not ready (%s): %s", class_name(cls), reason);
+        snprintf(w->last_reason, sizeof w->last_reason, "%s", reason);
+    }
+    if (w->cfg->wait_timeout_ms == 0 || w->deadline - monotonic_ms() <= 0) {
+        if (w->cfg->wait_timeout_ms == 0)
+            log_error("the database did not accept a login at the one attempt --wait-timeout 0 "
+                      "allows: %s", reason);
+        else
+            log_error("the database did not accept a login within %ld ms (%d attempts): %s",
+                      w->cfg->wait_timeout_ms, w->report->wait_attempts, reason);
+        report_add_error(w->report, "wait", sqlstate[0] ? sqlstate : "timeout",
+                         "not ready after %d attempts: %s", w->report->wait_attempts, reason);
+        return EXIT_UNAVAILABLE;
+    }
+    return -1;
+}
+
+/* The pause before the next attempt, cut short by the deadline; an exit
+ * code when a signal or a failed poll ends it, else -1. */
+static int pause_before_retry(struct waiter *w, int sfd)
+{
+    long pause = wait_backoff_ms(w->last_class, w->consecutive, &w->seed);
+    long left = w->deadline - monotonic_ms();
+    int sig = 0;
+    int r = db_wait(-1, 0, sfd, pause < left ? pause : left, &sig);
+    if (r == DB_WAIT_STOPPED)
+        return stopped(w, sig);
+    if (r == DB_WAIT_ERROR) {
+        log_error("cannot wait for the database: poll: %s", strerror(errno));
+        report_add_error(w->report, "wait", "poll", "poll: %s", strerror(errno));
+        return EXIT_INTERNAL;
+    }
+    return -1;
+}
+
+/* Worked out once, not per attempt. 0, or EXIT_USAGE for a bad
+ * PGCONNECT_TIMEOUT (nothing tried). */
+static int prepare(struct waiter *w)
+{
+    char why[256];
+    w->start = monotonic_ms();
+    w->deadline = w->start + w->cfg->wait_timeout_ms;
+    w->seed = (unsigned int)(getpid() ^ w->start);
+    w->last_class = FAILURE_RETRY_FAST;
+    redact_conninfo(w->cfg->conninfo, w->redacted, sizeof w->redacted);
+    w->attempt_ms = wait_attempt_limit_ms(w->cfg->conninfo, w->cfg->connect_timeout_ms, why,
+                                          sizeof why);
+    if (w->attempt_ms < 0) {
+        log_error("%s", why);
+        report_add_error(w->report, "wait", "config", "%s", why);
+        return EXIT_USAGE;
+    }
+    w->sslrootcert = default_sslrootcert(w->cfg->conninfo);
+    if (w->cfg->wait_timeout_ms == 0)
+        log_info("waiting for the database (%s): one attempt (--wait-timeout 0)", w->redacted);
+    else
+        log_info("waiting for the database (%s), up to %ld ms", w->redacted,
+                 w->cfg->wait_timeout_ms);
+    return 0;
+}
+
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report)
 {
-    long start = monotonic_ms();
-    long deadline = start + cfg->wait_timeout_ms;
-    unsigned int seed = (unsigned int)(getpid() ^ start);
-    char last_reason[512] = "";
-    enum failure_class last_class = FAILURE_RETRY_FAST;
-    int consecutive = 0;
-    char redacted[256];
+    struct waiter w = {.cfg = cfg, .report = report};
+    int code = prepare(&w);
 
-    redact_conninfo(cfg->conninfo, redacted, sizeof redacted);
-    /* Worked out once, not per attempt: */
-    const char *sslrootcert = default_sslrootcert(cfg->conninfo);
-    long attempt_ms = attempt_limit_ms(cfg);
-    log_info("waiting for the database (%s), up to %ld ms", redacted, cfg->wait_timeout_ms);
     *conn_out = NULL;
-    for (;;) {
-        char raw[1024], reason[512], sqlstate[6];
-        int stop_signal = 0;
-        long left = deadline - monotonic_ms();
-        long limit = attempt_ms;
+    while (code == 0) {
+        struct attempt a = {.stop_signal = 0};
+        long limit = w.attempt_ms, left = w.deadline - monotonic_ms();
         if (cfg->wait_timeout_ms > 0 && left < limit)
             limit = left > 1 ? left : 1;
 
         report->wait_attempts++;
-        PGconn *conn = attempt_login(cfg, sslrootcert, sfd, limit, raw, sizeof raw, &stop_signal);
-        report->wait_ms = monotonic_ms() - start;
+        PGconn *conn = attempt_login(cfg, w.sslrootcert, sfd, limit, &a);
+        report->wait_ms = monotonic_ms() - w.start;
         if (conn) {
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
             PQsetNoticeProcessor(conn, log_notice, NULL);
+            if ((code = check_client_while_running(conn, sfd)) != 0) {
+                PQfinish(conn);
+                return stopped(&w, code - 128);
+            }
             *conn_out = conn;
             return EXIT_OK;
         }
-        if (stop_signal) {
-            report_add_error(report, "wait", "signal", "stopped by signal %d", stop_signal);
-            return 128 + stop_signal;
-        }
-        enum failure_class cls = wait_classify(raw, sqlstate);
-        tidy_message(raw, reason, sizeof reason);
-        if (cls == FAILURE_REFUSED || cls == FAILURE_CONFIG) {
-            log_error(cls == FAILURE_REFUSED ? "the database refused the login (%s): %s"
-                                             : "invalid connection options (%s): %s",
-                      redacted, reason);
-            report_add_error(report, "wait", sqlstate[0] ? sqlstate : class_name(cls), "%s", reason);
-            return cls == FAILURE_REFUSED ? EXIT_REFUSED : EXIT_USAGE;
-        }
-        consecutive = cls == last_class ? consecutive + 1 : 1;
-        last_class = cls;
-        if (strcmp(reason, last_reason) != 0) {
-            log_info("database not ready (%s): %s", class_name(cls), reason);
-            snprintf(last_reason, sizeof last_reason, "%s", reason);
-        }
-        long pause = wait_backoff_ms(cls, consecutive, &seed);
-        left = deadline - monotonic_ms();
-        if (cfg->wait_timeout_ms == 0 || left <= 0) {
-            log_error("the database did not accept a login within %ld ms (%d attempts): %s",
-                      cfg->wait_timeout_ms, report->wait_attempts, reason);
-            report_add_error(report, "wait", sqlstate[0] ? sqlstate : "timeout",
-                             "not ready after %d attempts: %s", report->wait_attempts, reason);
-            return EXIT_UNAVAILABLE;
-        }
-        if (db_wait(-1, 0, sfd, pause < left ? pause : left, &stop_signal) < 0) {
-            report->wait_ms = monotonic_ms() - start;
-            report_add_error(report, "wait", "signal", "stopped by signal %d", stop_signal);
-            return 128 + stop_signal;
-        }
+        if ((code = judge_failure(&w, &a)) < 0)
+            code = pause_before_retry(&w, sfd);
+        code = code < 0 ? 0 : code;
     }
+    return code;
 }

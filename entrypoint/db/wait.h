@@ -3,6 +3,8 @@
 #ifndef BANDAGE_WAIT_H
 #define BANDAGE_WAIT_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 #include "config.h"
@@ -15,15 +17,26 @@ enum failure_class {
     FAILURE_CONFIG         /* invalid connection options: exit 64 */
 };
 
-/* Classifies a failed login from libpq's (verbose) error message. */
+/* Classifies a failed login from libpq's (verbose) error message: the
+ * SQLSTATE of a server error (copied to sqlstate, else ""), then the reason
+ * of each host's record ("connection to server ... failed: REASON") by its
+ * exact libpq/OpenSSL form, then libpq's option errors. */
 enum failure_class wait_classify(const char *message, char sqlstate[6]);
+
+/* One attempt's limit in ms: connect_timeout_ms (--connect-timeout), or the
+ * connection string's connect_timeout, else PGCONNECT_TIMEOUT, when that is
+ * shorter (libpq's rules: whole seconds, 0 or less means none, below 2 means
+ * 2). -1 with why set when PGCONNECT_TIMEOUT is not such a number. */
+long wait_attempt_limit_ms(const char *conninfo, long connect_timeout_ms, char *why,
+                           size_t whylen);
 
 /* The pause before the next attempt, in ms; consecutive counts the failures
  * of this class in a row (1 for the first). seed: a PRNG state. */
 long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed);
 
 /* Connects, retrying until the login succeeds or --wait-timeout passes
- * (a single attempt when it is 0). Returns the exit code (0: *conn_out is
+ * (exactly one attempt when it is 0); on success the session has
+ * client_connection_check_interval set (PostgreSQL 14+). Returns the exit code (0: *conn_out is
  * an open connection) and fills the report's wait fields and errors. */
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report);

@@ -410,20 +410,85 @@ def test_sigterm_during_wait_exits_143(run_bandage, pid1, refused_port, pg, app_
     assert_secret_hidden(run, pg.superuser_password)
 
 
-# --- no waiting ----------------------------------------------------------------------------
+# --- --wait-timeout 0: exactly one attempt ---------------------------------------------
+#
+# A configured database is always connected to, so that an interrupted reset
+# is settled before the app starts (issue 8 item 8); 0 means one attempt,
+# no retry, and its failure ends the start.
 
 @pytest.mark.parametrize("with_command", [False, True], ids=["no-command", "command"])
-def test_wait_timeout_0_does_not_connect(run_bandage, silent_listener, pg, with_command):
-    args = ["--database-url", pg.dsn(port=silent_listener.port), "--wait-timeout", "0"]
+def test_wait_timeout_0_makes_one_attempt(run_bandage, refused_port, pg, app_dir, with_command):
+    marker = os.path.join(app_dir, "app-ran")
+    args = ["--database-url", pg.dsn(port=refused_port), "--wait-timeout", "0"]
     if with_command:
-        args += ["--", "/bin/sh", "-c", "exit 7"]
+        args += ["--", "/bin/sh", "-c", f"touch {marker}"]
     run = run_bandage(args)
     code = run.wait(scaled(10))
-    assert code == (7 if with_command else 0), run.stderr
+    assert code == 69, run.stderr
     assert run.exited_at - run.started_at < scaled(1), run.stderr
-    assert silent_listener.connections() == 0, "bandage connected although --wait-timeout 0"
-    assert "waiting for the database" not in run.stderr, run.stderr
+    assert attempts_made(run) == 1, run.stderr
+    assert "one attempt --wait-timeout 0 allows" in run.stderr, run.stderr
+    assert "Connection refused" in run.stderr, run.stderr
+    assert not os.path.exists(marker), "the app ran although the database was not reached"
     assert_secret_hidden(run, pg.superuser_password)
+
+
+def test_wait_timeout_0_one_attempt_is_bounded(run_bandage, silent_listener, pg):
+    run = run_bandage(["--database-url", pg.dsn(port=silent_listener.port), "--wait-timeout", "0",
+                       "--connect-timeout", "300ms"])
+    code = run.wait(scaled(10))
+    assert code == 69, run.stderr
+    assert 0.3 <= run.exited_at - run.started_at < 0.3 + scaled(0.7), run.stderr
+    assert "timeout expired after 300 ms" in run.stderr, run.stderr
+    assert attempts_made(run) == 1 and silent_listener.connections() == 1, run.stderr
+
+
+def test_wait_timeout_0_connects_and_looks_for_an_interrupted_reset(run_bandage, pg, db,
+                                                                    app_dir):
+    """A live database with --wait-timeout 0: bandage logs in (once) and
+    looks for bandage.resets_in_progress before the app starts: the server's
+    statement log shows the look-up."""
+    from psycopg import sql
+    pg.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'")
+               .format(sql.Identifier(db.name)))
+    db.execute("CREATE SCHEMA bandage; CREATE TABLE bandage.resets_in_progress (aside text)",
+               user="postgres")
+    log_before = len(pg.log())
+    marker = os.path.join(app_dir, "app-ran")
+    run = run_bandage(["--database-url", db.dsn(), "--wait-timeout", "0", "--",
+                       "/bin/sh", "-c", f"touch {marker}"])
+    run.wait(scaled(15))
+    assert READY.search(run.stderr) and attempts_made(run) == 1, run.stderr
+    logged = wait_until(lambda: "resets_in_progress" in pg.log()[log_before:] and
+                        pg.log()[log_before:], scaled(5),
+                        lambda: f"the look-up in the server log:\n{pg.log()[log_before:]}"
+                                f"\nbandage:\n{run.stderr}")
+    assert "statement:" in logged, logged
+    assert_secret_hidden(run, pg.superuser_password)
+
+
+# --- PGCONNECT_TIMEOUT (libpq's variable, which libpq checks only when blocking) ----------
+
+@pytest.mark.parametrize("value", ["soon", "1.5", "86401", "99999999999999999999"])
+def test_bad_pgconnect_timeout_exits_64_at_once(run_bandage, pg, db, value):
+    run = run_bandage(["--database-url", db.dsn(), "--wait-timeout", "30"],
+                      env={"PGCONNECT_TIMEOUT": value})
+    assert_refused_at_once(run, code=64, attempts=0)
+    assert "PGCONNECT_TIMEOUT" in run.stderr and "whole number of seconds" in run.stderr, \
+        run.stderr
+    assert_secret_hidden(run, pg.superuser_password)
+
+
+def test_pgconnect_timeout_limits_each_attempt(run_bandage, silent_listener, pg):
+    """Shorter than --connect-timeout, so it decides: the first attempt ends
+    after 2 s, the second at the 3 s deadline."""
+    run = run_bandage(["--database-url", pg.dsn(port=silent_listener.port), "--wait-timeout",
+                       "3", "--connect-timeout", "10"], env={"PGCONNECT_TIMEOUT": "2"})
+    code = run.wait(scaled(10))
+    assert code == 69, run.stderr
+    assert 3.0 <= run.exited_at - run.started_at < 3.0 + scaled(0.5), run.stderr
+    assert "timeout expired after 2000 ms" in run.stderr, run.stderr
+    assert attempts_made(run) == 2 and silent_listener.connections() == 2, run.stderr
 
 
 # --- TLS --------------------------------------------------------------------------------------

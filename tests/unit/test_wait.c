@@ -11,17 +11,24 @@
  * blanks after the severity, one after the SQLSTATE, then a LOCATION line.
  * No server is needed to run these tests.
  */
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "db/query.h"
 #include "db/wait.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -274,13 +281,9 @@ static void test_bad_options_config(void **state)
 }
 
 /* Other libpq 15 option errors, all raised by connectOptions2() before any
- * network traffic, so retrying can never help: they should be
- * FAILURE_CONFIG (exit 64) like "invalid sslmode value", but wait.c's list of
- * option errors does not know them, so they fall through to
- * FAILURE_RETRY_BACKOFF and bandage retries until --wait-timeout, then exits
- * 69. config.c's check_conninfo() (PQconninfoParse) does not catch them
- * either: it parses, it does not validate values. Reported; skipped (not
- * failed) while misclassified so the suite stays green. */
+ * network traffic, so retrying can never help: FAILURE_CONFIG (exit 64) like
+ * "invalid sslmode value". config.c's check_conninfo() (PQconninfoParse)
+ * does not catch them: it parses, it does not validate values. */
 static void test_more_bad_options_config(void **state)
 {
     (void)state;
@@ -331,6 +334,261 @@ static void test_sqlstate_out_param(void **state)
     memset(sqlstate, 'X', sizeof sqlstate);
     wait_classify("failed: FATAL:  3D00", sqlstate);
     assert_string_equal(sqlstate, "");
+}
+
+/* ---- wait_classify: TLS errors that are not trust failures --------------- */
+
+/* What libpq 15.18 reported through a proxy that answers the SSLRequest and
+ * then fails the handshake (tests/integration/helpers/tlsproxy.py), and other
+ * transient TLS failures: a server (or the TLS terminator in front of it)
+ * that is starting up. Retried with backoff, never exit 77 or 64. */
+static void test_tls_transient_retry_backoff(void **state)
+{
+    (void)state;
+    static const struct message_case cases[] = {
+        {"internal_error alert while starting",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: tlsv1 alert "
+         "internal error\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"handshake_failure alert",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: sslv3 alert "
+         "handshake failure\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"unexpected EOF inside the handshake (OpenSSL 3)",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: unexpected eof "
+         "while reading\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"EOF right after 'S'",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL SYSCALL error: EOF "
+         "detected\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"reset during the handshake",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL SYSCALL error: "
+         "Connection reset by peer\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        /* used to be "bad options" (exit 64): it contains "invalid " */
+        {"a proxy answering the SSLRequest with garbage",
+         "connection to server at \"127.0.0.1\", port 54329 failed: received invalid response "
+         "to SSL negotiation: H\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"::1 refused, then an alert on 127.0.0.1: the costlier one decides",
+         "connection to server at \"localhost\" (::1), port 54329 failed: Connection refused\n"
+         "\tIs the server running on that host and accepting TCP/IP connections?\n"
+         "connection to server at \"localhost\" (127.0.0.1), port 54329 failed: SSL error: "
+         "tlsv1 alert internal error\n",
+         FAILURE_RETRY_BACKOFF, ""},
+        {"sslmode=prefer: the alert, then the plaintext retry refused",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: tlsv1 alert "
+         "internal error\nconnection to server at \"127.0.0.1\", port 54329 failed: Connection "
+         "refused\n\tIs the server running on that host and accepting TCP/IP connections?\n",
+         FAILURE_RETRY_BACKOFF, ""},
+    };
+    CHECK_CASES(cases);
+}
+
+/* Certificate verification on either side, and the host name check, in the
+ * forms libpq 15 and later print them. */
+static void test_tls_trust_failures_refused(void **state)
+{
+    (void)state;
+    static const struct message_case cases[] = {
+        {"verify failed, with OpenSSL's reason appended (newer libpq)",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: certificate verify "
+         "failed: self-signed certificate in certificate chain\n",
+         FAILURE_REFUSED, ""},
+        {"verify failed on the second host",
+         "connection to server at \"localhost\" (::1), port 54329 failed: Connection refused\n"
+         "\tIs the server running on that host and accepting TCP/IP connections?\n"
+         "connection to server at \"localhost\" (127.0.0.1), port 54329 failed: SSL error: "
+         "certificate verify failed\n",
+         FAILURE_REFUSED, ""},
+        {"host name mismatch, several names in the certificate",
+         "connection to server at \"10.0.0.5\", port 5432 failed: server certificate for "
+         "\"db.internal\" (and 2 other names) does not match host name \"10.0.0.5\"\n",
+         FAILURE_REFUSED, ""},
+        {"no host name in the certificate",
+         "connection to server at \"db\" (10.0.0.5), port 5432 failed: could not get server's "
+         "host name from server certificate\n",
+         FAILURE_REFUSED, ""},
+        {"the server rejects our certificate",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: sslv3 alert bad "
+         "certificate\n",
+         FAILURE_REFUSED, ""},
+        {"the server does not know our certificate's CA",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: tlsv1 alert "
+         "unknown ca\n",
+         FAILURE_REFUSED, ""},
+        {"the server requires a client certificate",
+         "connection to server at \"127.0.0.1\", port 54329 failed: SSL error: tlsv13 alert "
+         "certificate required\n",
+         FAILURE_REFUSED, ""},
+        {"client key readable by others",
+         "connection to server at \"127.0.0.1\", port 54329 failed: private key file "
+         "\"/app/client.key\" has group or world access; file must have permissions u=rw (0600) "
+         "or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned "
+         "by root\n",
+         FAILURE_REFUSED, ""},
+        {"client certificate file unreadable",
+         "connection to server at \"127.0.0.1\", port 54329 failed: could not open certificate "
+         "file \"/app/client.crt\": Permission denied\n",
+         FAILURE_REFUSED, ""},
+    };
+    CHECK_CASES(cases);
+}
+
+/* Server errors that no retry can fix and that are the connection string's
+ * fault (options=-c ..., an unsupported protocol): exit 64. */
+static void test_server_option_errors_config(void **state)
+{
+    (void)state;
+    static const struct message_case cases[] = {
+        {"options=-c work_mem=lots",
+         "connection to server at \"127.0.0.1\", port 54329 failed: FATAL:  22023: invalid value "
+         "for parameter \"work_mem\": \"lots\"\nLOCATION:  parse_and_validate_value, guc.c:7385\n",
+         FAILURE_CONFIG, "22023"},
+        {"options=-c no_such_setting=1",
+         "connection to server at \"127.0.0.1\", port 54329 failed: FATAL:  42704: unrecognized "
+         "configuration parameter \"no_such_setting\"\nLOCATION:  set_config_option, "
+         "guc.c:7602\n",
+         FAILURE_CONFIG, "42704"},
+        {"service file entry missing", "definition of service \"app\" not found\n",
+         FAILURE_CONFIG, ""},
+        {"an integer option that is not one",
+         "invalid integer value \"soon\" for connection option \"keepalives\"\n", FAILURE_CONFIG,
+         ""},
+    };
+    CHECK_CASES(cases);
+}
+
+/* ---- wait_attempt_limit_ms: --connect-timeout, connect_timeout, PGCONNECT_TIMEOUT -- */
+
+static long limit_with_env(const char *env, const char *conninfo, long connect_ms, char *why,
+                           size_t len)
+{
+    if (env)
+        setenv("PGCONNECT_TIMEOUT", env, 1);
+    else
+        unsetenv("PGCONNECT_TIMEOUT");
+    why[0] = '\0';
+    long ms = wait_attempt_limit_ms(conninfo, connect_ms, why, len);
+    unsetenv("PGCONNECT_TIMEOUT");
+    return ms;
+}
+
+static void test_attempt_limit(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *env, *conninfo;
+        long connect_ms, want;
+    } cases[] = {
+        {NULL, NULL, 10000, 10000},
+        {NULL, "host=db connect_timeout=3", 10000, 3000},
+        {NULL, "host=db connect_timeout=3", 1000, 1000}, /* only ever shorter */
+        {NULL, "postgresql://db/app?connect_timeout=1", 10000, 2000}, /* libpq: at least 2 s */
+        {NULL, "host=db connect_timeout=0", 10000, 10000},            /* 0: none */
+        {NULL, "host=db connect_timeout=-5", 10000, 10000},
+        {"5", NULL, 10000, 5000},
+        {"5", "host=db", 10000, 5000},
+        {"1", NULL, 10000, 2000},
+        {"0", NULL, 10000, 10000},
+        {"-1", NULL, 10000, 10000},
+        {"", NULL, 10000, 10000},                             /* empty: unset */
+        {"86400", NULL, 10000, 10000},
+        {"soon", "host=db connect_timeout=4", 10000, 4000},  /* the URL's wins, as in libpq */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char why[256];
+        long got = limit_with_env(cases[i].env, cases[i].conninfo, cases[i].connect_ms, why,
+                                  sizeof why);
+        if (got != cases[i].want)
+            fail_msg("PGCONNECT_TIMEOUT=%s, conninfo %s, --connect-timeout %ld ms: %ld ms, want "
+                     "%ld (%s)", cases[i].env ? cases[i].env : "(unset)",
+                     cases[i].conninfo ? cases[i].conninfo : "(none)", cases[i].connect_ms, got,
+                     cases[i].want, why);
+    }
+}
+
+/* PGCONNECT_TIMEOUT is read by libpq, never checked by it on bandage's
+ * (asynchronous) path: junk, fractions and values whose milliseconds
+ * overflow are refused, naming the variable. */
+static void test_attempt_limit_bad_pgconnect_timeout(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"soon", "10s", "1.5", "86401", "99999999999999999999",
+                                      "9223372036854775807", "2 ", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char why[256];
+        long got = limit_with_env(bad[i], "host=db", 10000, why, sizeof why);
+        if (got != -1)
+            fail_msg("PGCONNECT_TIMEOUT=%s accepted: %ld ms", bad[i], got);
+        if (!strstr(why, "PGCONNECT_TIMEOUT") || !strstr(why, "whole number of seconds"))
+            fail_msg("PGCONNECT_TIMEOUT=%s: message does not name the variable and the fix: %s",
+                     bad[i], why);
+    }
+}
+
+/* ---- db_wait -------------------------------------------------------------- */
+
+static int blocked_signalfd(int sig)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    assert_int_equal(sigprocmask(SIG_BLOCK, &set, NULL), 0);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+static void test_db_wait_timeout_and_stop(void **state)
+{
+    (void)state;
+    int sfd = blocked_signalfd(SIGTERM);
+    int stop = 0;
+    assert_int_equal(db_wait(-1, 0, sfd, 20, &stop), DB_WAIT_TIMEOUT);
+    raise(SIGTERM);
+    assert_int_equal(db_wait(-1, 0, sfd, 5000, &stop), DB_WAIT_STOPPED);
+    assert_int_equal(stop, SIGTERM);
+    close(sfd);
+}
+
+/* A failed poll() is not a timeout: with RLIMIT_NOFILE at 1, polling two
+ * descriptors fails with EINVAL at once. */
+static void test_db_wait_poll_error_is_not_a_timeout(void **state)
+{
+    (void)state;
+    int sfd = blocked_signalfd(SIGTERM), stop = 0;
+    struct rlimit saved, one;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    one = saved;
+    one.rlim_cur = 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &one), 0);
+    errno = 0;
+    int got = db_wait(STDIN_FILENO, POLLIN, sfd, 5000, &stop);
+    int err = errno;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    close(sfd);
+    if (got != DB_WAIT_ERROR)
+        fail_msg("db_wait returned %d when poll() failed, want DB_WAIT_ERROR (%d)", got,
+                 DB_WAIT_ERROR);
+    assert_int_equal(err, EINVAL);
+    assert_int_equal(stop, 0);
+}
+
+/* A signalfd that is not open cannot report a stop signal: an error, not
+ * "the socket is ready". */
+static void test_db_wait_bad_signalfd_is_an_error(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int closed = dup(fds[0]);
+    close(closed);
+    int stop = 0;
+    assert_int_equal(db_wait(fds[1], POLLOUT, closed, 1000, &stop), DB_WAIT_ERROR);
+    close(fds[0]);
+    close(fds[1]);
 }
 
 /* ---- wait_backoff_ms ---------------------------------------------------- */
@@ -530,6 +788,14 @@ int main(void)
         cmocka_unit_test(test_bad_options_config),
         cmocka_unit_test(test_more_bad_options_config),
         cmocka_unit_test(test_sqlstate_out_param),
+        cmocka_unit_test(test_tls_transient_retry_backoff),
+        cmocka_unit_test(test_tls_trust_failures_refused),
+        cmocka_unit_test(test_server_option_errors_config),
+        cmocka_unit_test(test_attempt_limit),
+        cmocka_unit_test(test_attempt_limit_bad_pgconnect_timeout),
+        cmocka_unit_test(test_db_wait_timeout_and_stop),
+        cmocka_unit_test(test_db_wait_poll_error_is_not_a_timeout),
+        cmocka_unit_test(test_db_wait_bad_signalfd_is_an_error),
         cmocka_unit_test(test_fast_poll_jittered_around_100ms),
         cmocka_unit_test(test_backoff_ceilings),
         cmocka_unit_test(test_backoff_no_overflow),
