@@ -68,7 +68,7 @@ static const struct setting settings[] = {
      check_conninfo},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
-     "give up waiting for the database after this; 0 = skip waiting", NULL},
+     "give up waiting for the database after this; 0 = one attempt, no retry", NULL},
     {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(connect_timeout_ms),
      "one connection attempt's limit", NULL},

@@ -120,7 +120,7 @@ static int needs_database(const struct config *cfg)
     int configured = cfg->conninfo != NULL;
     for (int i = 0; pg_vars[i] && !configured; i++)
         configured = getenv(pg_vars[i]) != NULL;
-    return cfg->reset != RESET_NEVER || configured;
+    return cfg->reset != RESET_NEVER || cfg->migrations || configured;
 }
 
 /* The database phases in order: a bad --migrations directory fails before

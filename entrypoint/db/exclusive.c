@@ -71,7 +71,7 @@ static int pause_between_attempts(struct session *s)
 {
     int sig = 0;
     long ms = 20 + (monotonic_ms() ^ (long)getpid()) % 31;
-    if (db_wait(-1, 0, s->sfd, ms, &sig) < 0 && sig) {
+    if (db_wait(-1, 0, s->sfd, ms, &sig) == DB_WAIT_STOPPED) {
         log_warn("taking the table locks: stopped by signal %d; rolled back", sig);
         report_add_error(s->report, "reset", "signal", "stopped by signal %d", sig);
         return 128 + sig;
