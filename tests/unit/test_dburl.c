@@ -15,6 +15,22 @@
 
 #include "dburl.h"
 
+/* Words of a redacted conninfo, space separated, must include this one exactly. */
+static int has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == text || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+#define assert_word(text, word)                                                       \
+    do {                                                                              \
+        if (!has_word((text), (word)))                                                \
+            fail_msg("expected \"%s\" to have the word \"%s\"", (text), (word));      \
+    } while (0)
+
 static int setup(void **state)
 {
     (void)state;
@@ -279,19 +295,150 @@ static void test_redact_prisma_url(void **state)
     assert_string_equal(out, "(libpq defaults)");
 }
 
-static void test_redact_small_buffer(void **state)
+/* ---- redact_conninfo ------------------------------------------------------ */
+
+static void test_conninfo_uri(void **state)
 {
     (void)state;
-    const char *ci = "postgresql://alice:s3cret@db.example.com:5433/appdb?schema=x";
-    for (size_t len = 1; len <= 80; len++) {
-        char *out = malloc(len);
-        assert_non_null(out);
-        redact_conninfo(ci, out, len);
-        assert_true(strlen(out) < len);
-        assert_not_contains(out, "s3cret");
-        free(out);
+    char out[256];
+    redact_conninfo("postgresql://alice:s3cret@db.example.com:5433/appdb?sslmode=require", out,
+                    sizeof out);
+    assert_word(out, "host=db.example.com");
+    assert_word(out, "port=5433");
+    assert_word(out, "dbname=appdb");
+    assert_word(out, "user=alice");
+    assert_word(out, "sslmode=require");
+    assert_not_contains(out, "s3cret");
+    assert_not_contains(out, "password");
+
+    /* without sslmode, none is invented */
+    redact_conninfo("postgres://bob:pw123456@localhost/db", out, sizeof out);
+    assert_word(out, "host=localhost");
+    assert_word(out, "dbname=db");
+    assert_word(out, "user=bob");
+    assert_not_contains(out, "sslmode");
+    assert_not_contains(out, "pw123456");
+}
+
+static void test_conninfo_uri_password_variants(void **state)
+{
+    (void)state;
+    char out[256];
+    /* percent-encoded password: neither the encoded nor the decoded form */
+    redact_conninfo("postgresql://u:p%40ss%20word@h/db", out, sizeof out);
+    assert_word(out, "host=h");
+    assert_not_contains(out, "p@ss");
+    assert_not_contains(out, "p%40ss");
+    assert_not_contains(out, "word");
+
+    /* password as a query parameter */
+    redact_conninfo("postgresql://h:5432/db?user=u&password=qs3cret&sslmode=verify-full", out,
+                    sizeof out);
+    assert_word(out, "user=u");
+    assert_word(out, "sslmode=verify-full");
+    assert_not_contains(out, "qs3cret");
+
+    /* several hosts */
+    redact_conninfo("postgresql://u:mh3cret@h1:5432,h2:5433/db", out, sizeof out);
+    assert_word(out, "host=h1,h2");
+    assert_word(out, "port=5432,5433");
+    assert_not_contains(out, "mh3cret");
+
+    /* a Unix socket directory */
+    redact_conninfo("postgresql:///db?host=/var/run/postgresql", out, sizeof out);
+    assert_word(out, "host=/var/run/postgresql");
+    assert_word(out, "dbname=db");
+}
+
+static void test_conninfo_keyword_value(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("host=db port=5432 dbname=app user=app password=hunter2 sslmode=disable", out,
+                    sizeof out);
+    assert_word(out, "host=db");
+    assert_word(out, "port=5432");
+    assert_word(out, "dbname=app");
+    assert_word(out, "user=app");
+    assert_word(out, "sslmode=disable");
+    assert_not_contains(out, "hunter2");
+    assert_not_contains(out, "password");
+
+    redact_conninfo("password='my secret pw' host=db hostaddr=10.0.0.5 dbname=app", out,
+                    sizeof out);
+    assert_word(out, "host=db");
+    assert_word(out, "hostaddr=10.0.0.5");
+    assert_not_contains(out, "secret");
+
+    /* other keywords are not shown either (options may carry anything) */
+    redact_conninfo("host=db options='-c secret_opt=1' application_name=appname", out, sizeof out);
+    assert_word(out, "host=db");
+    assert_not_contains(out, "secret_opt");
+    assert_not_contains(out, "appname");
+}
+
+static void test_conninfo_unparsable(void **state)
+{
+    (void)state;
+    char out[256];
+    static const char *const bad[] = {
+        "postgresql://u:s3cret@h/db?bogus=1",
+        "host=h password=s3cret junk",
+        "host=h password='s3cret",
+        "host=h nosuchkeyword=s3cret",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 'Z', sizeof out);
+        redact_conninfo(bad[i], out, sizeof out);
+        assert_string_equal(out, "(unparsable connection string)");
     }
 }
+
+static void test_conninfo_empty_and_defaults(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("", out, sizeof out);
+    assert_string_equal(out, "(libpq defaults)");
+
+    /* NULL: libpq's PG* variables, still without the password */
+    assert_int_equal(setenv("PGHOST", "envhost", 1), 0);
+    assert_int_equal(setenv("PGPORT", "6543", 1), 0);
+    assert_int_equal(setenv("PGPASSWORD", "envs3cret", 1), 0);
+    redact_conninfo(NULL, out, sizeof out);
+    unsetenv("PGHOST");
+    unsetenv("PGPORT");
+    unsetenv("PGPASSWORD");
+    assert_word(out, "host=envhost");
+    assert_word(out, "port=6543");
+    assert_not_contains(out, "envs3cret");
+}
+
+static void test_conninfo_small_buffer(void **state)
+{
+    (void)state;
+    /* heap buffers of exact size: ASan reports any write past them */
+    static const char *const urls[] = {
+        "postgresql://alice:s3cret@db.example.com:5433/appdb?sslmode=require",
+        "postgresql://alice:s3cret@db.example.com:5433/appdb?schema=x"};
+    for (size_t u = 0; u < 2; u++) {
+        for (size_t len = 1; len <= 80; len++) {
+            char *out = malloc(len);
+            assert_non_null(out);
+            redact_conninfo(urls[u], out, len);
+            assert_true(strlen(out) < len);
+            assert_not_contains(out, "s3cret");
+            free(out);
+        }
+    }
+    char *out = malloc(8);
+    assert_non_null(out);
+    redact_conninfo("host=h password='s3cret", out, 8);
+    assert_string_equal(out, "(unpars");
+    free(out);
+}
+
+/* ---- redact_url ------------------------------------------------------------ */
 
 int main(void)
 {
@@ -304,7 +451,12 @@ int main(void)
         T(test_unescaped_at),
         T(test_key_value_conninfo),
         T(test_redact_prisma_url),
-        T(test_redact_small_buffer),
+        T(test_conninfo_uri),
+        T(test_conninfo_uri_password_variants),
+        T(test_conninfo_keyword_value),
+        T(test_conninfo_unparsable),
+        T(test_conninfo_empty_and_defaults),
+        T(test_conninfo_small_buffer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
