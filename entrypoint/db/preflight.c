@@ -128,10 +128,11 @@ int preflight_dependents(struct session *s, const struct config *cfg)
             log_error("%s, outside --schemas, depends on what the reset drops",
                       PQgetvalue(res, i, 0));
     }
-    if (n > 0 && cfg->drop_dependents)
-        report_add_error(s->report, "reset", "dependents",
-                         "dropped %d object(s) outside --schemas, first: %s", n,
-                         PQgetvalue(res, 0, 0));
+    if (n > 0 && cfg->drop_dependents) {
+        s->report->dependents_dropped = n;
+        snprintf(s->report->first_dependent, sizeof s->report->first_dependent, "%s",
+                 PQgetvalue(res, 0, 0));
+    }
     if (n > 0 && !cfg->drop_dependents) {
         log_error("refusing to reset: %d object(s) outside --schemas would be dropped with it; "
                   "add their schemas to --schemas, remove the dependency, or set "

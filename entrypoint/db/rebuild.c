@@ -259,6 +259,8 @@ static int drop_contents(struct session *s, const char *schema, const char *asid
             batch /= 2; /* the lock table is shared: others may hold part of it */
             continue;
         }
+        if (rc == 0 && batch < budget / 32)
+            batch *= 2; /* and what they held may be free again */
         if (rc != 0)
             return rc == 1 ? EXIT_SCHEMA : rc;
         if (n == 0) {

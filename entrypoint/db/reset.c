@@ -31,19 +31,6 @@ struct reset_run {
     long budget;                   /* the server's shared lock table, in locks */
 };
 
-static int in_schemas(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        const char *comma = strchr(p, ',');
-        size_t m = comma ? (size_t)(comma - p) : strlen(p);
-        if (m == n && strncmp(p, name, n) == 0)
-            return 1;
-        p = comma ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
 static int set_lock_timeout(struct session *s, long ms)
 {
     char sql[64];
@@ -102,7 +89,7 @@ static int load_what_to_build(struct reset_run *r)
                          "--migrations");
         return EXIT_USAGE;
     }
-    if (r->migrations && !in_schemas(cfg->schemas, table_schema)) {
+    if (r->migrations && !schema_list_contains(cfg->schemas, table_schema)) {
         log_error("--reset with --migrations rebuilds _prisma_migrations in schema %s, which "
                   "--schemas (%s) does not reset; add it to --schemas", table_schema,
                   cfg->schemas);

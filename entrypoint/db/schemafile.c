@@ -306,7 +306,7 @@ static int is_word(const struct lexer *l, enum token_kind k, const char *word)
     return k == TOK_WORD && strcmp(l->text, word) == 0;
 }
 
-static int in_list(const char *list, const char *name)
+int schema_list_contains(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = list; p && *p;) {
@@ -403,7 +403,7 @@ int schema_file_outside(const struct schema_file *f, size_t i, const char *schem
             continue;
         if (after_schema && (k == TOK_WORD || k == TOK_QUOTED)) {
             after_schema = 0;
-            if (!in_list(schemas, l.text)) {
+            if (!schema_list_contains(schemas, l.text)) {
                 snprintf(name, namelen, "%s", l.text);
                 return 1;
             }
@@ -426,7 +426,7 @@ int schema_file_outside(const struct schema_file *f, size_t i, const char *schem
             seen_object = 1;
             after_on = 0;
             int dots = qualified_name(&l, first, sizeof first);
-            if (counts && dots > (column ? 1 : 0) && !in_list(schemas, first)) {
+            if (counts && dots > (column ? 1 : 0) && !schema_list_contains(schemas, first)) {
                 snprintf(name, namelen, "%s", first);
                 return 1;
             }

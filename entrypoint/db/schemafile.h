@@ -44,6 +44,9 @@ void schema_file_where(const struct schema_file *f, size_t i, int line, char *bu
 int schema_file_run(struct session *s, const struct schema_file *f, size_t i,
                     char sqlstate[6]);
 
+/* Is name one of the comma-separated list (exactly, case included)? */
+int schema_list_contains(const char *list, const char *name);
+
 /* Counts statement i as applied in the report. */
 void schema_file_count_applied(struct deploy_report *report, const struct schema_file *f,
                                size_t i);

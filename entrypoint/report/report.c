@@ -160,6 +160,8 @@ void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
                 r->wait_attempts, r->wait_ms, r->reset_ms, r->statements, r->bytes, total_ms,
                 r->n_errors);
     errors_array(out, r);
+    jbuf_printf(out, ",\"dependents_dropped\":%d,\"first_dependent\":", r->dependents_dropped);
+    jbuf_string(out, r->first_dependent[0] ? r->first_dependent : NULL);
     jbuf_puts(out, ",\"migrations\":");
     migrations_object(out, r);
     jbuf_puts(out, "}");
@@ -222,6 +224,9 @@ void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r,
                       r->reset_ms, r->statements);
     else if (r->skip_reason[0])
         n += snprintf(buf + n, len - (size_t)n, ", reset skipped: %s", r->skip_reason);
+    if (r->dependents_dropped > 0 && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ", %d object(s) outside --schemas dropped",
+                      r->dependents_dropped);
     if (n >= 0 && (size_t)n < len)
         n += migrations_summary(buf + n, len - (size_t)n, r);
     if (n >= 0 && (size_t)n < len)

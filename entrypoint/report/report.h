@@ -40,6 +40,8 @@ struct deploy_report {
     long reset_ms;
     long statements;        /* schema-file statements applied */
     long bytes;             /* schema-file bytes applied */
+    int dependents_dropped; /* objects outside --schemas dropped (--drop-dependents) */
+    char first_dependent[160]; /* the first of them, described */
     int n_errors;
     struct report_error errors[REPORT_MAX_ERRORS];
     int migrations_ran;     /* 1 when --migrations was compared with the database */

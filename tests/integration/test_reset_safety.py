@@ -207,6 +207,8 @@ def test_dependents_are_dropped_and_listed_when_allowed(run_bandage, db):
     run.wait_exit_code(0)
     assert re.search(r"bandage: dropping view reporting.customer_names, outside --schemas",
                      run.stderr), run.stderr
+    assert re.search(r"deploy ok in \d+ ms: .*, 2 object\(s\) outside --schemas dropped, 0 errors",
+                     run.stderr), run.stderr
     assert db.execute("SELECT to_regclass('reporting.customer_names')", user="postgres") == \
         [(None,)]
     # The table in audit stays, with its row; only the constraint went.
