@@ -143,6 +143,25 @@ static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
     return code;
 }
 
+/* A large reset's old schemas go beside the app: a child of the worker
+ * keeps the worker's connection and drops them while the worker exits, so
+ * PID 1 starts the app at once. The dropper is reparented to PID 1, which
+ * reaps it, and stops it with everything else when the app exits (the next
+ * start then finishes the drop). 1 when it runs. */
+static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = reset_drop_old_schemas(conn, sfd, report);
+        PQfinish(conn);
+        _exit(code);
+    }
+    if (pid < 0)
+        log_warn("cannot start dropping the old schema(s) beside the app (fork: %s); the next "
+                 "start drops them", strerror(errno));
+    return pid > 0;
+}
+
 /* The worker process: libpq, OpenSSL and their memory live and die here. */
 static int worker_main(const struct config *cfg, int report_fd)
 {
@@ -158,7 +177,6 @@ static int worker_main(const struct config *cfg, int report_fd)
     } else {
         code = database_phases(cfg, sfd, &conn, &report);
     }
-    PQfinish(conn);
     report.exit_code = code;
     if (code != EXIT_OK)
         report.outcome = OUTCOME_FAILED;
@@ -167,6 +185,9 @@ static int worker_main(const struct config *cfg, int report_fd)
     if (report_pipe_send(report_fd, &report) != 0)
         code = code ? code : EXIT_INTERNAL;
     close(report_fd);
+    if (code == EXIT_OK && report.old_schemas_pending && drop_beside_app(conn, sfd, &report))
+        _exit(code); /* the connection is the dropper's now: not PQfinish()ed here */
+    PQfinish(conn);
     if (sfd >= 0)
         close(sfd);
     return code;

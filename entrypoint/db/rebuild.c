@@ -11,6 +11,22 @@
 #include "reset.h"
 #include "snapshot.h"
 
+/* Sizes at which PostgreSQL's cost per DDL statement stays flat, measured
+ * with the default lock table (max_locks_per_transaction 64 x 100
+ * connections): past them the cost per statement grows with the size of
+ * the transaction, so a raised lock table must not make batches (or the
+ * one-transaction path) bigger. At 1,500 Prisma tables with
+ * max_locks_per_transaction = 2048, one transaction took 2.24x the
+ * server's floor; batches of this size stay within 1.15x. */
+#define FLAT_OBJECTS 1600        /* relations + statements for one transaction */
+#define FLAT_STATEMENTS 400      /* schema-file statements per batch */
+#define FLAT_DROP_OBJECTS 200    /* objects named by one DROP */
+
+static long lesser(long a, long b)
+{
+    return a < b ? a : b;
+}
+
 /* One row of bandage.resets_in_progress. */
 struct move {
     char original[128];
@@ -41,12 +57,21 @@ static const char rows_sql[] =
     " FROM bandage.resets_in_progress r, to_jsonb(r) j"
     " ORDER BY r.started_at DESC, (j->>'position')::int DESC NULLS LAST, r.aside DESC";
 
+static int is_built(const char *state)
+{
+    return strcmp(state, "built") == 0 || strcmp(state, "dropping") == 0;
+}
+
 /* Why row i of rows_sql no longer matches the catalog, or NULL if it does. */
 static const char *mismatch(PGresult *res, int i, char *why, size_t len)
 {
     int live_ok = strcmp(PQgetvalue(res, i, 3), "t") == 0;
     int aside_ok = strcmp(PQgetvalue(res, i, 4), "t") == 0;
     const char *original = PQgetvalue(res, i, 0), *aside = PQgetvalue(res, i, 1);
+    /* Once built, the live schema is the app's (a later reset may have moved
+     * it aside in turn): only the old schema, which is what goes, must match. */
+    if (is_built(PQgetvalue(res, i, 2)))
+        live_ok = 1;
     if (live_ok && aside_ok)
         return NULL;
     if (!PQgetisnull(res, i, 7) && strcmp(PQgetvalue(res, i, 7), original) == 0)
@@ -153,8 +178,9 @@ int rebuild_needed(struct session *s, const struct config *cfg, size_t n_stmts, 
     long objects = atol(PQgetvalue(res, 0, 0)) + (long)n_stmts;
     PQclear(res);
     /* A quarter of the shared table: other sessions' locks and the several
-     * locks one object can take (table, indexes, types) share the rest. */
-    *batched = objects > budget / 4;
+     * locks one object can take (table, indexes, types) share the rest; and
+     * never past the size where one transaction's cost stays flat. */
+    *batched = objects > lesser(budget / 4, FLAT_OBJECTS);
     log_debug("reset size: %ld relations + statements, lock table %ld: %s", objects, budget,
               *batched ? "in batches" : "one transaction");
     return 0;
@@ -240,7 +266,7 @@ static int drop_one_batch(struct session *s, const char *sql, const char *aside,
 static int drop_contents(struct session *s, const char *schema, const char *aside,
                          const char *state, long budget)
 {
-    long batch = budget / 32 > 0 ? budget / 32 : 1;
+    long first = lesser(budget / 32, FLAT_DROP_OBJECTS), batch = first > 0 ? first : 1;
     long statements = 0, start = monotonic_ms();
     for (;;) {
         char limit[24];
@@ -259,7 +285,7 @@ static int drop_contents(struct session *s, const char *schema, const char *asid
             batch /= 2; /* the lock table is shared: others may hold part of it */
             continue;
         }
-        if (rc == 0 && batch < budget / 32)
+        if (rc == 0 && batch < first)
             batch *= 2; /* and what they held may be free again */
         if (rc != 0)
             return rc == 1 ? EXIT_SCHEMA : rc;
@@ -340,7 +366,8 @@ static int move_all_aside(struct session *s, const struct config *cfg)
  * sessions terminated again before each batch. */
 static int build_in_batches(struct session *s, const struct schema_file *file, long budget)
 {
-    size_t batch = (size_t)(budget / 16 > 0 ? budget / 16 : 1), i = 0;
+    long first = lesser(budget / 16, FLAT_STATEMENTS);
+    size_t batch = (size_t)(first > 0 ? first : 1), i = 0;
     while (i < file->n_stmts) {
         size_t end = i + batch < file->n_stmts ? i + batch : file->n_stmts, j = i;
         char sqlstate[6] = "";
@@ -421,29 +448,61 @@ static int undo_move(struct session *s, const struct move *m, long budget)
 }
 
 /* Drops bandage.resets_in_progress once empty, and the bandage schema if it
- * holds nothing else, so that an undone reset leaves no trace. */
+ * holds nothing else, so that an undone reset leaves no trace. Locked first:
+ * another start may be adding a row (the drop of old schemas runs beside
+ * the app, without the reset lock). */
 static int drop_progress_table_if_empty(struct session *s)
 {
     int empty = 0, alone = 0;
-    int rc = session_bool(s, "SELECT NOT EXISTS (SELECT 1 FROM bandage.resets_in_progress)",
-                          NULL, "reading bandage.resets_in_progress", &empty);
-    if (rc || !empty)
-        return rc;
-    rc = session_run(s, "DROP TABLE bandage.resets_in_progress", "dropping the progress table",
-                     EXIT_SCHEMA);
+    int rc = session_begin(s);
     if (rc == 0)
+        rc = session_run(s, "LOCK TABLE bandage.resets_in_progress IN ACCESS EXCLUSIVE MODE",
+                         "locking bandage.resets_in_progress", EXIT_SCHEMA);
+    if (rc == 0)
+        rc = session_bool(s, "SELECT NOT EXISTS (SELECT 1 FROM bandage.resets_in_progress)",
+                          NULL, "reading bandage.resets_in_progress", &empty);
+    if (rc == 0 && empty)
+        rc = session_run(s, "DROP TABLE bandage.resets_in_progress",
+                         "dropping the progress table", EXIT_SCHEMA);
+    if (rc == 0 && empty)
         rc = session_bool(s, "SELECT NOT EXISTS (SELECT 1 FROM pg_class"
                              " WHERE relnamespace = 'bandage'::regnamespace)",
                           NULL, "reading schema bandage", &alone);
-    if (rc == 0 && alone)
+    if (rc == 0 && empty && alone)
         rc = session_run(s, "DROP SCHEMA bandage", "dropping schema bandage", EXIT_SCHEMA);
-    return rc;
+    return session_end(s, rc);
 }
 
-/* Undoes every row not built, finishes every built one (a failed drop is left
- * for later, with a warning: the new schema is complete). Rows are checked
- * against the catalog before anything is done. */
-static int settle(struct session *s, long budget)
+/* Drops the old schema of a built row under the drop lock, unless another
+ * process holds it (dropping it beside its app). A failure is a warning: the
+ * new schema is complete. */
+static void drop_built(struct session *s, const struct move *m, long budget)
+{
+    int got = 0;
+    if (session_bool(s, "SELECT pg_try_advisory_lock(" RESET_DROP_LOCK_KEY ")", NULL,
+                     "taking the drop lock", &got) != 0)
+        return;
+    if (!got) {
+        log_info("the old schema %s (was %s) is being dropped by another start", m->aside,
+                 m->original);
+        return;
+    }
+    if (finish_drop(s, m, budget) != 0)
+        log_warn("the old schema %s (was %s) is left for the next start to drop; the new "
+                 "schema is complete", m->aside, m->original);
+    session_run(s, "SELECT pg_advisory_unlock(" RESET_DROP_LOCK_KEY ")", "releasing the drop lock",
+                EXIT_INTERNAL);
+}
+
+enum settle_mode {
+    SETTLE_ALL,        /* under the reset lock: undo what is not built, drop what is */
+    SETTLE_DEFER_DROPS, /* the same, but leave the drops to a process beside the app */
+    SETTLE_DROPS_ONLY  /* beside the app: only the drops (another start may be building) */
+};
+
+/* Settles the rows, latest first. Rows are checked against the catalog
+ * before anything is done. */
+static int settle(struct session *s, long budget, enum settle_mode mode)
 {
     int rc;
     PGresult *res = read_rows(s, &rc);
@@ -464,20 +523,21 @@ static int settle(struct session *s, long budget)
     if (!moves)
         return EXIT_INTERNAL;
     for (int i = 0; i < n && rc == 0; i++) {
-        int built = strcmp(moves[i].state, "built") == 0 || strcmp(moves[i].state, "dropping") == 0;
-        if (!built)
-            rc = undo_move(s, &moves[i], budget);
-        else if (finish_drop(s, &moves[i], budget) != 0) {
-            log_warn("the old schema %s (was %s) is left for the next start to drop; the new "
-                     "schema is complete", moves[i].aside, moves[i].original);
+        if (!is_built(moves[i].state)) {
+            if (mode != SETTLE_DROPS_ONLY)
+                rc = undo_move(s, &moves[i], budget);
+        } else if (mode == SETTLE_DEFER_DROPS) {
+            s->report->old_schemas_pending = 1;
+        } else {
+            drop_built(s, &moves[i], budget);
         }
     }
     free(moves);
-    return rc ? rc : drop_progress_table_if_empty(s);
+    return rc || s->report->old_schemas_pending ? rc : drop_progress_table_if_empty(s);
 }
 
 int rebuild_run(struct session *s, const struct config *cfg, const struct schema_file *file,
-                const struct deploy_start *start, long budget)
+                const struct deploy_start *start, long budget, int defer_drops)
 {
     int rc;
     log_info("large reset: moving the schema(s) aside, then building in batches");
@@ -487,17 +547,18 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
     if ((rc = build_in_batches(s, file, budget)) == 0 && (rc = mark_built(s, cfg, start)) == 0) {
         log_info("applied %ld statements in batches in %ld ms", s->report->statements,
                  monotonic_ms() - build_start);
-        settle(s, budget); /* only drops: a failure there is a warning */
+        /* only drops: a failure there is a warning */
+        settle(s, budget, defer_drops ? SETTLE_DEFER_DROPS : SETTLE_ALL);
         return 0;
     }
     /* Also after a stop signal (the query was cancelled, the connection
      * stays): a second signal cancels the undo, and the next start resumes it. */
-    if (settle(s, budget) != 0)
+    if (settle(s, budget, SETTLE_ALL) != 0)
         log_error("could not restore the old schema(s) yet; the next start will");
     return rc;
 }
 
-int rebuild_recover(struct session *s, long budget)
+int rebuild_recover(struct session *s, long budget, int defer_drops)
 {
     int exists = 0;
     int rc = session_bool(s, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL", NULL,
@@ -505,5 +566,18 @@ int rebuild_recover(struct session *s, long budget)
     if (rc || !exists)
         return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
     log_warn("found an interrupted reset (bandage.resets_in_progress); settling it first");
-    return settle(s, budget);
+    return settle(s, budget, defer_drops ? SETTLE_DEFER_DROPS : SETTLE_ALL);
+}
+
+int rebuild_drop_old(struct session *s, long budget)
+{
+    /* The reset lock (and Prisma's) go: other starts may reset meanwhile;
+     * the old schemas are this process's under the drop lock. */
+    int rc = session_run(s, "SELECT pg_advisory_unlock_all()", "releasing the reset lock",
+                         EXIT_INTERNAL);
+    if (rc == 0)
+        rc = session_lock(s, RESET_DROP_LOCK_KEY, "waiting for the drop lock");
+    if (rc == 0)
+        rc = settle(s, budget, SETTLE_DROPS_ONLY);
+    return rc;
 }

@@ -39,17 +39,23 @@ int rebuild_needed(struct session *s, const struct config *cfg, size_t n_stmts, 
 int rebuild_check_file(struct session *s, const struct config *cfg,
                        const struct schema_file *file);
 
-/* Runs the large reset. 0 once `built` is committed (the old schemas are then
- * dropped; if that fails it is left for the next start, with a warning), else
- * the exit code, the old schemas restored (or left for the next start to
- * restore, with an error). */
+/* Runs the large reset. 0 once `built` is committed; the old schemas are then
+ * dropped, or with defer_drops left for rebuild_drop_old() beside the app
+ * (report->old_schemas_pending); a failed drop is left for the next start,
+ * with a warning. Else the exit code, the old schemas restored (or left for
+ * the next start to restore, with an error). */
 int rebuild_run(struct session *s, const struct config *cfg, const struct schema_file *file,
-                const struct deploy_start *start, long budget);
+                const struct deploy_start *start, long budget, int defer_drops);
+
+/* Beside the app: releases the reset lock, takes the drop lock and drops the
+ * old schemas of every built row. */
+int rebuild_drop_old(struct session *s, long budget);
 
 /* Settles what an interrupted large reset left, under the advisory lock:
  * undoes a move not yet built, finishes dropping a built one. Checks every
  * row against the catalog first: exit 65 with nothing touched on a mismatch.
- * A drop that fails is left for later with a warning (the app may start). */
-int rebuild_recover(struct session *s, long budget);
+ * A drop that fails is left for later with a warning (the app may start);
+ * with defer_drops the drops are left for rebuild_drop_old(). */
+int rebuild_recover(struct session *s, long budget, int defer_drops);
 
 #endif

@@ -199,12 +199,19 @@ static int check_before_reset(struct reset_run *r, int *batched)
     return *batched ? rebuild_check_file(&r->s, r->cfg, &r->file) : 0;
 }
 
+/* With an app to start, a large reset's old schemas are dropped beside it
+ * (reset_drop_old_schemas), not before it. */
+static int defer_drops(const struct reset_run *r)
+{
+    return r->cfg->command && !r->cfg->plan;
+}
+
 /* An interrupted large reset is settled first; --plan only says so. */
 static int settle_interrupted(struct reset_run *r)
 {
     int exists = 0;
     if (!r->cfg->plan)
-        return rebuild_recover(&r->s, r->budget);
+        return rebuild_recover(&r->s, r->budget, defer_drops(r));
     int rc = session_bool(&r->s, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL",
                           NULL, "looking for an interrupted reset", &exists);
     if (rc == 0 && exists)
@@ -283,7 +290,7 @@ static int run_reset(struct reset_run *r)
     r->start.ms = monotonic_ms();
     r->start.migrations = r->migrations;
     log_info("resetting schema(s) %s of database '%s'", r->cfg->schemas, report->database);
-    rc = batched ? rebuild_run(&r->s, r->cfg, &r->file, &r->start, r->budget)
+    rc = batched ? rebuild_run(&r->s, r->cfg, &r->file, &r->start, r->budget, defer_drops(r))
                  : reset_in_one_transaction(r);
     if (rc != 0)
         return rc;
@@ -322,5 +329,18 @@ int reset_database(PGconn *conn, int sfd, const struct config *cfg,
     if (rc != 0 && !report->reset_ran)
         report->statements = report->bytes = 0; /* rolled back: nothing was applied */
     schema_file_free(&r.file);
+    return rc;
+}
+
+int reset_drop_old_schemas(PGconn *conn, int sfd, struct deploy_report *report)
+{
+    struct session s = {.conn = conn, .sfd = sfd, .report = report};
+    long budget = 0;
+    long start = monotonic_ms();
+    int rc = rebuild_lock_budget(&s, &budget);
+    if (rc == 0)
+        rc = rebuild_drop_old(&s, budget);
+    if (rc == 0)
+        log_info("dropped the old schema(s) beside the app in %ld ms", monotonic_ms() - start);
     return rc;
 }

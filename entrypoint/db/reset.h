@@ -12,6 +12,10 @@
  * the bytes of "bandage!" as a big-endian 64-bit integer. */
 #define RESET_LOCK_KEY "7089068665867822369"
 
+/* Held while the old schemas of a large reset are dropped, which may go on
+ * beside the app after the reset lock is released: RESET_LOCK_KEY + 1. */
+#define RESET_DROP_LOCK_KEY "7089068665867822370"
+
 struct migration_dir;
 
 /* Resets the database on conn when cfg asks for it and the checks pass,
@@ -20,5 +24,11 @@ struct migration_dir;
  * also when the reset was skipped: see report). */
 int reset_database(PGconn *conn, int sfd, const struct config *cfg,
                    const struct migration_dir *migrations, struct deploy_report *report);
+
+/* In a process of its own beside the app, on the reset's connection: drops
+ * the old schemas a large reset left built (report->old_schemas_pending),
+ * under RESET_DROP_LOCK_KEY instead of the reset lock. A stop signal ends
+ * it; the next start resumes. Returns the exit code of that process. */
+int reset_drop_old_schemas(PGconn *conn, int sfd, struct deploy_report *report);
 
 #endif

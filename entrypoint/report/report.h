@@ -41,6 +41,7 @@ struct deploy_report {
     long statements;        /* schema-file statements applied */
     long bytes;             /* schema-file bytes applied */
     int dependents_dropped; /* objects outside --schemas dropped (--drop-dependents) */
+    int old_schemas_pending; /* a large reset's old schemas are left to drop beside the app */
     char first_dependent[160]; /* the first of them, described */
     int n_errors;
     struct report_error errors[REPORT_MAX_ERRORS];

@@ -380,7 +380,6 @@ def test_batched_reset_blocked_drop_still_starts_app_and_next_start_finishes(
     try:
         run.wait_exit_code(0)
         assert os.path.exists(marker), run.stderr
-        assert "is left for the next start to drop" in run.stderr
         assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
         assert len(prisma_tables(db, "New")) == MEDIUM
     finally:
@@ -392,6 +391,40 @@ def test_batched_reset_blocked_drop_still_starts_app_and_next_start_finishes(
     assert "dropped the old schema bandage_aside_0" in run.stderr
     assert leftovers(db) == NO_LEFTOVERS
     assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
+
+
+def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tmp_path,
+                                                  app_dir):
+    """Once the new schema is built and recorded, the app starts; the old
+    schema is dropped beside it, by a process that holds the drop lock, not
+    the reset lock. Here a peer-like session holds a lock on an old table,
+    so the drop waits for it: the app has started while the old schema is
+    still there, and once the lock goes, the old schema goes too while the
+    app runs."""
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    started = os.path.join(app_dir, "started")
+    args = reset_args(db, "--deployment-id", "d-beside", "--lock-wait", "60", mode="once",
+                      schema_file=schema) + ["--", "sh", "-c", f"touch {started}; exec sleep 60"]
+    run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
+                                  'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
+                                  scaled(120))
+    try:
+        wait_until(lambda: os.path.exists(started), scaled(60),
+                   lambda: f"the app to start; stderr:\n{run.stderr}")
+        assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
+        assert len(prisma_tables(db, "New")) == MEDIUM
+        # The reset lock is free for the next deploy while the drop waits.
+        assert pg.execute("SELECT pg_try_advisory_lock(%s)", (RESET_LOCK_KEY,),
+                          dbname=db.name) == [(True,)]
+    finally:
+        peer.close()
+    wait_until(lambda: leftovers(db) == NO_LEFTOVERS, scaled(60),
+               lambda: f"the old schema to go beside the app; stderr:\n{run.stderr}")
+    assert run.running, run.stderr
+    assert "dropped the old schema(s) beside the app" in run.stderr
+    run.send_signal(15)
+    run.wait(scaled(20))
 
 
 def test_crash_while_dropping_the_old_schema_is_finished_by_next_start(run_bandage, medium_db,
