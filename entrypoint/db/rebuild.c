@@ -129,9 +129,13 @@ static int set_state(struct session *s, const char *aside, const char *state)
 {
     const char *params[] = {state, aside};
     int rc;
+    /* Without a row named: this reset's rows, the only ones not yet built
+     * (recovery settled any other before it began); rows built earlier wait
+     * for their drop and keep their state. */
     PGresult *res = session_query(s, aside ? "UPDATE bandage.resets_in_progress SET state = $1"
                                              " WHERE aside = $2"
-                                           : "UPDATE bandage.resets_in_progress SET state = $1",
+                                           : "UPDATE bandage.resets_in_progress SET state = $1"
+                                             " WHERE state IN ('moved', 'building')",
                                   aside ? 2 : 1, params, "recording progress", &rc);
     PQclear(res);
     return rc;

@@ -427,6 +427,36 @@ def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tm
     run.wait(scaled(20))
 
 
+def test_failed_large_reset_keeps_an_earlier_reset_waiting_for_its_drop(run_bandage, medium_db,
+                                                                       pg, tmp_path, app_dir):
+    """Deploy A's old schema still waits to be dropped (its app exited, the
+    drop beside it was stopped) when deploy B's large reset fails: B's undo
+    restores B's old schema and leaves A's row as built: A's row is not
+    taken for part of B's build."""
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    args = reset_args(db, "--deployment-id", "d-a", "--lock-wait", "60", mode="once",
+                      schema_file=schema) + ["--", "true"]
+    run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
+                                  'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
+                                  scaled(120))
+    try:
+        run.wait_exit_code(0)
+    finally:
+        peer.close()
+    wait_no_bandage_session(pg, db, timeout=scaled(10))
+    assert db.execute("SELECT aside, state FROM bandage.resets_in_progress",
+                      user="postgres") == [("bandage_aside_0", "built")]
+    before_b = {t for t in prisma_tables(db, "New")}
+    failing = write_sql(tmp_path, gen_schema(MEDIUM, prefix="Next", fail_last=True), "b.sql")
+    run = run_bandage(reset_args(db, "--deployment-id", "d-b", mode="once", schema_file=failing)
+                      + ["--", "true"], timeout=scaled(180))
+    run.wait_exit_code(65)
+    assert set(prisma_tables(db, "New")) == before_b, run.stderr
+    assert prisma_tables(db, "Next") == {}
+    assert "bandage_aside_1" not in leftovers(db)["aside schemas"], run.stderr
+
+
 def test_crash_while_dropping_the_old_schema_is_finished_by_next_start(run_bandage, medium_db,
                                                                       pg, tmp_path):
     """A crash after the new schema was built and recorded, while the old one
