@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""Large resets against the server's own floor, at default and raised lock
+settings, in one run (issue 12). Prints a markdown table on stdout, progress
+on stderr.
+
+For each lock setting (max_locks_per_transaction 64, the default, and 2048)
+a PostgreSQL of its own is started (the integration harness's PgCluster),
+and for each size N (Prisma-style tables from scripts/gen_schema.py):
+
+- floor: what the server needs with no guarantee at all, with psql:
+  the old tables dropped (one DROP SCHEMA ... CASCADE where the lock table
+  holds it, else multi-object DROP TABLE statements of 200 tables in
+  autocommit, then DROP SCHEMA), CREATE SCHEMA, then `psql -f` of the new
+  file in autocommit (a transaction per statement);
+- bandage: `bandage --reset always` of the same old tables with the same
+  file, all-or-nothing;
+- app start: with an app after `--`, the time from starting bandage to the
+  app's first instruction (the old schema goes beside the app), against
+  `psql -f` of the file alone into an empty schema.
+
+usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000]
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
+
+import psycopg  # noqa: E402
+
+GEN = os.path.join(REPO, "scripts", "gen_schema.py")
+LOCK_SETTINGS = (64, 2048)
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+def psql():
+    return shutil.which("psql") or os.path.join(find_pg_bin(), "psql")
+
+
+def timed(argv, env=None, timeout=3600):
+    start = time.monotonic()
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    elapsed = time.monotonic() - start
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {r.returncode}: {r.stderr[-2000:]}")
+    return elapsed
+
+
+def fmt(seconds):
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def base_env(dsn=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PG", "BANDAGE_", "RAILWAY_")) and k not in ("DATABASE_URL",
+                                                                            "DIRECT_URL")}
+    if dsn:
+        env["DATABASE_URL"] = dsn
+    return env
+
+
+class ResetBench:
+    def __init__(self, bandage, sizes):
+        self.bandage = bandage
+        self.sizes = sizes
+        self.tmp = tempfile.mkdtemp(prefix="bandage-bench-reset-")
+        os.chmod(self.tmp, 0o755)
+        self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
+        self.rows = []
+
+    def schema_file(self, n, prefix):
+        path = os.path.join(self.tmp, f"{prefix}-{n}.sql")
+        if not os.path.exists(path):
+            out = subprocess.run([sys.executable, GEN, str(n), "--prefix", prefix], check=True,
+                                 capture_output=True, text=True).stdout
+            with open(path, "w") as f:
+                f.write(out)
+        return path
+
+    def fresh_db(self, cluster, name):
+        cluster.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cluster.execute(f'CREATE DATABASE "{name}"')
+        return cluster.dsn(name)
+
+    def load_old(self, dsn, n):
+        """The old schema: n tables, 500 statements a transaction (fast)."""
+        with open(self.schema_file(n, "Model")) as f:
+            stmts = [s for s in f.read().split(";\n") if s.strip()]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for i in range(0, len(stmts), 500):
+                with conn.transaction():
+                    for s in stmts[i:i + 500]:
+                        conn.execute(s)
+
+    def floor(self, dsn, locks, n, new):
+        """Drop and create as the server does it cheapest, no guarantee."""
+        start = time.monotonic()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT format('%I', relname) FROM pg_class WHERE relkind = 'r'"
+                " AND relnamespace = 'public'::regnamespace")]
+            if n * 12 < locks * 100 // 2:  # a table with its indexes, types: about 12 locks
+                conn.execute("DROP SCHEMA public CASCADE")
+            else:
+                for i in range(0, len(tables), 200):
+                    conn.execute("DROP TABLE IF EXISTS " + ", ".join(tables[i:i + 200])
+                                 + " CASCADE")
+                conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        dropped = time.monotonic() - start
+        create = timed([psql(), dsn, "-q", "-X", "-v", "ON_ERROR_STOP=1", "-f", new])
+        return dropped + create, create
+
+    def reset(self, dsn, db, new, app_file=None):
+        argv = [self.bandage, "--reset", "always", "--confirm-database", db,
+                "--schema-file", new, "--log-level", "warn"]
+        if app_file:
+            argv += ["--", "sh", "-c", f"date +%s.%N > {app_file}; exec sleep 600"]
+            start = time.time()
+            proc = subprocess.Popen(argv, env=base_env(dsn), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 3600
+            while not (os.path.exists(app_file) and os.path.getsize(app_file) > 0):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"bandage exited {proc.returncode} before the app")
+                time.sleep(0.005)
+            with open(app_file) as f:
+                started = float(f.read()) - start
+            self.wait_old_schema_gone(dsn)
+            proc.terminate()
+            proc.wait(60)
+            return started
+        return timed(argv, env=base_env(dsn))
+
+    def wait_old_schema_gone(self, dsn, timeout=3600):
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM pg_namespace"
+                               " WHERE nspname LIKE 'bandage\\_aside\\_%'").fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the old schema was not dropped beside the app")
+                time.sleep(0.05)
+
+    def measure(self, locks):
+        cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, f"locks{locks}"))
+        with open(os.path.join(cluster.data_dir, "bandage_test.conf"), "a") as f:
+            f.write(f"max_locks_per_transaction = {locks}\n")
+        cluster.start()
+        try:
+            for n in self.sizes:
+                db = f"bench_reset_{n}"
+                new = self.schema_file(n, "New")
+                dsn = self.fresh_db(cluster, db)
+                log(f"locks {locks}, {n} tables: loading the old schema")
+                self.load_old(dsn, n)
+                floor, create_alone = self.floor(dsn, locks, n, new)
+                log(f"locks {locks}, {n} tables: floor {fmt(floor)}")
+                dsn = self.fresh_db(cluster, db)
+                self.load_old(dsn, n)
+                took = self.reset(dsn, db, new)
+                log(f"locks {locks}, {n} tables: bandage {fmt(took)}")
+                self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
+                                  fmt(took), f"floor {fmt(floor)}",
+                                  f"{took / floor:.2f}× the floor (goal ≤ 1.15×)"))
+                if locks == LOCK_SETTINGS[0] and n == max(self.sizes):
+                    dsn = self.fresh_db(cluster, db)
+                    self.load_old(dsn, n)
+                    app = self.reset(dsn, db, new, os.path.join(self.tmp, f"app-{n}"))
+                    self.rows.append((f"bandage started → app started, reset of {n:,} tables",
+                                      fmt(app), f"psql -f of the file alone {fmt(create_alone)}",
+                                      f"{app / create_alone:.2f}× (goal ≤ 1.1×)"))
+                cluster.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            cluster.destroy()
+
+    def table(self):
+        lines = ["| measurement | bandage | floor / peer | ratio |", "|---|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.rows]
+        return "\n".join(lines)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 64
+    sizes = [300] if "--quick" in sys.argv else [1000, 3000, 10000]
+    if "--sizes" in sys.argv:
+        sizes = [int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(",")]
+    bench = ResetBench(os.path.abspath(sys.argv[1]), sizes)
+    try:
+        for locks in LOCK_SETTINGS:
+            bench.measure(locks)
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    print(bench.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
