@@ -389,7 +389,7 @@ int schema_file_outside(const struct schema_file *f, size_t i, const char *schem
     struct lexer l = {.p = f->sql + st->offset, .end = f->sql + st->offset + st->length};
     enum token_kind k = next_token(&l);
     int wanted = 0, column = 0, seen_object = 0, after_schema = 0, after_on = 0, index = 1;
-    char first[64], verb[16];
+    char first[64], verb[sizeof l.text];
     for (int w = 0; checked[w]; w++)
         wanted |= is_word(&l, k, checked[w]);
     if (!wanted)
