@@ -66,6 +66,22 @@ def test_manual_repair_after_crash_is_refused_not_emptied(run_bandage, medium_db
     assert len(prisma_tables(db, "Model")) == MEDIUM
 
 
+def test_wait_timeout_0_still_settles_an_interrupted_reset(run_bandage, medium_db, tmp_path, pg,
+                                                          app_dir):
+    """--wait-timeout 0 used to skip the database phase, so the app ran on the
+    half-built schema a crash left. It connects once, and settles first."""
+    db, before = medium_db
+    crash_mid_build(run_bandage, pg, db, tmp_path, "d-zero")
+    started = os.path.join(app_dir, "started")
+    run = run_bandage(["--database-url", db.dsn(), "--wait-timeout", "0", "--",
+                       "touch", started], timeout=scaled(60))
+    run.wait_exit_code(0)
+    assert "found an interrupted reset" in run.stderr
+    assert os.path.exists(started)
+    assert leftovers(db) == NO_LEFTOVERS
+    assert_same_dump(before, dump(db), "the restored database")
+
+
 def test_aside_schema_dropped_by_hand_is_refused(run_bandage, medium_db, tmp_path, pg):
     """The row says the old data is in bandage_aside_0, but someone dropped
     it: the half-built public must not be taken for anything, nor emptied."""
