@@ -193,6 +193,52 @@ def test_read_only_database_is_refused_before_terminating_anyone(run_bandage, db
     assert_untouched(db, before, run)
 
 
+@pytest.fixture
+def standby(pg, test_ca, wrong_ca):
+    """A hot standby of ``pg``: pg_basebackup -R over the unix socket, then a
+    PgCluster started from that copy on a port of its own."""
+    import shutil
+    import subprocess
+    import tempfile
+    from helpers import IS_ROOT
+    from helpers.pg import PgCluster
+    base = tempfile.mkdtemp(prefix="bandage-standby-")
+    os.chmod(base, 0o755)
+    backup = os.path.join(base, "backup")
+    argv = [os.path.join(pg.bin_dir, "pg_basebackup"), "-h", pg.socket_dir, "-p", str(pg.port),
+            "-U", "postgres", "-D", backup, "-R", "-X", "stream", "-c", "fast"]
+    if IS_ROOT:
+        shutil.chown(base, "postgres", "postgres")
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    subprocess.run(argv, check=True, capture_output=True, timeout=scaled(120))
+    cluster = PgCluster(test_ca, wrong_ca, pg.superuser_password, template=backup,
+                        bin_dir=pg.bin_dir)
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_hot_standby_is_refused_before_terminating_anyone(run_bandage, db, pg, standby):
+    seeded(db)
+    wait_until(lambda: standby.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                       (db.name,)), scaled(30), "the standby to have the database")
+    url = standby.dsn(dbname=db.name)
+    wait_until(lambda: psycopg.connect(url).execute(
+        "SELECT to_regclass('public.customers')").fetchone()[0], scaled(30),
+        "the standby to have the tables")
+    bystander = psycopg.connect(url)
+    try:
+        run = run_bandage(["--database-url", url, "--reset", "always", "--confirm-database",
+                           db.name, "--schema-file", EXAMPLE_SCHEMA])
+        run.wait_exit_code(77)
+        assert "hot standby" in run.stderr, run.stderr
+        assert "terminated" not in run.stderr
+        assert bystander.execute("SELECT count(*) FROM customers").fetchall() == [(2,)]
+    finally:
+        bystander.close()
+
+
 # --- 12. objects elsewhere that depend on a reset schema ------------------------------------
 
 DEPENDENTS_SQL = """
