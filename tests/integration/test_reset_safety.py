@@ -476,9 +476,12 @@ def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tm
                    lambda: f"the app to start; stderr:\n{run.stderr}")
         assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
         assert len(prisma_tables(db, "New")) == MEDIUM
-        # The reset lock is free for the next deploy while the drop waits.
-        assert pg.execute("SELECT pg_try_advisory_lock(%s)", (RESET_LOCK_KEY,),
-                          dbname=db.name) == [(True,)]
+        # The reset lock is free for the next deploy while the drop waits
+        # (the dropper releases it as its first step, soon after the app starts).
+        wait_until(lambda: pg.execute("SELECT pg_try_advisory_lock(%s)", (RESET_LOCK_KEY,),
+                                      dbname=db.name) == [(True,)],
+                   scaled(10), "the reset lock to be free beside the app")
+        assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
     finally:
         peer.close()
     wait_until(lambda: leftovers(db) == NO_LEFTOVERS, scaled(60),
