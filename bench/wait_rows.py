@@ -107,6 +107,10 @@ def readiness(bench):
                 probe.join(60)
                 probe.stop = True
                 stdout, err = waiter.communicate(timeout=90)
+                if probe.accepted is None or not stdout.strip():
+                    raise RuntimeError(f"{name}: no login by the probe or no app start "
+                                       f"(exit {waiter.returncode}): {err[-1500:]}\n"
+                                       f"{cluster.log()[-1500:]}")
                 started = float(stdout.strip().splitlines()[-1])
                 lags[name].append(started - probe.accepted)
                 if name == "bandage":
