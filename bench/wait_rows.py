@@ -248,8 +248,10 @@ def poll_rates(bench):
     fmt = lambda x: "—" if x is None else f"{x:.0f}"  # noqa: E731
     peers = "; ".join(f"{k} {fmt(v)}" for k, v in refused.items() if k != "bandage")
     bench.rows.append((f"attempts per second while nothing listens (refused), {window:.0f} s",
-                       f"{fmt(refused.get('bandage'))}/s", peers or "(no strace: peers not counted)",
-                       "costs the server nothing; bandage from its log, peers' connect() by strace"))
+                       f"{fmt(refused.get('bandage'))}/s",
+                       peers or "(no strace: peers not counted)",
+                       "costs the server nothing; bandage from its log, peers' connect() "
+                       "by strace"))
     idle_cpu = starting["no waiter"][2]
     tried, forks, cpu = starting["bandage"]
     peers = "; ".join(f"{k} {f:.0f} backends/s, {c - idle_cpu:.0f} ms CPU/s"
