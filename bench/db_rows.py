@@ -1,14 +1,22 @@
 #!/usr/bin/python3
-"""The database rows of bench/run: readiness lag, reset time against psql and
-the old deploy script, reset time by schema size, and the app's start delay
-with a hanging webhook. Prints a markdown table on stdout, progress on stderr.
+"""The database rows of bench/run. Prints a markdown table on stdout,
+progress on stderr. Rows, in order (--rows picks some):
+
+  readiness      server accepts logins → app started (bench/wait_rows.py)
+  poll_rates     attempts/s while refused and during 57P03, server CPU (wait_rows.py)
+  reset_example  a reset against psql -1 -f and the old deploy script
+  webhook        reset committed → app started, with a hanging webhook
+  reset_sizes    reset time at 100, 1,000 and 10,000 tables
+  migrations     150+ migrations by bandage, psql -1 -f, dbmate; nothing
+                 pending against a plain start (bench/migration_rows.py)
 
 Starts its own PostgreSQL (the integration harness's PgCluster: initdb in a
 temp dir, as postgres when root, random loopback port). Every row measures
 bandage and its peers in this one run, on this one server.
 
-usage: bench/db_rows.py BANDAGE [--quick]
-  --quick  fewer repetitions and sizes 100/1000 only (for a smoke run)
+usage: bench/db_rows.py BANDAGE [--quick] [--rows ROW,ROW...]
+  --quick  fewer repetitions, smaller sizes (a smoke run)
+  --rows   only these rows (default: all; BENCH_DB_ROWS sets it too)
 """
 import os
 import shutil
@@ -21,9 +29,17 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 
 import psycopg  # noqa: E402
+
+import migration_rows  # noqa: E402
+import tools  # noqa: E402
+import wait_rows  # noqa: E402
+
+ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations"]
+NEEDS_DBMATE = {"readiness", "poll_rates", "migrations"}
 
 SCHEMA = os.path.join(REPO, "examples", "schema.sql")
 GEN = os.path.join(REPO, "scripts", "gen_schema.py")
@@ -61,13 +77,24 @@ def fmt_ms(seconds):
 
 
 class Bench:
-    def __init__(self, bandage, quick):
+    log = staticmethod(log)
+    timed = staticmethod(timed)
+    base_env = staticmethod(base_env)
+    fmt_ms = staticmethod(fmt_ms)
+
+    def __init__(self, bandage, quick, rows):
         self.bandage = bandage
         self.quick = quick
+        self.wanted = rows
         self.tmp = tempfile.mkdtemp(prefix="bandage-bench-")
         os.chmod(self.tmp, 0o755)
         self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
         self.rows = []
+        self.dbmate = None
+        if NEEDS_DBMATE & set(rows):
+            self.dbmate, why = tools.dbmate()
+            if why:
+                log(f"dbmate columns left out: {why}")
 
     # --- helpers --------------------------------------------------------------
 
@@ -112,65 +139,6 @@ class Bench:
         return t1 + t2, None
 
     # --- rows -----------------------------------------------------------------
-
-    def readiness(self):
-        """Database accepting logins → app started, median of N starts."""
-        n = 4 if self.quick else 10
-        waiters = {
-            "bandage": lambda c, out: [self.bandage, "--log-level", "warn", "--",
-                                       "sh", "-c", f"date +%s.%N > {out}"],
-            "pg_isready loop (sleep 1)": lambda c, out: [
-                "sh", "-c", f"until pg_isready -q -h 127.0.0.1 -p {c.port}; do sleep 1; done; "
-                            f"date +%s.%N > {out}"],
-            "pg_isready loop (sleep 0.1)": lambda c, out: [
-                "sh", "-c", f"until pg_isready -q -h 127.0.0.1 -p {c.port}; do sleep 0.1; done; "
-                            f"date +%s.%N > {out}"],
-        }
-        if shutil.which("wait-for-it"):
-            waiters["wait-for-it (TCP)"] = lambda c, out: [
-                "wait-for-it", "-q", "-t", "60", f"127.0.0.1:{c.port}", "--",
-                "sh", "-c", f"date +%s.%N > {out}"]
-        lags = {name: [] for name in waiters}
-        cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, "ready"))
-        try:
-            for i in range(n):
-                for name, make in waiters.items():
-                    out = os.path.join(self.tmp, "app-started")
-                    if os.path.exists(out):
-                        os.unlink(out)
-                    env = base_env()
-                    env["DATABASE_URL"] = cluster.dsn()
-                    env["PATH"] = find_pg_bin() + ":" + env.get("PATH", "")
-                    waiter = subprocess.Popen(make(cluster, out), env=env,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    time.sleep(0.3 + 0.05 * i)  # the waiter is polling a closed port by now
-                    accepted = []
-
-                    def probe():
-                        while not accepted:
-                            try:
-                                psycopg.connect(cluster.dsn(), connect_timeout=2).close()
-                                accepted.append(time.time())
-                            except psycopg.OperationalError:
-                                time.sleep(0.002)
-                    t = threading.Thread(target=probe)
-                    t.start()
-                    cluster.start(wait=False)
-                    t.join(60)
-                    waiter.wait(60)
-                    with open(out) as f:
-                        lags[name].append(float(f.read()) - accepted[0])
-                    cluster.stop(mode="immediate")
-        finally:
-            if cluster.running:
-                cluster.stop(mode="immediate")
-        med = {k: statistics.median(v) for k, v in lags.items()}
-        peers = "; ".join(f"{k} {fmt_ms(v)}" for k, v in med.items() if k != "bandage")
-        log("readiness lags:", {k: [round(x * 1000) for x in v] for k, v in lags.items()})
-        self.rows.append(("readiness lag (db accepting logins → app started), median of "
-                          f"{n}", fmt_ms(med["bandage"]), peers,
-                          "negative = started before logins worked" if
-                          any(v < 0 for v in med.values()) else "goal: bandage ≤ 100 ms"))
 
     def reset_example(self, cluster):
         """examples/schema.sql: bandage's reset against psql -1 -f and the old script."""
@@ -257,26 +225,47 @@ class Bench:
                           f"difference {1000 * (m['hanging webhook'] - m['no webhook']):+.0f} ms"))
 
     def all(self):
-        self.readiness()
-        cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, "main"))
-        cluster.start()
-        try:
-            self.reset_example(cluster)
-            self.webhook_delay(cluster)
-            self.reset_by_size(cluster)
-        finally:
-            cluster.stop(mode="immediate")
+        needs_server = [r for r in self.wanted if r not in ("readiness", "poll_rates")]
+        if "readiness" in self.wanted:
+            wait_rows.readiness(self)
+        if "poll_rates" in self.wanted:
+            wait_rows.poll_rates(self)
+        if needs_server:
+            cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, "main"))
+            cluster.start()
+            try:
+                for row in needs_server:
+                    {"reset_example": self.reset_example, "webhook": self.webhook_delay,
+                     "reset_sizes": self.reset_by_size,
+                     "migrations": lambda c: migration_rows.migrations(self, c)}[row](cluster)
+            finally:
+                cluster.stop(mode="immediate")
         print("| database rows | bandage | peers (same run) | ratio / note |")
         print("|---|---|---|---|")
         for row in self.rows:
             print("| " + " | ".join(row) + " |")
+        if self.dbmate:
+            print(f"\ndbmate: `{tools.version([self.dbmate, '--version'])}` "
+                  f"({os.path.relpath(self.dbmate, REPO)}, from npm)")
+
+
+def parse_rows(argv):
+    text = os.environ.get("BENCH_DB_ROWS", "")
+    if "--rows" in argv:
+        i = argv.index("--rows")
+        text = argv[i + 1] if i + 1 < len(argv) else ""
+    rows = [r.strip() for r in text.replace(" ", ",").split(",") if r.strip()] or ROWS
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"db_rows.py: no row {', '.join(unknown)} (rows: {', '.join(ROWS)})")
+    return [r for r in ROWS if r in rows]
 
 
 def main():
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 64
-    bench = Bench(os.path.abspath(sys.argv[1]), "--quick" in sys.argv)
+    bench = Bench(os.path.abspath(sys.argv[1]), "--quick" in sys.argv, parse_rows(sys.argv))
     try:
         bench.all()
     finally:

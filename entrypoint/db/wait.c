@@ -15,7 +15,16 @@
 #include "exitcodes.h"
 #include "log.h"
 
-#define FAST_POLL_MS 100
+/* DESIGN.md "Waiting, precisely": the pause follows what an attempt costs
+ * the server. A refused connection costs it nothing, and the moment the
+ * socket opens is the moment to catch. A 57P03 attempt makes the postmaster
+ * fork a backend (with TLS, a handshake too); a start-up's 57P03 phase
+ * is a few tens of ms after a clean or crash start, so the first pauses are
+ * short and later ones (a long recovery, a standby) settle at 25..50 ms. */
+#define LISTEN_POLL_MS 10
+#define STARTING_FIRST_MS 10
+#define STARTING_SETTLED_MIN_MS 25
+#define STARTING_SETTLED_MAX_MS 50
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 1000
 
@@ -225,12 +234,39 @@ static unsigned int next_random(unsigned int *seed)
     return *seed = x;
 }
 
-long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed)
+enum wait_pace wait_pace_for(enum failure_class cls, const char *sqlstate)
 {
-    if (cls == FAILURE_RETRY_FAST) {
-        /* 100 ms ± 20 %: 80..120 */
-        return FAST_POLL_MS * 8 / 10 + (long)(next_random(seed) % (FAST_POLL_MS * 4 / 10 + 1));
+    if (cls != FAILURE_RETRY_FAST)
+        return PACE_BACKOFF;
+    return strcmp(sqlstate, "57P03") == 0 ? PACE_STARTING_UP : PACE_NOTHING_LISTENS;
+}
+
+/* ms ± 20 %, uniform over the whole integer range */
+static long jittered(long ms, unsigned int *seed)
+{
+    long lo = ms * 8 / 10, hi = ms * 12 / 10;
+    return lo + (long)(next_random(seed) % (unsigned long)(hi - lo + 1));
+}
+
+static long starting_up_ms(int consecutive, unsigned int *seed)
+{
+    long ms = STARTING_FIRST_MS;
+    for (int i = 1; i < consecutive; i++) {
+        ms = ms * 3 / 2;
+        if (ms >= STARTING_SETTLED_MIN_MS)
+            return STARTING_SETTLED_MIN_MS +
+                   (long)(next_random(seed) %
+                          (STARTING_SETTLED_MAX_MS - STARTING_SETTLED_MIN_MS + 1));
     }
+    return jittered(ms, seed);
+}
+
+long wait_backoff_ms(enum wait_pace pace, int consecutive, unsigned int *seed)
+{
+    if (pace == PACE_NOTHING_LISTENS)
+        return jittered(LISTEN_POLL_MS, seed);
+    if (pace == PACE_STARTING_UP)
+        return starting_up_ms(consecutive, seed);
     long ceiling = BACKOFF_BASE_MS;
     for (int i = 1; i < consecutive && ceiling < BACKOFF_CAP_MS; i++)
         ceiling *= 2;
@@ -440,8 +476,8 @@ struct waiter {
     const char *sslrootcert;
     char redacted[256];
     char last_reason[512];
-    enum failure_class last_class;
-    int consecutive;
+    enum wait_pace pace; /* of the last failure */
+    int consecutive;     /* failures of that pace in a row */
     unsigned int seed;
 };
 
@@ -473,8 +509,9 @@ static int judge_failure(struct waiter *w, const struct attempt *a)
                          reason);
         return cls == FAILURE_REFUSED ? EXIT_REFUSED : EXIT_USAGE;
     }
-    w->consecutive = cls == w->last_class ? w->consecutive + 1 : 1;
-    w->last_class = cls;
+    enum wait_pace pace = wait_pace_for(cls, sqlstate);
+    w->consecutive = pace == w->pace ? w->consecutive + 1 : 1;
+    w->pace = pace;
     if (strcmp(reason, w->last_reason) != 0) {
         log_info("database not ready (%s): %s", class_name(cls), reason);
         snprintf(w->last_reason, sizeof w->last_reason, "%s", reason);
@@ -497,7 +534,7 @@ static int judge_failure(struct waiter *w, const struct attempt *a)
  * code when a signal or a failed poll ends it, else -1. */
 static int pause_before_retry(struct waiter *w, int sfd)
 {
-    long pause = wait_backoff_ms(w->last_class, w->consecutive, &w->seed);
+    long pause = wait_backoff_ms(w->pace, w->consecutive, &w->seed);
     long left = w->deadline - monotonic_ms();
     int sig = 0;
     int r = db_wait(-1, 0, sfd, pause < left ? pause : left, &sig);
@@ -519,7 +556,7 @@ static int prepare(struct waiter *w)
     w->start = monotonic_ms();
     w->deadline = w->start + w->cfg->wait_timeout_ms;
     w->seed = (unsigned int)(getpid() ^ w->start);
-    w->last_class = FAILURE_RETRY_FAST;
+    w->pace = PACE_NOTHING_LISTENS;
     redact_conninfo(w->cfg->conninfo, w->redacted, sizeof w->redacted);
     w->attempt_ms = wait_attempt_limit_ms(w->cfg->conninfo, w->cfg->connect_timeout_ms, why,
                                           sizeof why);

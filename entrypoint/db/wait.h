@@ -11,7 +11,7 @@
 #include "report/report.h"
 
 enum failure_class {
-    FAILURE_RETRY_FAST,    /* refused, starting up: poll every 100 ms ± 20 % */
+    FAILURE_RETRY_FAST,    /* refused, no socket, 57P03: poll soon (wait_pace_for) */
     FAILURE_RETRY_BACKOFF, /* timeouts, too many connections, DNS: back off */
     FAILURE_REFUSED,       /* authentication, TLS trust, unknown database: exit 77 */
     FAILURE_CONFIG         /* invalid connection options: exit 64 */
@@ -30,9 +30,24 @@ enum failure_class wait_classify(const char *message, char sqlstate[6]);
 long wait_attempt_limit_ms(const char *conninfo, long connect_timeout_ms, char *why,
                            size_t whylen);
 
+/* How soon to ask again, by what an attempt costs the server. */
+enum wait_pace {
+    PACE_NOTHING_LISTENS, /* refused, socket missing: costs the server nothing */
+    PACE_STARTING_UP,     /* 57P03: each attempt forks a backend */
+    PACE_BACKOFF          /* timeouts, 53300, DNS: each attempt costs someone */
+};
+
+/* The pace of a retryable failure: its class and the SQLSTATE that
+ * wait_classify() found ("" for none). */
+enum wait_pace wait_pace_for(enum failure_class cls, const char *sqlstate);
+
 /* The pause before the next attempt, in ms; consecutive counts the failures
- * of this class in a row (1 for the first). seed: a PRNG state. */
-long wait_backoff_ms(enum failure_class cls, int consecutive, unsigned int *seed);
+ * of this pace in a row (1 for the first). seed: a PRNG state.
+ * - nothing listens: 10 ms ± 20 % (8..12), whatever the count;
+ * - starting up: 10 ms ± 20 %, then 1.5× per 57P03 in a row (15, 22 ms,
+ *   ± 20 %), then uniform over 25..50 ms from the fourth on;
+ * - backoff: full jitter, uniform over 0..min(50 ms × 2^(consecutive-1), 1 s). */
+long wait_backoff_ms(enum wait_pace pace, int consecutive, unsigned int *seed);
 
 /* Connects, retrying until the login succeeds or --wait-timeout passes
  * (exactly one attempt when it is 0); on success the session has

@@ -1,4 +1,4 @@
-/* wait_classify() and wait_backoff_ms(): DESIGN.md, "Waiting, precisely".
+/* wait_classify(), wait_pace_for() and wait_backoff_ms(): DESIGN.md, "Waiting, precisely".
  *
  * The messages below are what libpq 15.18 (Debian 12) really returned, via
  * the same PQconnectStartParams + PQsetErrorVerbosity(PQERRORS_VERBOSE) +
@@ -595,32 +595,153 @@ static void test_db_wait_bad_signalfd_is_an_error(void **state)
 
 enum { DRAWS = 10000 };
 
-static void test_fast_poll_jittered_around_100ms(void **state)
+static const char *pace_str(enum wait_pace p)
+{
+    switch (p) {
+    case PACE_NOTHING_LISTENS:
+        return "PACE_NOTHING_LISTENS";
+    case PACE_STARTING_UP:
+        return "PACE_STARTING_UP";
+    case PACE_BACKOFF:
+        return "PACE_BACKOFF";
+    }
+    return "(unknown pace)";
+}
+
+/* The pace of real libpq messages, through wait_classify() as the wait
+ * loop does it. */
+static void test_pace_of_real_messages(void **state)
 {
     (void)state;
-    static const int consecutive[] = {1, 2, 7, 100, INT_MAX};
+    static const struct {
+        const char *what, *message;
+        enum wait_pace want;
+    } cases[] = {
+        {"IPv4 refused",
+         "connection to server at \"127.0.0.1\", port 54300 failed: Connection refused\n"
+         "\tIs the server running on that host and accepting TCP/IP connections?\n",
+         PACE_NOTHING_LISTENS},
+        {"Unix socket not there yet",
+         "connection to server on socket \"/tmp/pgprobe/.s.PGSQL.54300\" failed: No such file or "
+         "directory\n\tIs the server running locally and accepting connections on that socket?\n",
+         PACE_NOTHING_LISTENS},
+        {"57P03 starting up",
+         "connection to server at \"127.0.0.1\", port 54331 failed: FATAL:  57P03: the database "
+         "system is starting up\nLOCATION:  ProcessStartupPacket, postmaster.c:2415\n",
+         PACE_STARTING_UP},
+        {"57P03 not accepting connections (hot_standby = off)",
+         "connection to server at \"127.0.0.1\", port 54332 failed: FATAL:  57P03: the database "
+         "system is not accepting connections\nDETAIL:  Hot standby mode is disabled.\n"
+         "LOCATION:  ProcessStartupPacket, postmaster.c:2426\n",
+         PACE_STARTING_UP},
+        {"53300 too many clients",
+         "connection to server at \"127.0.0.1\", port 54329 failed: FATAL:  53300: sorry, too "
+         "many clients already\nLOCATION:  InitProcess, proc.c:357\n",
+         PACE_BACKOFF},
+        {"timeout", "connection to server at \"127.0.0.1\", port 54311 failed: timeout expired\n",
+         PACE_BACKOFF},
+        {"DNS",
+         "could not translate host name \"db\" to address: Temporary failure in name resolution\n",
+         PACE_BACKOFF},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char sqlstate[6];
+        enum failure_class cls = wait_classify(cases[i].message, sqlstate);
+        enum wait_pace got = wait_pace_for(cls, sqlstate);
+        if (got != cases[i].want)
+            fail_msg("%s: pace %s, want %s", cases[i].what, pace_str(got),
+                     pace_str(cases[i].want));
+    }
+}
+
+/* Draws DRAWS pauses at one pace and count; checks [lo, hi] and that the
+ * jitter covers the range (each end within `slack` ms, `min_distinct`
+ * values). Returns the mean. */
+static double check_pauses(enum wait_pace pace, int consecutive, unsigned int seed, long lo,
+                           long hi, long slack, int min_distinct)
+{
+    long min = LONG_MAX, max = LONG_MIN;
+    int distinct = 0, seen[64] = {0};
+    double sum = 0;
+    for (int i = 0; i < DRAWS; i++) {
+        long ms = wait_backoff_ms(pace, consecutive, &seed);
+        if (ms < lo || ms > hi)
+            fail_msg("%s consecutive %d, draw %d: %ld ms, outside [%ld, %ld]", pace_str(pace),
+                     consecutive, i, ms, lo, hi);
+        min = ms < min ? ms : min;
+        max = ms > max ? ms : max;
+        if (!seen[ms]++)
+            distinct++;
+        sum += (double)ms;
+    }
+    if (min > lo + slack || max < hi - slack || distinct < min_distinct)
+        fail_msg("%s consecutive %d: jitter spans only [%ld, %ld] (%d values) of [%ld, %ld]",
+                 pace_str(pace), consecutive, min, max, distinct, lo, hi);
+    return sum / DRAWS;
+}
+
+/* Nothing listens: 10 ms ± 20 % whatever the count, and uniform: every
+ * value of 8..12 about a fifth of the time. */
+static void test_nothing_listens_every_10ms(void **state)
+{
+    (void)state;
+    static const int consecutive[] = {INT_MIN, 0, 1, 2, 7, 100, INT_MAX};
     for (size_t k = 0; k < sizeof consecutive / sizeof consecutive[0]; k++) {
-        unsigned int seed = 12345u + (unsigned int)k;
-        long lo = LONG_MAX, hi = LONG_MIN, first = -1;
-        int distinct = 0, seen[121] = {0};
-        for (int i = 0; i < DRAWS; i++) {
-            long ms = wait_backoff_ms(FAILURE_RETRY_FAST, consecutive[k], &seed);
-            if (ms < 80 || ms > 120)
-                fail_msg("FAST draw %d (consecutive %d): %ld ms, outside [80, 120]", i,
-                         consecutive[k], ms);
-            if (first < 0)
-                first = ms;
-            lo = ms < lo ? ms : lo;
-            hi = ms > hi ? ms : hi;
-            if (!seen[ms]++)
-                distinct++;
+        double mean = check_pauses(PACE_NOTHING_LISTENS, consecutive[k], 12345u + (unsigned)k,
+                                   8, 12, 0, 5);
+        if (mean < 9.8 || mean > 10.2)
+            fail_msg("nothing listens: mean %.2f ms, want ~10", mean);
+    }
+    unsigned int seed = 5;
+    int count[13] = {0};
+    for (int i = 0; i < DRAWS; i++)
+        count[wait_backoff_ms(PACE_NOTHING_LISTENS, 1, &seed)]++;
+    for (int ms = 8; ms <= 12; ms++)
+        if (count[ms] < DRAWS * 15 / 100 || count[ms] > DRAWS * 25 / 100)
+            fail_msg("nothing listens: %d ms drawn %d times of %d", ms, count[ms], DRAWS);
+}
+
+/* 57P03: 10, 15, 22 ms ± 20 %, then uniform 25..50 ms however long it lasts. */
+static void test_starting_up_gentler(void **state)
+{
+    (void)state;
+    check_pauses(PACE_STARTING_UP, 1, 1u, 8, 12, 0, 5);
+    check_pauses(PACE_STARTING_UP, 2, 2u, 12, 18, 0, 7);
+    check_pauses(PACE_STARTING_UP, 3, 3u, 17, 26, 0, 10);
+    static const int settled[] = {4, 5, 10, 1000, INT_MAX};
+    for (size_t k = 0; k < sizeof settled / sizeof settled[0]; k++) {
+        double mean = check_pauses(PACE_STARTING_UP, settled[k], 40u + (unsigned)k, 25, 50, 1,
+                                   24);
+        if (mean < 36.5 || mean > 38.5)
+            fail_msg("starting up, consecutive %d: mean %.1f ms, want ~37.5", settled[k], mean);
+    }
+    /* nonsense counts stay within the first step's bounds */
+    check_pauses(PACE_STARTING_UP, 0, 7u, 8, 12, 0, 5);
+    check_pauses(PACE_STARTING_UP, INT_MIN, 8u, 8, 12, 0, 5);
+}
+
+/* The server's cost, bounded: over any run of 57P03 answers the pauses
+ * alone allow at most 44 attempts in the first second and 40 per second
+ * after it (each attempt also takes its own time, so fewer happen). */
+static void test_starting_up_attempts_per_second_bounded(void **state)
+{
+    (void)state;
+    for (unsigned int s = 1; s <= 200; s++) {
+        unsigned int seed = s * 2654435761u;
+        long elapsed = 0;
+        int attempts = 1, in_first_second = 0, consecutive = 1;
+        while (elapsed < 10000) {
+            elapsed += wait_backoff_ms(PACE_STARTING_UP, consecutive++, &seed);
+            attempts++;
+            if (elapsed < 1000)
+                in_first_second = attempts;
         }
-        /* jitter: not constant, spread over the whole ±20 % */
-        if (lo == hi)
-            fail_msg("FAST is constant at %ld ms: no jitter", lo);
-        if (lo > 84 || hi < 116 || distinct < 30)
-            fail_msg("FAST (consecutive %d) spans only [%ld, %ld], %d distinct values",
-                     consecutive[k], lo, hi, distinct);
+        if (in_first_second > 44)
+            fail_msg("seed %u: %d attempts in the first second of 57P03", s, in_first_second);
+        if (attempts > 44 + 9 * 40)
+            fail_msg("seed %u: %d attempts in 10 s of 57P03", s, attempts);
+        if (attempts < 10000 / 50)
+            fail_msg("seed %u: only %d attempts in 10 s: slower than every 50 ms", s, attempts);
     }
 }
 
@@ -639,7 +760,7 @@ static void test_backoff_ceilings(void **state)
         unsigned int seed = 777u + (unsigned int)k;
         long ceiling = steps[k].ceiling, hi = 0;
         for (int i = 0; i < DRAWS; i++) {
-            long ms = wait_backoff_ms(FAILURE_RETRY_BACKOFF, steps[k].consecutive, &seed);
+            long ms = wait_backoff_ms(PACE_BACKOFF, steps[k].consecutive, &seed);
             if (ms < 0 || ms > ceiling)
                 fail_msg("BACKOFF consecutive %d: %ld ms, outside [0, %ld]",
                          steps[k].consecutive, ms, ceiling);
@@ -654,7 +775,7 @@ static void test_backoff_ceilings(void **state)
     unsigned int seed = 99;
     for (int c = 6; c <= 100; c++)
         for (int i = 0; i < 200; i++) {
-            long ms = wait_backoff_ms(FAILURE_RETRY_BACKOFF, c, &seed);
+            long ms = wait_backoff_ms(PACE_BACKOFF, c, &seed);
             if (ms < 0 || ms > 1000)
                 fail_msg("BACKOFF consecutive %d: %ld ms, outside [0, 1000]", c, ms);
         }
@@ -669,7 +790,7 @@ static void test_backoff_no_overflow(void **state)
         unsigned int seed = 4242u + (unsigned int)k;
         long hi = 0;
         for (int i = 0; i < 2000; i++) {
-            long ms = wait_backoff_ms(FAILURE_RETRY_BACKOFF, huge[k], &seed);
+            long ms = wait_backoff_ms(PACE_BACKOFF, huge[k], &seed);
             if (ms < 0 || ms > 1000)
                 fail_msg("BACKOFF consecutive %d: %ld ms, outside [0, 1000]", huge[k], ms);
             hi = ms > hi ? ms : hi;
@@ -679,8 +800,8 @@ static void test_backoff_no_overflow(void **state)
     /* 0 and negative counts are nonsense, but must stay within bounds */
     unsigned int seed = 1;
     for (int i = 0; i < 1000; i++) {
-        long a = wait_backoff_ms(FAILURE_RETRY_BACKOFF, 0, &seed);
-        long b = wait_backoff_ms(FAILURE_RETRY_BACKOFF, INT_MIN, &seed);
+        long a = wait_backoff_ms(PACE_BACKOFF, 0, &seed);
+        long b = wait_backoff_ms(PACE_BACKOFF, INT_MIN, &seed);
         assert_true(a >= 0 && a <= 1000);
         assert_true(b >= 0 && b <= 1000);
     }
@@ -697,7 +818,7 @@ static void test_backoff_full_jitter(void **state)
         int low = 0, high = 0, zeroish = 0;
         double sum = 0;
         for (int i = 0; i < DRAWS; i++) {
-            long ms = wait_backoff_ms(FAILURE_RETRY_BACKOFF, c, &seed);
+            long ms = wait_backoff_ms(PACE_BACKOFF, c, &seed);
             low += ms * 4 < ceiling;      /* < 25 % */
             high += ms * 4 > ceiling * 3; /* > 75 % */
             zeroish += ms * 10 < ceiling; /* < 10 % */
@@ -724,9 +845,9 @@ static void test_deterministic_for_a_seed(void **state)
     for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
         unsigned int a = seeds[k], b = seeds[k];
         for (int i = 0; i < 1000; i++) {
-            enum failure_class cls = i % 3 ? FAILURE_RETRY_BACKOFF : FAILURE_RETRY_FAST;
+            enum wait_pace pace = (enum wait_pace)(i % 3);
             int c = 1 + i % 9;
-            long x = wait_backoff_ms(cls, c, &a), y = wait_backoff_ms(cls, c, &b);
+            long x = wait_backoff_ms(pace, c, &a), y = wait_backoff_ms(pace, c, &b);
             if (x != y)
                 fail_msg("seed %u, draw %d: %ld then %ld", seeds[k], i, x, y);
             assert_int_equal(a, b);
@@ -737,8 +858,8 @@ static void test_deterministic_for_a_seed(void **state)
     unsigned int s1 = 1, s2 = 2;
     int differ = 0;
     for (int i = 0; i < 100; i++)
-        differ += wait_backoff_ms(FAILURE_RETRY_BACKOFF, 10, &s1) !=
-                  wait_backoff_ms(FAILURE_RETRY_BACKOFF, 10, &s2);
+        differ += wait_backoff_ms(PACE_BACKOFF, 10, &s1) !=
+                  wait_backoff_ms(PACE_BACKOFF, 10, &s2);
     assert_true(differ > 50);
     assert_int_not_equal(s1, 1);
 }
@@ -750,19 +871,19 @@ static void test_seed_zero(void **state)
     unsigned int seed = 0;
     long lo = LONG_MAX, hi = LONG_MIN;
     for (int i = 0; i < DRAWS; i++) {
-        long ms = wait_backoff_ms(FAILURE_RETRY_FAST, 1, &seed);
-        assert_true(ms >= 80 && ms <= 120);
+        long ms = wait_backoff_ms(PACE_NOTHING_LISTENS, 1, &seed);
+        assert_true(ms >= 8 && ms <= 12);
         lo = ms < lo ? ms : lo;
         hi = ms > hi ? ms : hi;
         assert_int_not_equal(seed, 0);
     }
-    assert_true(hi - lo >= 30);
+    assert_true(hi - lo == 4);
 
     seed = 0;
     lo = LONG_MAX;
     hi = LONG_MIN;
     for (int i = 0; i < DRAWS; i++) {
-        long ms = wait_backoff_ms(FAILURE_RETRY_BACKOFF, 20, &seed);
+        long ms = wait_backoff_ms(PACE_BACKOFF, 20, &seed);
         assert_true(ms >= 0 && ms <= 1000);
         lo = ms < lo ? ms : lo;
         hi = ms > hi ? ms : hi;
@@ -772,8 +893,8 @@ static void test_seed_zero(void **state)
     /* and seed 0 is deterministic too */
     unsigned int a = 0, b = 0;
     for (int i = 0; i < 100; i++)
-        assert_int_equal(wait_backoff_ms(FAILURE_RETRY_BACKOFF, 3, &a),
-                         wait_backoff_ms(FAILURE_RETRY_BACKOFF, 3, &b));
+        assert_int_equal(wait_backoff_ms(PACE_BACKOFF, 3, &a),
+                         wait_backoff_ms(PACE_BACKOFF, 3, &b));
 }
 
 int main(void)
@@ -796,7 +917,10 @@ int main(void)
         cmocka_unit_test(test_db_wait_timeout_and_stop),
         cmocka_unit_test(test_db_wait_poll_error_is_not_a_timeout),
         cmocka_unit_test(test_db_wait_bad_signalfd_is_an_error),
-        cmocka_unit_test(test_fast_poll_jittered_around_100ms),
+        cmocka_unit_test(test_pace_of_real_messages),
+        cmocka_unit_test(test_nothing_listens_every_10ms),
+        cmocka_unit_test(test_starting_up_gentler),
+        cmocka_unit_test(test_starting_up_attempts_per_second_bounded),
         cmocka_unit_test(test_backoff_ceilings),
         cmocka_unit_test(test_backoff_no_overflow),
         cmocka_unit_test(test_backoff_full_jitter),
