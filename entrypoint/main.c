@@ -126,15 +126,30 @@ static int needs_database(const struct config *cfg)
 /* The database phases in order: a bad --migrations directory fails before
  * connecting; the reset (rebuilt from the migrations when both are given)
  * comes first, then what is pending. */
+/* How many times a start connects again when its session was ended before it
+ * took the reset lock. */
+#define RECONNECTS 5
+
 static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
                            struct deploy_report *report)
 {
     struct migration_dir migrations = {0};
     int code = cfg->migrations ? migrate_load(cfg, &migrations, report) : EXIT_OK;
-    if (code == EXIT_OK)
+    for (int attempt = 1; code == EXIT_OK; attempt++) {
         code = wait_for_database(cfg, sfd, conn, report);
-    if (code == EXIT_OK)
-        code = reset_database(*conn, sfd, cfg, &migrations, report);
+        if (code == EXIT_OK)
+            code = reset_database(*conn, sfd, cfg, &migrations, report);
+        if (code != RESET_RECONNECT)
+            break;
+        code = attempt < RECONNECTS ? EXIT_OK : EXIT_UNAVAILABLE;
+        log_warn("the connection was ended before bandage took its lock (another start's "
+                 "reset ends the sessions it finds)%s", code ? "; giving up" : "; connecting again");
+        if (code)
+            report_add_error(report, "reset", "connection", "ended before the lock, %d times",
+                             attempt);
+        PQfinish(*conn);
+        *conn = NULL;
+    }
     /* After a reset from migrations this finds everything applied (one round
      * trip); after a skipped one it applies what a later deploy added. */
     if (code == EXIT_OK && cfg->migrations)

@@ -18,6 +18,12 @@
 
 struct migration_dir;
 
+/* reset_database()'s answer when the session was ended before it took the
+ * reset lock: another start's reset terminates the sessions it finds, and a
+ * peer that has connected but not yet queued on the lock is among them.
+ * Nothing was done: connect again and start over. */
+#define RESET_RECONNECT (-1)
+
 /* Resets the database on conn when cfg asks for it and the checks pass,
  * rebuilding from `migrations` (loaded --migrations, or NULL) when given.
  * With --plan, prints what it would do instead. Returns the exit code (0

@@ -9,6 +9,11 @@
 
 int session_failed(struct session *s, const char *what, const struct db_error *err, int code)
 {
+    if (err->connection_lost && s->backend_pid == 0 && PQstatus(s->conn) != CONNECTION_OK) {
+        /* Before the lock: the caller reconnects (RESET_RECONNECT), quietly. */
+        log_debug("%s: the connection was ended (%s)", what, err->message);
+        return EXIT_UNAVAILABLE;
+    }
     if (err->stop_signal) {
         log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
         report_add_error(s->report, "reset", "signal", "stopped by signal %d during %s",
