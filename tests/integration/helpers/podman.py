@@ -2,9 +2,10 @@
 storage of its own (``make check-podman``, tests/integration/test_podman.py).
 
 What makes podman work on these machines (DESIGN.md, "Shipping, precisely"):
-``CONTAINERS_CONF`` points at a file holding :data:`CONTAINERS_CONF_TEXT`
-(no default ulimits: setting them needs CAP_SYS_RESOURCE, which the machine
-lacks; runc, because crun fails on this cgroup layout), and every command
+``CONTAINERS_CONF`` points at :data:`CONTAINERS_CONF` (helpers/containers.conf,
+also podman.mk's: no default ulimits, since setting them needs
+CAP_SYS_RESOURCE, which the machine lacks; runc, because crun fails on this
+cgroup layout), and every command
 gets ``--root``/``--runroot`` in a temp dir and ``--storage-driver vfs`` (no
 overlay mounts, nothing shared with the machine's own podman storage).
 
@@ -18,16 +19,10 @@ import shutil
 import subprocess
 import tempfile
 
-from . import scaled
+from . import HERE, scaled
 
-#: The CONTAINERS_CONF the tests use, byte for byte.
-CONTAINERS_CONF_TEXT = """\
-[containers]
-default_ulimits = []
-
-[engine]
-runtime = "runc"
-"""
+#: The CONTAINERS_CONF the tests (and podman.mk) use.
+CONTAINERS_CONF = os.path.join(HERE, "containers.conf")
 
 
 def podman_missing():
@@ -45,15 +40,13 @@ class PodmanError(AssertionError):
 
 
 class Podman:
-    """Podman with its own CONTAINERS_CONF, --root, --runroot and vfs storage
-    under ``base`` (a new temp dir when None). ``remove()`` deletes every
+    """Podman with :data:`CONTAINERS_CONF` and its own --root, --runroot and
+    vfs storage under ``base`` (a new temp dir when None). ``remove()`` deletes every
     container and the storage."""
 
     def __init__(self, base=None):
         self.base = base or tempfile.mkdtemp(prefix="bandage-podman-")
-        self.conf = os.path.join(self.base, "containers.conf")
-        with open(self.conf, "w") as f:
-            f.write(CONTAINERS_CONF_TEXT)
+        self.conf = CONTAINERS_CONF
         self.prefix = ["podman", "--root", os.path.join(self.base, "root"),
                        "--runroot", os.path.join(self.base, "runroot"),
                        "--storage-driver", "vfs"]
