@@ -19,7 +19,7 @@
 
 PODMAN_CONF   := $(abspath tests/integration/helpers/containers.conf)
 PODMAN_STORE  ?= $(BUILD)/podman
-PODMAN        = CONTAINERS_CONF=$(PODMAN_CONF) podman --root $(abspath $(PODMAN_STORE))/root \
+PODMAN        = podman --root $(abspath $(PODMAN_STORE))/root \
                 --runroot $(abspath $(PODMAN_STORE))/runroot --storage-driver vfs
 DEBIAN_TARBALL = $(PODMAN_STORE)/debian-bookworm.tar
 DOCKERFILE_IMAGE := localhost/bandage:dockerfile
@@ -28,14 +28,19 @@ IMAGE_BIN     := $(BUILD)/bandage-from-image
 
 .PHONY: check-podman check-dockerfile-build podman-clean
 
+check-dockerfile-build podman-clean: export CONTAINERS_CONF := $(PODMAN_CONF)
+
 check-podman: $(STATIC_BIN) $(STATIC_APP)
 	@podman --version
 	BANDAGE_STATIC=$(abspath $(STATIC_BIN)) BANDAGE_STATIC_APP=$(abspath $(STATIC_APP)) \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration/test_podman.py
 
-# The final image must be exactly /bandage and the CA bundle; `--version`
-# through its ENTRYPOINT ["/bandage"]; then the binary README's Railway
-# section takes out of it (docker create + docker cp) passes test_podman.py.
+# The final image must be exactly /bandage and the CA bundle, and answer
+# `--version` through its ENTRYPOINT ["/bandage"]; the binary README's Railway
+# section takes out of it (docker create + docker cp) is $(IMAGE_BIN); then
+# test_podman.py builds its app image FROM scratch with README's `COPY
+# --from=bandage /bandage /usr/local/bin/bandage` from this image (saved, then
+# loaded into the tests' own storage and tagged bandage).
 check-dockerfile-build: $(STATIC_APP)
 	@set -e; start=$$(date +%s); \
 	bash scripts/debian-base-image.sh $(DEBIAN_TARBALL) $(PODMAN); \
@@ -49,10 +54,12 @@ check-dockerfile-build: $(STATIC_APP)
 	files=$$($(PODMAN) export bandage-image-check | tar -t | grep -v '/$$' | sort | tr '\n' ' '); \
 	$(PODMAN) cp bandage-image-check:/bandage $(IMAGE_BIN); \
 	$(PODMAN) rm bandage-image-check >/dev/null; \
+	rm -f $(PODMAN_STORE)/image.tar; $(PODMAN) save -q -o $(PODMAN_STORE)/image.tar $(DOCKERFILE_IMAGE); \
 	echo "image files: $$files"; \
 	[ "$$files" = "bandage etc/ssl/certs/ca-certificates.crt " ] || \
 	  { echo "the image holds more than /bandage and the CA bundle" >&2; exit 1; }; \
 	BANDAGE_STATIC=$(abspath $(IMAGE_BIN)) BANDAGE_STATIC_APP=$(abspath $(STATIC_APP)) \
+	  BANDAGE_IMAGE_ARCHIVE=$(abspath $(PODMAN_STORE))/image.tar \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration/test_podman.py; \
 	echo "check-dockerfile-build: ok in $$(( $$(date +%s) - start )) s"
 

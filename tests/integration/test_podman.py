@@ -7,6 +7,7 @@ quickstart has it::
     /usr/local/bin/bandage               the binary under test
     /usr/local/bin/node                  helpers/static_app.c (musl, static) standing in for node
     /usr/local/bin/orphans               helpers/orphans.c (musl, static)
+    /usr/local/bin/leftover              helpers/leftover.c (musl, static)
     /app/prisma/schema.sql               examples/schema.sql
     /etc/ssl/certs/ca-certificates.crt   the system bundle plus the harness CA
     WORKDIR /app
@@ -24,9 +25,14 @@ through the image's bundle) on the first start only, not after ``podman
 restart``. Each container gets a host directory as /tmp, where the test app
 writes what it saw (helpers/static_app.c's header).
 
+With ``BANDAGE_IMAGE_ARCHIVE`` (``make check-dockerfile-build``), the binary
+comes from the image the repository's Dockerfile built, through README's
+``COPY --from=bandage /bandage /usr/local/bin/bandage``.
+
 Skipped unless ``BANDAGE_STATIC`` names the static binary and podman and runc
 are installed (root). The test app is ``$BANDAGE_STATIC_APP`` if set, else
-compiled here with ``musl-gcc -static``, like helpers/orphans.c.
+compiled here with ``musl-gcc -static``, like helpers/orphans.c and
+helpers/leftover.c.
 """
 import os
 import shutil
@@ -41,6 +47,7 @@ import pytest
 from helpers import HERE, REPO_ROOT, scaled, wait_until
 from helpers.apps import ORPHANS_SRC
 from helpers.emptyroot import CA_VARIABLES
+from helpers.pg import KNOWN_SECRETS
 from helpers.podman import Podman, podman_missing
 from helpers.procs import children_of, descendants_of, zombies_among
 
@@ -54,13 +61,24 @@ if podman_missing():
 IMAGE = "localhost/bandage-podman-test:latest"
 SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "schema.sql")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+LEFTOVER_SRC = os.path.join(HERE, "leftover.c")
+
+#: ``$BANDAGE_IMAGE_ARCHIVE`` (``make check-dockerfile-build`` sets it): a
+#: ``podman save`` of the repository's Dockerfile's image, tagged
+#: :data:`BANDAGE_IMAGE`. It is loaded and tagged ``bandage`` (as README's
+#: ``docker build -t bandage .`` would), and the binary is not copied from
+#: BANDAGE_STATIC but taken with README's own line, ``COPY --from=bandage
+#: /bandage /usr/local/bin/bandage``.
+IMAGE_ARCHIVE = os.environ.get("BANDAGE_IMAGE_ARCHIVE")
+BANDAGE_IMAGE = "localhost/bandage:dockerfile"
 
 CONTAINERFILE = """\
 FROM scratch
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY bandage /usr/local/bin/bandage
+{bandage}
 COPY node /usr/local/bin/node
 COPY orphans /usr/local/bin/orphans
+COPY leftover /usr/local/bin/leftover
 COPY schema.sql /app/prisma/schema.sql
 WORKDIR /app
 ENTRYPOINT ["bandage", "--"]
@@ -69,6 +87,14 @@ CMD ["node", "dist/index.js"]
 
 
 # --- fixtures -------------------------------------------------------------------------
+
+def containerfile():
+    if IMAGE_ARCHIVE:
+        line = "COPY --from=bandage /bandage /usr/local/bin/bandage"
+    else:
+        line = "COPY bandage /usr/local/bin/bandage"
+    return CONTAINERFILE.format(bandage=line)
+
 
 def musl_static(src, out):
     cc = shutil.which("musl-gcc")
@@ -97,19 +123,23 @@ def image(podman, test_ca, tmp_path_factory):
         pytest.fail(f"BANDAGE_STATIC={STATIC_BIN}: not an executable file (make static)")
     ctx = tmp_path_factory.mktemp("image")
     shutil.copyfile(path, ctx / "bandage")
+    if IMAGE_ARCHIVE:
+        podman.run("load", "-i", IMAGE_ARCHIVE, timeout=120)
+        podman.run("tag", BANDAGE_IMAGE, "bandage")
     app = os.environ.get("BANDAGE_STATIC_APP")
     if app:
         shutil.copyfile(app, ctx / "node")
     else:
         musl_static(os.path.join(HERE, "static_app.c"), str(ctx / "node"))
     musl_static(ORPHANS_SRC, str(ctx / "orphans"))
-    for name in ("bandage", "node", "orphans"):
+    musl_static(LEFTOVER_SRC, str(ctx / "leftover"))
+    for name in ("bandage", "node", "orphans", "leftover"):
         os.chmod(ctx / name, 0o755)
     shutil.copyfile(SCHEMA_SQL, ctx / "schema.sql")
     system = open(SYSTEM_BUNDLE).read() if os.path.exists(SYSTEM_BUNDLE) else ""
     with open(ctx / "ca-certificates.crt", "w") as f:
         f.write(system.rstrip("\n") + "\n" + open(test_ca.ca_file).read())
-    (ctx / "Containerfile").write_text(CONTAINERFILE)
+    (ctx / "Containerfile").write_text(containerfile())
     podman.build(str(ctx), IMAGE)
     return IMAGE
 
@@ -196,20 +226,24 @@ def container(podman, image):
         c.remove()
 
 
-def exec_orphans(podman, c, n, *options):
-    """``podman exec C orphans idle N 1 OPTIONS...``: N processes that the
-    exec'd creator leaves behind when it exits. Returns once all N are
-    children of the container's PID 1 (seen in the host's /proc), i.e. once
-    they have been re-parented to bandage. (Not through their 'y' on stdout:
-    podman exec returns when the creator exits, not at EOF.)"""
+def exec_leftovers(podman, c, n, termfile="/tmp/leftover.term"):
+    """``podman exec C leftover N TERMFILE``: N processes that ignore SIGTERM
+    (each records it in TERMFILE), left behind by the exec'd process when it
+    exits. Returns once all N are children of the container's PID 1 (the
+    host's /proc), i.e. re-parented to bandage."""
     init = podman.init_pid(c.name)
-    podman.run("exec", c.name, "orphans", "idle", n, 1, *options, timeout=30)
+    podman.run("exec", c.name, "leftover", n, termfile, timeout=30)
 
     def adopted():
-        kids = [st for st in children_of(init) if st.comm == "orphans"]
+        kids = [st for st in children_of(init) if st.comm == "leftover"]
         return kids if len(kids) == n else None
     return wait_until(adopted, scaled(10),
-                      lambda: f"{n} orphans under PID 1 ({init}): {children_of(init)}")
+                      lambda: f"{n} leftovers under PID 1 ({init}): {children_of(init)}")
+
+
+def term_records(c, name="leftover.term"):
+    """The pids that recorded a SIGTERM in /tmp/NAME, one per SIGTERM."""
+    return (c.read(name) or "").split()
 
 
 def bandage_lines(logs):
@@ -224,7 +258,7 @@ def test_image_is_scratch_with_the_quickstart_entrypoint(podman, image):
                         image).stdout.split()
     assert config[:2] == ['["bandage","--"]', '["node","dist/index.js"]'], config
     # One layer per COPY, nothing from a base image.
-    assert int(config[2]) == CONTAINERFILE.count("\nCOPY "), config
+    assert int(config[2]) == containerfile().count("\nCOPY "), config
 
 
 def test_default_command_runs_as_child_of_pid1(container):
@@ -260,8 +294,9 @@ def test_app_killed_by_a_signal_gives_128_plus_n(podman, container):
     podman.run("kill", "--signal", "SIGALRM", c.name)
     assert podman.wait(c.name) == 128 + signal.SIGALRM
     assert c.signals() == [], c.signals()     # it died of it, recorded nothing
-    assert "signal 14" in podman.logs(c.name) or "SIGALRM" in podman.logs(c.name), \
-        podman.logs(c.name)
+    assert any(line.startswith("bandage: app killed by signal 14 ")
+               and line.endswith(f"exit code {128 + signal.SIGALRM}")
+               for line in bandage_lines(podman.logs(c.name))), podman.logs(c.name)
 
 
 def test_missing_command_exits_127(container):
@@ -291,20 +326,20 @@ def test_stop_reaches_the_app_through_the_entrypoint(podman, container, term_exi
 
 def test_stop_timeout_shorter_than_grace_ends_in_sigkill(podman, container):
     """docker's stop timeout bounds bandage's --grace: a leftover that ignores
-    SIGTERM (an ``orphans idle ... stay`` process from ``podman exec``) keeps
+    SIGTERM (helpers/leftover.c, from ``podman exec``) keeps
     bandage waiting out its 30 s grace, so podman SIGKILLs PID 1 after -t 2:
     exit 137 even though the app itself exited 0. Keep --grace below the
     platform's stop timeout (docker's default is 10 s, bandage's too)."""
     c = container()
     c.start(["node", "--wait", 120], env={"BANDAGE_GRACE": "30"})
-    exec_orphans(podman, c, 1, "group", "/tmp/orphan.term", "stay")
+    exec_leftovers(podman, c, 1)
     t0 = time.monotonic()
     podman.run("stop", "-t", "2", c.name, timeout=40)
     elapsed = time.monotonic() - t0
     assert c.signals() == [signal.SIGTERM], c.signals()
     assert c.exit_code() == 128 + signal.SIGKILL, podman.logs(c.name)
     assert 2 <= elapsed < scaled(15), f"podman stop took {elapsed:.1f}s"
-    assert len((c.read("orphan.term") or "").split()) == 1, c.read("orphan.term")
+    assert len(term_records(c)) == 1, term_records(c)
 
 
 def test_grace_shorter_than_stop_timeout_stops_cleanly(podman, container):
@@ -312,27 +347,29 @@ def test_grace_shorter_than_stop_timeout_stops_cleanly(podman, container):
     SIGKILLs it after 1 s and the container exits with the app's code."""
     c = container()
     c.start(["node", "--wait", 120, "--term-exit", 5], env={"BANDAGE_GRACE": "1"})
-    exec_orphans(podman, c, 1, "group", "/tmp/orphan.term", "stay")
+    exec_leftovers(podman, c, 1)
     t0 = time.monotonic()
     podman.run("stop", "-t", "20", c.name, timeout=40)
     elapsed = time.monotonic() - t0
     assert c.exit_code() == 5, podman.logs(c.name)
     assert 1 <= elapsed < scaled(8), f"podman stop took {elapsed:.1f}s"
-    assert len((c.read("orphan.term") or "").split()) == 1, c.read("orphan.term")
+    assert len(term_records(c)) == 1, term_records(c)
+    assert any("after the app exited; sending SIGKILL" in line
+               for line in bandage_lines(podman.logs(c.name))), podman.logs(c.name)
 
 
 # --- orphans and zombies -------------------------------------------------------------------
 
 def test_orphans_of_exec_are_reaped_by_pid1(podman, container):
     """``podman exec`` starts processes inside the container's PID namespace
-    whose parent (conmon) is outside it: their orphans go to PID 1. 50 idle
-    orphans become bandage's children; 200 orphaned zombies are all reaped;
-    ``podman stop`` then ends the leftovers and the container exits with the
-    app's code."""
+    whose parent (conmon) is outside it: their orphans go to PID 1. 50
+    leftovers become bandage's children; 200 orphaned zombies are all reaped;
+    ``podman stop`` then stops the leftovers (SIGTERM, which they ignore, then
+    SIGKILL after --grace 1) and the container exits with the app's code."""
     c = container()
-    c.start(["node", "--wait", 120])
+    c.start(["node", "--wait", 120], env={"BANDAGE_GRACE": "1"})
     init = podman.init_pid(c.name)
-    exec_orphans(podman, c, 50)
+    exec_leftovers(podman, c, 50)
     podman.run("exec", c.name, "orphans", "zombie", 200, timeout=30)
 
     def no_zombies():
@@ -340,10 +377,11 @@ def test_orphans_of_exec_are_reaped_by_pid1(podman, container):
     wait_until(no_zombies, scaled(10),
                lambda: f"zombies under PID 1: {zombies_among(descendants_of(init))}")
     left = sorted(st.comm for st in descendants_of(init))
-    assert left == ["node"] + ["orphans"] * 50, left
+    assert left == ["leftover"] * 50 + ["node"], left
     assert podman.state(c.name) == "running"
     podman.run("stop", "-t", "20", c.name, timeout=40)
     assert c.exit_code() == 0, podman.logs(c.name)
+    assert len(set(term_records(c))) == 50, term_records(c)
 
 
 # --- a reset, once, across podman restart ---------------------------------------------------
@@ -376,4 +414,6 @@ def test_reset_once_survives_podman_restart(podman, container, db):
     assert logs.count("LAST_DB_RESET=") == 1 and "LAST_DB_RESET unset" in logs, logs
     assert deploy_rows(db) == [("sha-1234",)]
     assert db.execute("""SELECT email FROM "User" """) == [("kept@example.com",)]
-    assert db.dsn().split("@")[0].split(":")[-1] not in "\n".join(bandage_lines(logs))
+    leaked = [secret[:3] for secret in KNOWN_SECRETS
+              if len(secret) >= 8 and secret in "\n".join(bandage_lines(logs))]
+    assert not leaked, f"a database password reached bandage's log: {leaked}"
