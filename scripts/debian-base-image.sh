@@ -8,7 +8,7 @@
 # TARBALL: where the root file system is kept as a tar (a cache: when it
 # exists, debootstrap is skipped). PODMAN: the podman command line to import
 # with (default: podman), e.g. `podman --root DIR --runroot DIR
-# --storage-driver vfs`. The mirror is the first `deb` source of /etc/apt
+# --storage-driver vfs`); an image of that name already there is kept. The mirror is the first `deb` source of /etc/apt
 # (DEBIAN_MIRROR overrides it); the suite is bookworm (DEBIAN_SUITE).
 # Needs root (debootstrap) and the debootstrap package.
 set -euo pipefail
@@ -56,6 +56,10 @@ if [ ! -s "$tarball" ]; then
   mkdir -p "$(dirname "$tarball")"
   tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
+fi
+if "${podman[@]}" image exists "debian:$suite"; then
+  echo "debian-base-image: debian:$suite is already in podman's storage"
+  exit 0
 fi
 echo "debian-base-image: podman import $tarball debian:$suite"
 "${podman[@]}" import --change 'CMD ["bash"]' "$tarball" "debian:$suite" >/dev/null
