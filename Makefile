@@ -104,3 +104,4 @@ $(BUILD)/fuzz_json: tests/fuzz/fuzz_json.c entrypoint/json.c entrypoint/json.h
 fuzz: $(BUILD)/fuzz_json
 	@mkdir -p $(BUILD)/fuzz-corpus
 	$(BUILD)/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus
+-include podman.mk
