@@ -293,3 +293,28 @@ def test_launcher_picks_the_binary_for_uname_m(project, work, machine, arch):
     else:
         assert r.returncode != 0
         assert f"libexec/linux-{arch}/bandage" in r.stderr
+
+
+# --- README's quickstart ---------------------------------------------------------------
+
+README_STEPS = ["npm install --save-dev pg-bandage",
+                'npm pkg set scripts.start="bandage -- node dist/index.js"']
+
+
+def test_readme_npm_quickstart(work, tarball):
+    """README's "plain npm project" steps, with the local tarball for the
+    registry: `npm start` runs the app under bandage."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    for step in README_STEPS:
+        assert step in readme, f"README no longer says {step!r}: update this test"
+    path = str(work / "quickstart")
+    os.makedirs(os.path.join(path, "dist"))
+    run([NPM, "init", "-y"], path, npm_env(str(work / "home")))
+    with open(os.path.join(path, "dist", "index.js"), "w") as f:
+        f.write('console.log("app ran, LAST_DB_RESET=" + (process.env.LAST_DB_RESET || "none"))\n')
+    env = npm_env(str(work / "home"))
+    run([NPM, "install", "--save-dev", tarball], path, env)
+    run([NPM, "pkg", "set", "scripts.start=bandage -- node dist/index.js"], path, env)
+    r = run([NPM, "start"], path, env)
+    assert "app ran, LAST_DB_RESET=none" in r.stdout, r.stdout + r.stderr
