@@ -1,7 +1,8 @@
 """The npm package (scripts/npm-pack.sh): what `npm install --save-dev
 pg-bandage` gives a Node project, with the machine's real npm and no network.
 
-The package under test is packed from ``$BANDAGE`` (this machine's
+The package under test is installed from its tarball, and through a
+loopback registry (helpers/npm_registry.py) for the lockfile tests. It is packed from ``$BANDAGE`` (this machine's
 architecture) and, for the other architecture's slot, a copy whose ELF
 machine byte is patched: it cannot run here, it only fills the layout (the
 real arm64 binary is tested by ``make dist``'s qemu suite). Skipped, with the
@@ -20,6 +21,7 @@ import pytest
 from helpers import REPO_ROOT, scaled, wait_until
 from helpers.apps import AppFiles, sigrecorder_cmd
 from helpers.bandage import pid1_supported
+from helpers.npm_registry import NpmRegistry
 
 PACK = os.path.join(REPO_ROOT, "scripts", "npm-pack.sh")
 PACKAGE = "pg-bandage"
@@ -238,18 +240,32 @@ def test_pid1_is_bandage(project):
     assert r.stdout.split() == ["bandage", native(project)], r.stderr
 
 
-def test_lockfile_made_on_macos_installs_on_linux(work, tarball):
+@pytest.fixture(scope="module")
+def registry(tarball):
+    """A loopback npm registry serving the package, so that lockfiles hold
+    registry URLs and integrity as they do from registry.npmjs.org."""
+    with NpmRegistry() as reg:
+        reg.publish(tarball)
+        yield reg
+
+
+@pytest.mark.parametrize("ci_flags", [[], ["--omit=optional"]], ids=["ci", "ci-omit-optional"])
+def test_lockfile_made_on_macos_installs_on_linux(work, registry, ci_flags):
     """`npm install --os darwin --cpu arm64` writes the lockfile a macOS
-    laptop would; `npm ci` here from it must give a working bandage."""
-    path = new_project(str(work / "from-mac"))
-    env = npm_env(str(work / "home"))
-    run([NPM, "install", "--save-dev", "--os", "darwin", "--cpu", "arm64", tarball], path, env)
+    laptop would; `npm ci` here from it (also with --omit=optional, common in
+    Dockerfiles) must give a working bandage."""
+    path = new_project(str(work / f"from-mac{len(ci_flags)}"))
+    env = dict(npm_env(str(work / "home")), npm_config_registry=registry.url,
+               npm_config_offline="false", npm_config_prefer_online="true")
+    run([NPM, "install", "--save-dev", "--os", "darwin", "--cpu", "arm64", PACKAGE], path, env)
     with open(os.path.join(path, "package-lock.json")) as f:
         lock = json.load(f)
     entry = lock["packages"][f"node_modules/{PACKAGE}"]
+    assert entry["resolved"].startswith(registry.url), entry
     assert not {"os", "cpu", "optional"} & set(entry), entry
+    assert [k for k in lock["packages"] if k] == [f"node_modules/{PACKAGE}"], lock["packages"]
     shutil.rmtree(os.path.join(path, "node_modules"))
-    run([NPM, "ci"], path, env)
+    run([NPM, "ci", *ci_flags], path, env)
     r = run([launcher(path), "--version"], path, env)
     assert r.stdout.strip() == f"bandage {VERSION}"
 
