@@ -2,9 +2,9 @@
 pg-bandage` gives a Node project, with the machine's real npm and no network.
 
 The package under test is installed from its tarball, and through a
-loopback registry (helpers/npm_registry.py) for the lockfile tests. It is packed from ``$BANDAGE`` (this machine's
-architecture) and, for the other architecture's slot, a copy whose ELF
-machine byte is patched: it cannot run here, it only fills the layout (the
+loopback registry (helpers/npm_registry.py) for the lockfile tests. It is
+packed from ``$BANDAGE`` (this machine's architecture) and, for the other
+architecture's slot, a copy whose ELF machine byte is patched: it cannot run here, it only fills the layout (the
 real arm64 binary is tested by ``make dist``'s qemu suite). Skipped, with the
 reason, when npm is missing.
 """
@@ -37,6 +37,22 @@ pytestmark = [
 
 with open(os.path.join(REPO_ROOT, "VERSION")) as f:
     VERSION = f.read().strip()
+
+
+def npm_version():
+    try:
+        out = subprocess.run([NPM, "--version"], capture_output=True, text=True,
+                             timeout=scaled(30)).stdout
+        return tuple(int(x) for x in out.strip().split(".")[:2])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return (0, 0)
+
+
+#: npm install --os/--cpu (a lockfile for another platform) came in npm 10.1;
+#: older npm ignores them silently, which would make the test a no-op.
+needs_os_cpu_flags = pytest.mark.skipif(
+    NPM is not None and npm_version() < (10, 1),
+    reason="npm install --os/--cpu need npm >= 10.1 (Debian's npm 9 ignores them)")
 
 
 def npm_env(home):
@@ -249,6 +265,7 @@ def registry(tarball):
         yield reg
 
 
+@needs_os_cpu_flags
 @pytest.mark.parametrize("ci_flags", [[], ["--omit=optional"]], ids=["ci", "ci-omit-optional"])
 def test_lockfile_made_on_macos_installs_on_linux(work, registry, ci_flags):
     """`npm install --os darwin --cpu arm64` writes the lockfile a macOS
