@@ -21,10 +21,18 @@ const char bandage_version[] = BANDAGE_VERSION;
 
 enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE, KIND_BOOL };
 
+/* A variable the platform sets, consulted when a setting's own is unset. */
+struct fallback {
+    const char *env;
+    /* KIND_DURATION: the setting's value (ms) from the variable's duration;
+     * < 0: the setting's default instead. NULL: the variable's value as is. */
+    long (*derive_ms)(long fallback_ms);
+};
+
 struct setting {
     const char *flag;          /* long flag, without "--" */
     const char *env;           /* environment variable */
-    const char *fallback_env;  /* consulted when env is unset (or NULL) */
+    const struct fallback *fallback; /* consulted when env is unset (or NULL) */
     const char *default_value; /* parsed like a value; NULL: unset */
     const char *default_doc;   /* the default as documented */
     enum setting_kind kind;
@@ -43,6 +51,16 @@ static int check_webhook_url(const char *value, char *why, size_t len);
 static int check_readable_file(const char *value, char *why, size_t len);
 static int check_regular_file(const char *value, char *why, size_t len);
 static int check_shell_exists(const char *value, char *why, size_t len);
+
+static long grace_within_draining(long draining_ms);
+static long report_within_draining(long draining_ms);
+
+/* Railway sends SIGTERM, then SIGKILL this long after (0 unless set). */
+#define DRAINING_ENV "RAILWAY_DEPLOYMENT_DRAINING_SECONDS"
+
+static const struct fallback railway_deployment_id = {"RAILWAY_DEPLOYMENT_ID", NULL};
+static const struct fallback railway_draining_grace = {DRAINING_ENV, grace_within_draining};
+static const struct fallback railway_draining_report = {DRAINING_ENV, report_within_draining};
 
 static const char *const reset_choices[] = {"never", "once", "always", NULL};
 static const char *const forward_choices[] = {"group", "child", NULL};
@@ -117,15 +135,17 @@ static const struct setting settings[] = {
     {"plan", "BANDAGE_PLAN", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(plan),
      "print what this start would do to the database, change nothing, exit 0", NULL},
-    {"deployment-id", "BANDAGE_DEPLOYMENT_ID", "RAILWAY_DEPLOYMENT_ID", NULL,
+    {"deployment-id", "BANDAGE_DEPLOYMENT_ID", &railway_deployment_id, NULL,
      "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
      "identifies one deploy for --reset once", NULL},
     {"webhook-url", "BANDAGE_WEBHOOK_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(webhook_url),
      "POST the deploy report here", check_webhook_url},
-    {"webhook-timeout", "BANDAGE_WEBHOOK_TIMEOUT", NULL, "5", "5 (s)",
+    {"webhook-timeout", "BANDAGE_WEBHOOK_TIMEOUT", &railway_draining_report, "5",
+     "5, or 1 under " DRAINING_ENV " (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(webhook_timeout_ms),
-     "whole-request limit, retries included", NULL},
+     "whole-request limit, retries included; under Railway's draining time, the second the "
+     "grace leaves (all of a shorter draining time; with 0, the default)", NULL},
     {"webhook-format", "BANDAGE_WEBHOOK_FORMAT", NULL, "json", "json",
      KIND_CHOICE, webhook_format_choices, 0, 0, FIELD(webhook_format),
      "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)", NULL},
@@ -135,9 +155,12 @@ static const struct setting settings[] = {
     {"forward-to", "BANDAGE_FORWARD_TO", NULL, "group", "group",
      KIND_CHOICE, forward_choices, 0, 0, FIELD(forward_to),
      "group: signals go to the app's whole process group; child: to the app alone", NULL},
-    {"grace", "BANDAGE_GRACE", NULL, "10", "10 (s)",
+    {"grace", "BANDAGE_GRACE", &railway_draining_grace, "10",
+     "10, or " DRAINING_ENV " - 1 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(grace_ms),
-     "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later", NULL},
+     "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later; under "
+     "Railway's draining time, 1 s before Railway's SIGKILL (at least 0), leaving that second "
+     "to the exit report", NULL},
     {"log-format", "BANDAGE_LOG_FORMAT", NULL, "text", "text",
      KIND_CHOICE, log_format_choices, 0, 0, FIELD(log_format),
      "text or json (one object per line)", NULL},
@@ -242,7 +265,7 @@ static void origin_name(const struct setting *s, const char *origin,
     if (strcmp(origin, "flag") == 0)
         snprintf(buf, len, "--%s", s->flag);
     else if (strcmp(origin, "fallback") == 0)
-        snprintf(buf, len, "%s", s->fallback_env);
+        snprintf(buf, len, "%s", s->fallback->env);
     else if (strcmp(origin, "env") == 0)
         snprintf(buf, len, "%s", s->env);
     else if (strncmp(origin, "url:", 4) == 0)
@@ -325,19 +348,56 @@ static int apply_value(struct config *cfg, const struct setting *s,
     return -1;
 }
 
-/* The value a setting gets from the environment or its default, and where from. */
-static const char *env_or_default(const struct setting *s, const char **origin)
+/* Railway SIGKILLs the whole container DRAINING_ENV after its SIGTERM: the
+ * app's grace ends a second before, and the exit report (sent once the app
+ * is gone, within --webhook-timeout) gets that second. */
+#define REPORT_SHARE_MS 1000L
+
+static long grace_within_draining(long draining_ms)
+{
+    return draining_ms > REPORT_SHARE_MS ? draining_ms - REPORT_SHARE_MS : 0;
+}
+
+static long report_within_draining(long draining_ms)
+{
+    if (draining_ms == 0)
+        return -1; /* no exit report can go out: the deploy report keeps the default */
+    return draining_ms < REPORT_SHARE_MS ? draining_ms : REPORT_SHARE_MS;
+}
+
+/* The value derive_ms makes from the fallback variable's text
+ * (written into buf), the default, or the text itself when it is not a
+ * duration, so that apply_value's error names the variable. */
+static const char *derive_from_fallback(const struct setting *s, const char *text,
+                                        const char **origin, char *buf, size_t len)
+{
+    long ms;
+    if (parse_duration_ms(text, &ms) != 0)
+        return text;
+    long derived = s->fallback->derive_ms(ms);
+    if (derived < 0) {
+        *origin = "default";
+        return s->default_value;
+    }
+    snprintf(buf, len, "%ldms", derived);
+    return buf;
+}
+
+/* The value a setting gets from the environment or its default, and where
+ * from; buf holds a value derived from a fallback. */
+static const char *env_or_default(const struct setting *s, const char **origin,
+                                  char *buf, size_t len)
 {
     const char *v = getenv(s->env);
     if (v && v[0]) {
         *origin = "env";
         return v;
     }
-    if (s->fallback_env) {
-        v = getenv(s->fallback_env);
+    if (s->fallback) {
+        v = getenv(s->fallback->env);
         if (v && v[0]) {
             *origin = "fallback";
-            return v;
+            return s->fallback->derive_ms ? derive_from_fallback(s, v, origin, buf, len) : v;
         }
     }
     *origin = "default";
@@ -513,6 +573,23 @@ static int check_pgconnect_timeout(char *err, size_t errlen)
     snprintf(err, errlen, "PGCONNECT_TIMEOUT: '%s' is not a whole number of seconds up to 86400 "
                           "(libpq's connect_timeout; 0 or less: no limit)", text);
     return -1;
+}
+
+/* One more line for main to log at start, after any already there. */
+static void add_warning(struct config *cfg, const char *text)
+{
+    size_t n = strlen(cfg->argv_warning);
+    snprintf(cfg->argv_warning + n, sizeof cfg->argv_warning - n, "%s%s", n ? "; " : "", text);
+}
+
+/* Railway's default draining time is 0: SIGKILL with the SIGTERM. */
+static void warn_no_draining_time(struct config *cfg)
+{
+    const char *text = getenv(DRAINING_ENV);
+    long ms;
+    if (cfg->command && text && text[0] && parse_duration_ms(text, &ms) == 0 && ms == 0)
+        add_warning(cfg, DRAINING_ENV " is 0: Railway SIGKILLs the app with its SIGTERM, so "
+                                      "there is no graceful shutdown; set it (e.g. 10)");
 }
 
 /* Rules that join two settings. */
@@ -736,14 +813,16 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
         const struct setting *s = &settings[i];
         const char *origin = "flag";
         const char *value = flag_values[i];
+        char derived[32];
         if (!value)
-            value = env_or_default(s, &origin);
+            value = env_or_default(s, &origin, derived, sizeof derived);
         if (value && apply_value(cfg, s, value, origin, err, errlen) != 0)
             return CONFIG_ERROR;
         if (s->offset == FIELD(schemas))
             schemas_origin = origin;
     }
     cfg->command = optind < argc ? &argv[optind] : NULL;
+    warn_no_draining_time(cfg);
     if (derive_connection(cfg, err, errlen) != 0 ||
         settle_schemas(cfg, schemas_origin, err, errlen) != 0)
         return CONFIG_ERROR;

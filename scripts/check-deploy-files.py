@@ -1,9 +1,21 @@
 #!/usr/bin/python3
-"""Checks railway.json, nixpacks.toml and the Kubernetes example against the
-image and against bandage itself.
+"""Checks railpack.json, the Railway IaC example, railway.json, nixpacks.toml
+and the Kubernetes example against the image and against bandage itself.
 
     scripts/check-deploy-files.py [--bandage build/bandage] [--kubernetes FILE]
+                                  [--railpack FILE] [--railway-ts FILE]
                                   [railway.json] [nixpacks.toml]
+
+railpack.json (Railway's builder) and examples/railway/railway.ts (Railway's
+Infrastructure as Code) are the current Railway path; railway.json (Config as
+Code, no longer read by Railway after 2026-12-01) and nixpacks.toml (the
+deprecated builder) the legacy one, still checked while they are kept.
+railpack.json: ``steps.*.commands`` (build; ``"..."`` is the provider's own)
+and ``deploy.startCommand``. railway.ts, read as text (no TypeScript toolchain
+needed): brackets balanced outside strings and comments, the ``build:`` and
+``start:`` string literals checked as commands, the upper-case ``NAME:
+"value"`` entries as the environment, and ``service(``, ``healthcheck`` and
+``replicas`` present. The two start commands must agree.
 
 (``make check-deploy-files`` runs it; Debian's /usr/bin/python3, 3.11+ for
 tomllib.) Every command of the files is extracted: railway.json's
@@ -13,8 +25,11 @@ split like the shell does (``&&``, ``||``, ``;``, ``|``, redirections), and for
 every simple command in it:
 
 - the executable must be one the image provides: node, npm, npx (and
-  corepack) when ``phases.setup.nixPkgs`` has a nodejs entry; sh, bash and
-  their builtins; or the vendored ``bin/bandage``;
+  corepack) when ``phases.setup.nixPkgs`` has a nodejs entry (Railpack's
+  Node provider always); sh, bash and their builtins; or bandage as
+  ``node_modules/.bin/bandage`` (the npm package pg-bandage) or the vendored
+  ``bin/bandage``; never ``npx bandage``/``npm exec`` in a start command
+  (npx stays alive in front of it: bandage would not be PID 1);
 - in a bandage command, every option must be one of bandage's real flags (the
   flag column of ``bandage --help-markdown``, so a renamed flag fails here),
   with a value, and a valid one where that is checkable: the choice settings
@@ -54,7 +69,10 @@ SHELL_WORDS = {"sh", "bash", "cd", "test", "[", "true", "false", "echo", "printf
                "set", ":"}
 #: What a nodejs Nix package puts on PATH.
 NODE_BINARIES = {"node", "npm", "npx", "corepack"}
-BANDAGE_PATHS = {"bin/bandage", "./bin/bandage"}
+BANDAGE_PATHS = {"bin/bandage", "./bin/bandage", "node_modules/.bin/bandage",
+                 "./node_modules/.bin/bandage"}
+#: Commands that run a package's binary as their own child, staying alive.
+NPX_LIKE = {"npx", "npm", "pnpm", "yarn", "bunx", "pnpx"}
 
 #: bandage's choice settings; each is also checked to be a real flag, and its
 #: documented default to be one of the choices, so this table cannot drift
@@ -280,7 +298,18 @@ class Image:
         return f"nixPkgs {self.nix_pkgs} provide {extra}; the shell; and bin/bandage"
 
 
-def check_command(where, command, image, bandage, produced, problems, role="run"):
+class RailpackNodeImage(Image):
+    """Railpack's Node provider (a package.json app): node, npm, npx."""
+
+    def __init__(self):
+        super().__init__(["nodejs"])
+
+    def explain(self):
+        return "Railpack's Node provider gives node, npm, npx; the shell; and bandage"
+
+
+def check_command(where, command, image, bandage, produced, problems, role="run", env=None):
+    """``env``: the variables the file gives the command ({name: literal or None})."""
     if not isinstance(command, str) or not command.strip():
         problems.add(where, f"not a command: {command!r}")
         return
@@ -298,15 +327,20 @@ def check_command(where, command, image, bandage, produced, problems, role="run"
             continue
         if exe in BANDAGE_PATHS:
             app = bandage.check_invocation(where, args, problems, role=role, produced=produced,
-                                           implicit=RAILWAY_IMPLICIT)
+                                           env=env, implicit=RAILWAY_IMPLICIT)
             if app:
                 app_exe, _ = executable_of(app)
                 if app_exe not in image.provides and app_exe not in BANDAGE_PATHS:
                     problems.add(where, f"bandage would run '{app_exe}', which the image does "
                                         f"not provide ({image.explain()})")
         elif exe == "bandage" or exe.endswith("/bandage"):
-            problems.add(where, f"'{exe}': the vendored binary is bin/bandage (relative to the "
-                                f"app's root)")
+            problems.add(where, f"'{exe}': start bandage as node_modules/.bin/bandage (npm "
+                                f"install --save-dev pg-bandage) or the vendored bin/bandage, "
+                                f"relative to the app's root")
+        elif exe in NPX_LIKE and "bandage" in args and role in ("start", "predeploy"):
+            problems.add(where, f"'{exe} ... bandage': {exe} stays alive in front of bandage, "
+                                f"which is then not PID 1 (signals, zombies); run "
+                                f"node_modules/.bin/bandage directly")
         elif exe not in image.provides:
             problems.add(where, f"'{exe}' is not provided by the image ({image.explain()})")
 
@@ -390,6 +424,154 @@ def check_railway_nixpacks(railway_path, nixpacks_path, bandage, problems):
     return len(build) + len(starts) + len(pre)
 
 
+def produced_by(commands):
+    """The files the shell commands write (redirection targets)."""
+    produced = []
+    for c in commands:
+        try:
+            produced += simple_commands(c)[1] if isinstance(c, str) else []
+        except ValueError:
+            pass
+    return produced
+
+
+def check_railpack(path, bandage, problems):
+    """Returns (commands checked, the start command or None)."""
+    config = load(path, json.load, problems)
+    if config is None:
+        return 0, None
+    name = os.path.basename(path)
+    if not isinstance(config, dict):
+        problems.add(name, "not a JSON object")
+        return 0, None
+    image = RailpackNodeImage()
+    build = []
+    steps = config.get("steps") or {}
+    for step, spec in (steps.items() if isinstance(steps, dict) else []):
+        commands = (spec or {}).get("commands", []) if isinstance(spec, dict) else []
+        for i, c in enumerate(commands):
+            c = c.get("cmd") if isinstance(c, dict) else c  # {"cmd": ...} or a string
+            if c != "..." and c is not None:  # "...": the provider's own commands
+                build.append((f"{name} steps.{step}.commands[{i}]", c))
+    produced = produced_by(c for _, c in build)
+    for where, c in build:
+        check_command(where, c, image, bandage, produced, problems)
+    start = (config.get("deploy") or {}).get("startCommand")
+    if start is None:
+        problems.add(name, "no deploy.startCommand: Railpack would start the app without "
+                           "bandage")
+        return len(build), None
+    check_command(f"{name} deploy.startCommand", start, image, bandage, produced, problems,
+                  role="start")
+    if isinstance(start, str) and " -- " not in f" {start} ":
+        problems.add(f"{name} deploy.startCommand", "no ' -- ' before the app's command")
+    return len(build) + 1, start
+
+
+_TS_STRING = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`(?:[^`\\]|\\.)*`'
+
+
+def ts_code_and_strings(text, where, problems):
+    """TypeScript text with comments removed and every string literal kept
+    in place; the brackets outside strings and comments checked to balance."""
+    out, stack, i, n = [], [], 0, len(text)
+    pairs = {")": "(", "]": "[", "}": "{"}
+    line = 1
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            if j < 0:
+                problems.add(where, f"line {line}: unterminated /* comment")
+                break
+            line += text.count("\n", i, j)
+            i = j + 2
+            continue
+        if c in "\"'`":
+            m = re.compile(_TS_STRING).match(text, i)
+            if not m:
+                problems.add(where, f"line {line}: unterminated string")
+                break
+            out.append(m.group(0))
+            line += m.group(0).count("\n")
+            i = m.end()
+            continue
+        if c in "([{":
+            stack.append((c, line))
+        elif c in ")]}":
+            if not stack or stack[-1][0] != pairs[c]:
+                problems.add(where, f"line {line}: unbalanced '{c}'")
+                return "".join(out)
+            stack.pop()
+        if c == "\n":
+            line += 1
+        out.append(c)
+        i += 1
+    for c, at in stack:
+        problems.add(where, f"line {at}: '{c}' is never closed")
+    return "".join(out)
+
+
+def ts_string_value(literal):
+    """The value of a plain string literal (no ${} interpolation), or None."""
+    if literal.startswith("`") and "${" in literal:
+        return None
+    body = literal[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def check_railway_ts(path, bandage, problems):
+    """Returns (commands checked, the start command or None)."""
+    name = os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        problems.add(path, "missing")
+        return 0, None
+    code = ts_code_and_strings(text, name, problems)
+    for needed, why in ((r"\bservice\(", "no service(...)"),
+                        (r'\bfrom\s+"railway/iac"', 'no import from "railway/iac"'),
+                        (r"\bhealthcheck\s*:", "no healthcheck: Railway would switch traffic "
+                                             "before the app listens"),
+                        (r"\breplicas\s*:", "no replicas")):
+        if not re.search(needed, code):
+            problems.add(name, why)
+
+    def fields(key):
+        return [(m.group(1), ts_string_value(m.group(1)))
+                for m in re.finditer(rf"\b{key}\s*:\s*({_TS_STRING})", code)]
+    env = {}
+    for m in re.finditer(rf"\b([A-Z][A-Z0-9_]*)\s*:\s*({_TS_STRING}|[^,}}\n]+)", code):
+        literal = m.group(2).strip()
+        env[m.group(1)] = ts_string_value(literal) if literal[:1] in "\"'`" else None
+    draining = env.get("RAILWAY_DEPLOYMENT_DRAINING_SECONDS")
+    if draining is not None and not re.fullmatch(r"\d+", draining):
+        problems.add(name, f"RAILWAY_DEPLOYMENT_DRAINING_SECONDS {draining!r}: not a whole "
+                           f"number of seconds")
+
+    image = RailpackNodeImage()
+    builds = [v for _, v in fields("build") if v is not None]
+    produced = produced_by(builds)
+    for i, c in enumerate(builds):
+        check_command(f"{name} build[{i}]", c, image, bandage, produced, problems)
+    starts = fields("start")
+    if len(starts) != 1 or starts[0][1] is None:
+        problems.add(name, f"want one start: \"...\" plain string (the service's start "
+                           f"command), found {len(starts)}")
+        return len(builds), None
+    start = starts[0][1]
+    where = f"{name} start"
+    if not re.search(r"(^|\s|/)bandage\s", start) or " -- " not in f" {start} ":
+        problems.add(where, "the start command must run bandage with the app after ' -- '")
+    check_command(where, start, image, bandage, produced, problems, role="start", env=env)
+    return len(builds) + 1, start
+
+
 def pod_specs(doc):
     """The pod specs in one Kubernetes object (Pod, workloads, CronJob)."""
     if not isinstance(doc, dict):
@@ -441,6 +623,11 @@ def main():
     ap.add_argument("--bandage", default=os.path.join(REPO, "build", "bandage"))
     ap.add_argument("--kubernetes", default=os.path.join(REPO, "examples", "kubernetes.yaml"),
                     help="a Kubernetes manifest to check ('' to skip)")
+    ap.add_argument("--railpack", default=os.path.join(REPO, "railpack.json"),
+                    help="Railpack's config ('' to skip)")
+    ap.add_argument("--railway-ts", default=os.path.join(REPO, "examples", "railway",
+                                                         "railway.ts"),
+                    help="a Railway IaC file, .railway/railway.ts ('' to skip)")
     ap.add_argument("railway", nargs="?", default=os.path.join(REPO, "railway.json"))
     ap.add_argument("nixpacks", nargs="?", default=os.path.join(REPO, "nixpacks.toml"))
     opts = ap.parse_args()
@@ -450,13 +637,26 @@ def main():
     bandage.check_tables(problems)
     n = check_railway_nixpacks(opts.railway, opts.nixpacks, bandage, problems)
     k = check_kubernetes(opts.kubernetes, bandage, problems) if opts.kubernetes else None
+    checked = []
+    starts = []
+    for path, check in ((opts.railpack, check_railpack), (opts.railway_ts, check_railway_ts)):
+        if path:
+            count, start = check(path, bandage, problems)
+            n += count
+            checked.append(os.path.basename(path))
+            if start is not None:
+                starts.append((os.path.basename(path), start))
+    if len(starts) == 2 and starts[0][1] != starts[1][1]:
+        problems.add(starts[1][0], f"start differs from {starts[0][0]}'s deploy.startCommand "
+                                   f"(one app, one start): {starts[1][1]!r} vs "
+                                   f"{starts[0][1]!r}")
 
     if problems.items:
         for p in problems.items:
             print(f"check-deploy-files: {p}", file=sys.stderr)
         print(f"check-deploy-files: {len(problems.items)} problem(s)", file=sys.stderr)
         return 1
-    files = f"{os.path.basename(opts.railway)}, {os.path.basename(opts.nixpacks)}"
+    files = ", ".join(checked + [os.path.basename(opts.railway), os.path.basename(opts.nixpacks)])
     if k is not None:
         files += f", {os.path.basename(opts.kubernetes)} ({k} bandage containers)"
     print(f"check-deploy-files: {files}: {n} commands checked against {len(bandage.flags)} "

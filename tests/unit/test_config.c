@@ -100,6 +100,7 @@ static void unset_all(void)
     unsetenv("DIRECT_URL");
     unsetenv("PGCONNECT_TIMEOUT");
     unsetenv("RAILWAY_DEPLOYMENT_ID");
+    unsetenv("RAILWAY_DEPLOYMENT_DRAINING_SECONDS");
     unsetenv("POSIXLY_CORRECT");
 }
 
@@ -1428,6 +1429,95 @@ static void test_argv_secrets_blanked(void **state)
     unsetenv("DATABASE_URL");
 }
 
+/* Railway SIGKILLs RAILWAY_DEPLOYMENT_DRAINING_SECONDS after SIGTERM: unless
+ * --grace / BANDAGE_GRACE says otherwise, the grace ends 1 s before, and the
+ * exit report (--webhook-timeout) gets that second. */
+static void test_railway_draining_fits_grace(void **state)
+{
+    (void)state;
+    assert_ok(LOAD("--", "app"));
+    assert_int_equal(g_cfg.grace_ms, 10000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 5000);
+
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "10");
+    assert_ok(LOAD("--", "app"));
+    assert_int_equal(g_cfg.grace_ms, 9000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 1000);
+    assert_string_equal(g_cfg.argv_warning, "");
+
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "60");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.grace_ms, 59000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 1000);
+
+    /* shorter than the report's second: no grace, the report gets it all */
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "1");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.grace_ms, 0);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 1000);
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "0.4");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.grace_ms, 0);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 400);
+
+    /* the user's own settings win */
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "10");
+    assert_ok(LOAD("--grace", "3", "--webhook-timeout", "2"));
+    assert_int_equal(g_cfg.grace_ms, 3000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 2000);
+    set("BANDAGE_GRACE", "4");
+    set("BANDAGE_WEBHOOK_TIMEOUT", "0.5");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.grace_ms, 4000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 500);
+    unsetenv("BANDAGE_GRACE");
+    unsetenv("BANDAGE_WEBHOOK_TIMEOUT");
+
+    /* empty is unset */
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "");
+    assert_ok(LOAD("--", "app"));
+    assert_int_equal(g_cfg.grace_ms, 10000);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 5000);
+    assert_string_equal(g_cfg.argv_warning, "");
+
+    /* not a duration: refused, naming the variable */
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "ten");
+    assert_config_error(LOAD("--", "app"));
+    assert_contains(g_err, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS: 'ten'");
+    assert_not_contains(g_err, "--grace:");
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "90000");
+    assert_config_error(LOAD("--", "app"));
+    assert_contains(g_err, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS");
+}
+
+/* A draining time of 0 (Railway's default) leaves no graceful shutdown: one
+ * warning at start, when there is an app to stop. */
+static void test_railway_draining_zero_warns(void **state)
+{
+    (void)state;
+    set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "0");
+    assert_ok(LOAD("--", "app"));
+    assert_int_equal(g_cfg.grace_ms, 0);
+    assert_int_equal(g_cfg.webhook_timeout_ms, 5000); /* the deploy report keeps its time */
+    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+    assert_contains(g_cfg.argv_warning, "no graceful shutdown");
+
+    /* no app: nothing to stop, no warning */
+    assert_ok(LOAD0());
+    assert_string_equal(g_cfg.argv_warning, "");
+
+    /* an explicit grace does not make the time: still warned */
+    assert_ok(LOAD("--grace", "5", "--", "app"));
+    assert_int_equal(g_cfg.grace_ms, 5000);
+    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+
+    /* beside the argv-secret warning, both are said */
+    assert_ok(LOAD("--webhook-url", "https://hooks.example.com/T/s3crethook", "--", "app"));
+    assert_contains(g_cfg.argv_warning, "--webhook-url");
+    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+    assert_not_contains(g_cfg.argv_warning, "s3cret");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1475,6 +1565,8 @@ int main(void)
         T(test_duration_below_one_ms_refused),
         T(test_pgconnect_timeout_validated),
         T(test_argv_secrets_blanked),
+        T(test_railway_draining_fits_grace),
+        T(test_railway_draining_zero_warns),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
