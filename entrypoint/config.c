@@ -578,8 +578,8 @@ static int check_pgconnect_timeout(char *err, size_t errlen)
 /* One more line for main to log at start, after any already there. */
 static void add_warning(struct config *cfg, const char *text)
 {
-    size_t n = strlen(cfg->argv_warning);
-    snprintf(cfg->argv_warning + n, sizeof cfg->argv_warning - n, "%s%s", n ? "; " : "", text);
+    size_t n = strlen(cfg->start_warnings);
+    snprintf(cfg->start_warnings + n, sizeof cfg->start_warnings - n, "%s%s", n ? "; " : "", text);
 }
 
 /* Railway's default draining time is 0: SIGKILL with the SIGTERM. */
@@ -670,7 +670,7 @@ static int flag_holds_secret(const struct setting *s, const char *value)
 
 /* Every user can read /proc/PID/cmdline (ps) for as long as PID 1 lives:
  * a secret given as a flag is copied for bandage's use and its argv bytes
- * overwritten, the flag name kept. cfg->argv_warning says which. */
+ * overwritten, the flag name kept. cfg->start_warnings says which. */
 static int hide_argv_secrets(struct config *cfg, char **flag_values)
 {
     char flags[96] = "", vars[96] = "";
@@ -686,7 +686,7 @@ static int hide_argv_secrets(struct config *cfg, char **flag_values)
         snprintf(vars + m, sizeof vars - m, "%s%s", m ? ", " : "", settings[i].env);
     }
     if (flags[0])
-        snprintf(cfg->argv_warning, sizeof cfg->argv_warning,
+        snprintf(cfg->start_warnings, sizeof cfg->start_warnings,
                  "%s on the command line can be read by every user (ps, /proc/PID/cmdline): "
                  "bandage blanked it once read, but set %s in the environment instead",
                  flags, vars);

@@ -42,9 +42,10 @@ struct config {
     int log_format;               /* enum log_format */
     int log_level;                /* enum log_level */
     char **command;               /* argv after "--", NULL when none */
-    /* Non-empty when a secret was given as a flag (and blanked in argv): the
-     * warning main logs once the log is set up. */
-    char argv_warning[320];
+    /* Warnings found while reading the settings (a secret given as a flag and
+     * blanked in argv; a Railway draining time of 0), "; "-joined: main logs
+     * them once the log is set up. */
+    char start_warnings[640];
 };
 
 enum config_result {

@@ -288,8 +288,8 @@ int main(int argc, char **argv)
     if (code >= 0)
         return code;
     log_init(cfg.log_format, cfg.log_level);
-    if (cfg.argv_warning[0])
-        log_warn("%s", cfg.argv_warning);
+    if (cfg.start_warnings[0])
+        log_warn("%s", cfg.start_warnings);
     if (supervise_init() != 0) {
         log_error("cannot set up signal handling: %s", strerror(errno));
         return EXIT_INTERNAL;

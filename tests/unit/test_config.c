@@ -1412,20 +1412,20 @@ static void test_argv_secrets_blanked(void **state)
     assert_string_equal(g_cfg.command[1], "--password");
     assert_string_equal(g_cfg.command[2], "s3cretapp");
     /* one warning, naming the flags and the fix, not the secret */
-    assert_contains(g_cfg.argv_warning, "--database-url");
-    assert_contains(g_cfg.argv_warning, "--webhook-url");
-    assert_contains(g_cfg.argv_warning, "environment");
-    assert_not_contains(g_cfg.argv_warning, "s3cret");
+    assert_contains(g_cfg.start_warnings, "--database-url");
+    assert_contains(g_cfg.start_warnings, "--webhook-url");
+    assert_contains(g_cfg.start_warnings, "environment");
+    assert_not_contains(g_cfg.start_warnings, "s3cret");
 
     /* nothing secret: nothing blanked, no warning */
     assert_ok(LOAD("--database-url", "postgresql://u@h/db", "--grace", "1"));
     assert_string_equal(g_argv[2], "postgresql://u@h/db");
-    assert_string_equal(g_cfg.argv_warning, "");
+    assert_string_equal(g_cfg.start_warnings, "");
 
     /* from the environment: no warning */
     set("DATABASE_URL", "postgresql://u:s3cretdb@h/db");
     assert_ok(LOAD0());
-    assert_string_equal(g_cfg.argv_warning, "");
+    assert_string_equal(g_cfg.start_warnings, "");
     unsetenv("DATABASE_URL");
 }
 
@@ -1443,7 +1443,7 @@ static void test_railway_draining_fits_grace(void **state)
     assert_ok(LOAD("--", "app"));
     assert_int_equal(g_cfg.grace_ms, 9000);
     assert_int_equal(g_cfg.webhook_timeout_ms, 1000);
-    assert_string_equal(g_cfg.argv_warning, "");
+    assert_string_equal(g_cfg.start_warnings, "");
 
     set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "60");
     assert_ok(LOAD0());
@@ -1478,7 +1478,7 @@ static void test_railway_draining_fits_grace(void **state)
     assert_ok(LOAD("--", "app"));
     assert_int_equal(g_cfg.grace_ms, 10000);
     assert_int_equal(g_cfg.webhook_timeout_ms, 5000);
-    assert_string_equal(g_cfg.argv_warning, "");
+    assert_string_equal(g_cfg.start_warnings, "");
 
     /* not a duration: refused, naming the variable */
     set("RAILWAY_DEPLOYMENT_DRAINING_SECONDS", "ten");
@@ -1499,23 +1499,23 @@ static void test_railway_draining_zero_warns(void **state)
     assert_ok(LOAD("--", "app"));
     assert_int_equal(g_cfg.grace_ms, 0);
     assert_int_equal(g_cfg.webhook_timeout_ms, 5000); /* the deploy report keeps its time */
-    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
-    assert_contains(g_cfg.argv_warning, "no graceful shutdown");
+    assert_contains(g_cfg.start_warnings, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+    assert_contains(g_cfg.start_warnings, "no graceful shutdown");
 
     /* no app: nothing to stop, no warning */
     assert_ok(LOAD0());
-    assert_string_equal(g_cfg.argv_warning, "");
+    assert_string_equal(g_cfg.start_warnings, "");
 
     /* an explicit grace does not make the time: still warned */
     assert_ok(LOAD("--grace", "5", "--", "app"));
     assert_int_equal(g_cfg.grace_ms, 5000);
-    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+    assert_contains(g_cfg.start_warnings, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
 
     /* beside the argv-secret warning, both are said */
     assert_ok(LOAD("--webhook-url", "https://hooks.example.com/T/s3crethook", "--", "app"));
-    assert_contains(g_cfg.argv_warning, "--webhook-url");
-    assert_contains(g_cfg.argv_warning, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
-    assert_not_contains(g_cfg.argv_warning, "s3cret");
+    assert_contains(g_cfg.start_warnings, "--webhook-url");
+    assert_contains(g_cfg.start_warnings, "RAILWAY_DEPLOYMENT_DRAINING_SECONDS is 0");
+    assert_not_contains(g_cfg.start_warnings, "s3cret");
 }
 
 int main(void)
