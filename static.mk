@@ -159,9 +159,13 @@ QEMU_ARM64    ?= qemu-aarch64-static
 ARM64_OBJ     := $(patsubst entrypoint/%.c,$(BUILD)/static-arm64/obj/%.o,$(sort $(LIB_SRC)))
 ARM64_UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/static-arm64/unit/%,$(sort $(UNIT_SRC)))
 
+# cmocka.h takes these from glibc's headers (see build_cmocka).
+ARM64_CMOCKA_FLAGS := -D__WORDSIZE=64 -D_UINTPTR_T_DEFINED
+
 $(BUILD)/static-arm64/unit/%: tests/unit/%.c $(ARM64_OBJ) $(HDR)
 	@mkdir -p $(@D)
-	$(STATIC_DEPS_arm64)/bin/musl-cc $(call STATIC_CFLAGS,$(STATIC_DEPS_arm64)) -o $@ $< $(ARM64_OBJ) \
+	$(STATIC_DEPS_arm64)/bin/musl-cc $(call STATIC_CFLAGS,$(STATIC_DEPS_arm64)) $(ARM64_CMOCKA_FLAGS) \
+	  -o $@ $< $(ARM64_OBJ) \
 	  $(call STATIC_LDFLAGS,$(STATIC_DEPS_arm64)) $(STATIC_LIBS) -lcmocka
 
 check-arm64-unit: $(ARM64_UNITS)

@@ -374,14 +374,15 @@ build_curl() {
 
 # arm64 only: the unit tests' framework, so that they run under qemu too
 # (libcmocka-dev:arm64 would be glibc's). One file; the definitions its CMake
-# build finds on a Linux libc.
+# build finds on a Linux libc, and the two cmocka.h takes from glibc (64-bit
+# words; uintptr_t from <stdint.h>): static.mk's unit-test rule passes them too.
 # shellcheck disable=SC2317,SC2086 # called indirectly; word-split flags
 build_cmocka() {
   cd "$SRCDIR"
   run cmocka "$CC" $DEPS_CFLAGS -std=gnu99 -Iinclude -DHAVE_SIGNAL_H -DHAVE_STRINGS_H \
     -DHAVE_INTTYPES_H -DHAVE_MALLOC_H -DHAVE_STRUCT_TIMESPEC -DHAVE_CLOCK_REALTIME \
     -DHAVE_SIGLONGJMP -DHAVE_STRSIGNAL -DHAVE_GCC_THREAD_LOCAL_STORAGE \
-    -c -o src/cmocka.o src/cmocka.c
+    -D__WORDSIZE=64 -D_UINTPTR_T_DEFINED -c -o src/cmocka.o src/cmocka.c
   mkdir -p "$prefix/lib" "$prefix/include"
   rm -f "$prefix/lib/libcmocka.a"
   run cmocka "$AR" rcD "$prefix/lib/libcmocka.a" src/cmocka.o
