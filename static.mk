@@ -22,9 +22,10 @@
 #
 # OpenSSL 3, libpq and libcurl are built once per architecture by
 # scripts/static-deps.sh from Debian's own source packages (`apt-get source`)
-# into $(STATIC_DEPS)/usr (amd64, Debian's musl-gcc) and
-# $(STATIC_DEPS_arm64)/usr (aarch64-linux-gnu-gcc with a musl built from
-# Debian's musl source). Each stamp lists the source package versions; it is
+# into $(STATIC_DEPS_amd64)/usr and $(STATIC_DEPS_arm64)/usr: the machine's
+# own architecture with Debian's musl-gcc, the other cross-compiled (on amd64:
+# aarch64-linux-gnu-gcc with a musl built from Debian's musl source). Each
+# stamp lists the source package versions; it is
 # rebuilt only when it is missing or the script changes (and then the script
 # itself skips every component whose recipe did not change).
 #
@@ -33,10 +34,13 @@
 # are sorted, the binary is stripped (no symbol or file names).
 
 STATIC_ARCHES     := amd64 arm64
+# The machine's own architecture: build/bandage-static, deps in build/deps;
+# the other one (cross-compiled) has its deps inside it, in build/deps/ARCH:
+# `make clean` keeps them, `make static-deps-clean` removes both.
+STATIC_HOST_ARCH  := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 STATIC_DEPS       ?= $(BUILD)/deps
-STATIC_DEPS_amd64 := $(STATIC_DEPS)
-# Inside build/deps: `make clean` keeps it, `make static-deps-clean` removes both.
-STATIC_DEPS_arm64 ?= $(STATIC_DEPS)/arm64
+STATIC_DEPS_amd64 ?= $(if $(filter amd64,$(STATIC_HOST_ARCH)),$(STATIC_DEPS),$(STATIC_DEPS)/amd64)
+STATIC_DEPS_arm64 ?= $(if $(filter arm64,$(STATIC_HOST_ARCH)),$(STATIC_DEPS),$(STATIC_DEPS)/arm64)
 STATIC_PREFIX     := $(STATIC_DEPS)/usr
 STATIC_STAMP      := $(STATIC_DEPS)/stamp
 STATIC_CC         := $(STATIC_DEPS)/bin/musl-cc
@@ -70,7 +74,7 @@ static: $(STATIC_BIN)
 static-deps: $(STATIC_STAMP)
 
 static-deps-refresh:
-	JOBS=$(STATIC_JOBS) bash scripts/static-deps.sh --refresh $(STATIC_DEPS)
+	JOBS=$(STATIC_JOBS) bash scripts/static-deps.sh --refresh --arch amd64 $(STATIC_DEPS_amd64)
 	JOBS=$(STATIC_JOBS) bash scripts/static-deps.sh --refresh --arch arm64 $(STATIC_DEPS_arm64)
 
 # One architecture ($(1)): its dependency build, its objects under
@@ -96,7 +100,7 @@ $(BUILD)/static-$(1)/bandage: $(patsubst entrypoint/%.c,$(BUILD)/static-$(1)/obj
 endef
 $(foreach a,$(STATIC_ARCHES),$(eval $(call STATIC_ARCH_RULES,$(a))))
 
-$(STATIC_BIN): $(BUILD)/static-amd64/bandage
+$(STATIC_BIN): $(BUILD)/static-$(STATIC_HOST_ARCH)/bandage
 	cp $< $@
 
 # Runs as root (chroot): the binary alone in an empty directory, as on a
@@ -149,7 +153,7 @@ dist-clean:
 # compiling its own objects and linking (the dependency builds are shared):
 # the two sets of binaries must be identical. Needs the deps (make dist).
 dist-check-reproducible: $(foreach a,$(STATIC_ARCHES),$(STATIC_DEPS_$(a))/stamp)
-	bash scripts/dist-check-reproducible.sh $(abspath $(STATIC_DEPS)) $(abspath $(STATIC_DEPS_arm64))
+	bash scripts/dist-check-reproducible.sh $(abspath $(STATIC_DEPS_amd64)) $(abspath $(STATIC_DEPS_arm64))
 
 # The arm64 binary under qemu-aarch64-static (Debian's qemu-user-static): the
 # cmocka unit tests cross-built for arm64 (static, against the same objects and

@@ -36,7 +36,7 @@ for i in 0 1; do
   copy_tree "$d"
   echo "dist-check-reproducible: build $((i + 1)) in $d"
   make -C "$d" -s --no-print-directory -j"${JOBS:-2}" dist-bins \
-    STATIC_DEPS="$deps_amd64" STATIC_DEPS_arm64="$deps_arm64" STATIC_EPOCH="$epoch"
+    STATIC_DEPS_amd64="$deps_amd64" STATIC_DEPS_arm64="$deps_arm64" STATIC_EPOCH="$epoch"
   (cd "$d/dist" && sha256sum bandage-linux-amd64 bandage-linux-arm64) >"$tmp/sums.$i"
 done
 

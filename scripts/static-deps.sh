@@ -3,12 +3,13 @@
 # source packages (`apt-get source`), for the fully static release binary.
 #
 #   scripts/static-deps.sh [--refresh] [--arch amd64|arm64] [DEPS_DIR]
-#       (default: amd64 into build/deps; make static and make dist run it, and
-#       with --arch arm64 into build/deps-arm64)
+#       (default: this machine's architecture into build/deps; make static and
+#       make dist run it, and make dist with --arch arm64 into build/deps/arm64)
 #
-# amd64 uses Debian's musl-tools; arm64 is cross-compiled with Debian's
-# gcc-aarch64-linux-gnu against a musl built here from Debian's own musl
-# source package (musl-tools is amd64-only); the libraries' recipe is the same.
+# The machine's own architecture uses Debian's musl-tools; the other is
+# cross-compiled (on amd64: Debian's gcc-aarch64-linux-gnu) against a musl
+# built here from Debian's own musl source package (musl-tools cannot be
+# installed for another architecture); the libraries' recipe is the same.
 #
 # --refresh: also rebuild a component when a newer Debian source version of it
 # can be downloaded (otherwise a built component is kept as long as its recipe
@@ -61,13 +62,16 @@ recipe_of() {
 }
 
 # The architecture's names: OpenSSL's target and the GNU triplet of the cross
-# toolchain (empty: native, Debian's musl-gcc).
+# toolchain: empty for the machine's own architecture (Debian's musl-gcc, as
+# in the Dockerfile's build stage on an arm64 host).
+host_arch() { dpkg --print-architecture 2>/dev/null || echo amd64; }
 set_arch() {
   case "$1" in
-    amd64) ossl_target=linux-x86_64; triplet="" ;;
+    amd64) ossl_target=linux-x86_64; triplet=x86_64-linux-gnu ;;
     arm64) ossl_target=linux-aarch64; triplet=aarch64-linux-gnu ;;
     *) die "--arch $1: not supported (amd64 or arm64)" ;;
   esac
+  [ "$1" != "$(host_arch)" ] || triplet=""
   arch=$1
 }
 
@@ -428,7 +432,8 @@ usage() {
 }
 
 main() {
-  local a=amd64
+  local a
+  a=$(host_arch)
   while [ $# -gt 0 ]; do
     case "$1" in
       -h|--help) usage; exit 0 ;;
