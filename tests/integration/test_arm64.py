@@ -12,8 +12,8 @@ machine's own amd64 programs: qemu-user passes execve to the kernel, so the
 child runs natively while bandage stays emulated.
 
 What runs: the binary is an aarch64 ELF without PT_INTERP; --version and
---help; waiting for the harness's PostgreSQL over TCP and over TLS with
-verify-full against the harness CA (and an unrelated CA refused: 77); a
+--help; waiting for the harness's PostgreSQL over TCP and over TLS 1.2 and
+1.3 with verify-full against the harness CA (an unrelated CA refused: 77); a
 reset from a small schema file with --confirm-database; an HTTPS webhook
 trusted through --webhook-ca-file; a command as PID 1's child whose exit
 status comes back; SIGTERM forwarded to the app, bandage exiting with the
@@ -118,8 +118,12 @@ def test_wait_over_tcp(run_arm64, pg):
     assert READY.search(run.stderr), run.stderr
 
 
-def test_wait_over_tls_verify_full(run_arm64, pg):
-    dsn = pg.dsn(host="localhost", sslmode="verify-full", sslrootcert=pg.ca_file)
+@pytest.mark.parametrize("tls", ["TLSv1.2", "TLSv1.3"])
+def test_wait_over_tls_verify_full(run_arm64, pg, tls):
+    """Both protocol versions the OpenSSL build keeps (TLS 1.2 with ECDHE:
+    finite-field DH is not built in)."""
+    dsn = pg.dsn(host="localhost", sslmode="verify-full", sslrootcert=pg.ca_file,
+                 ssl_min_protocol_version=tls, ssl_max_protocol_version=tls)
     run = run_arm64(["--database-url", dsn, "--wait-timeout", "20"])
     run.wait_exit_code(0)
     assert READY.search(run.stderr), run.stderr
