@@ -2,7 +2,14 @@
 # Build OpenSSL, libpq and libcurl as static musl libraries from Debian's own
 # source packages (`apt-get source`), for the fully static release binary.
 #
-#   scripts/static-deps.sh [--refresh] [DEPS_DIR]   (default build/deps; make static runs it)
+#   scripts/static-deps.sh [--refresh] [--arch amd64|arm64] [DEPS_DIR]
+#       (default: this machine's architecture into build/deps; make static and
+#       make dist run it, and make dist with --arch arm64 into build/deps/arm64)
+#
+# The machine's own architecture uses Debian's musl-tools; the other is
+# cross-compiled (on amd64: Debian's gcc-aarch64-linux-gnu) against a musl
+# built here from Debian's own musl source package (musl-tools cannot be
+# installed for another architecture); the libraries' recipe is the same.
 #
 # --refresh: also rebuild a component when a newer Debian source version of it
 # can be downloaded (otherwise a built component is kept as long as its recipe
@@ -10,6 +17,7 @@
 #
 # Layout under DEPS_DIR (nothing of it is ever committed):
 #   bin/musl-cc     musl-gcc wrapper that also sees the kernel headers (kinc/)
+#   musl/           arm64 only: musl's prefix (lib/libc.a, lib/musl-gcc.specs)
 #   usr/            prefix: include/ and lib/*.a of the three libraries
 #   src/<pkg>/      the extracted Debian source packages and their build trees
 #   log/<pkg>.log   each build's full output
@@ -18,12 +26,15 @@
 # A component whose own stamp (src/<pkg>.done: version and recipe hash) matches
 # its recipe (its build function here, the toolchain) is not rebuilt, so a
 # failed run resumes where it stopped.
+# Reproducible: each component is built with SOURCE_DATE_EPOCH set to its
+# Debian changelog's date (OpenSSL records a "built on" date), from relative
+# source paths, and records no build directory.
 # Environment: JOBS (parallel make jobs, default nproc).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 self="$here/$(basename "$0")"
-deps="" prefix=""
+deps="" prefix="" arch="" triplet="" ossl_target=""
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # Binary packages naming the sources we want; apt maps each to its source
@@ -31,6 +42,7 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 SRC_FOR_OPENSSL=libssl-dev
 SRC_FOR_LIBPQ=libpq-dev
 SRC_FOR_CURL=libcurl4-openssl-dev
+SRC_FOR_CMOCKA=libcmocka-dev
 
 # Nothing of the caller's make or compiler settings leaks into the builds.
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS CPP LD AR
@@ -39,11 +51,28 @@ export LC_ALL=C
 say() { printf 'static-deps: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# A component's recipe: its build function, the toolchain setup and the musl
-# version. Editing anything else in this script rebuilds nothing.
+# A component's recipe: its build function, the toolchain setup, the
+# architecture and the musl (Debian's musl-dev, or the one built here).
+# Editing anything else in this script rebuilds nothing.
 recipe_of() {
-  { declare -f "build_$1" setup_toolchain; echo "$DEPS_CFLAGS"
-    dpkg-query -W -f='${Version}\n' musl-dev 2>/dev/null; } | sha256sum | cut -c1-16
+  { declare -f "build_$1" setup_toolchain; echo "$DEPS_CFLAGS $arch"
+    if [ -z "$triplet" ]; then dpkg-query -W -f='${Version}\n' musl-dev 2>/dev/null
+    elif [ "$1" != musl ]; then cat "$deps/src/musl.done" 2>/dev/null; fi
+  } | sha256sum | cut -c1-16
+}
+
+# The architecture's names: OpenSSL's target and the GNU triplet of the cross
+# toolchain: empty for the machine's own architecture (Debian's musl-gcc, as
+# in the Dockerfile's build stage on an arm64 host).
+host_arch() { dpkg --print-architecture 2>/dev/null || echo amd64; }
+set_arch() {
+  case "$1" in
+    amd64) ossl_target=linux-x86_64; triplet=x86_64-linux-gnu ;;
+    arm64) ossl_target=linux-aarch64; triplet=aarch64-linux-gnu ;;
+    *) die "--arch $1: not supported (amd64 or arm64)" ;;
+  esac
+  [ "$1" != "$(host_arch)" ] || triplet=""
+  arch=$1
 }
 
 SUDO=""
@@ -168,25 +197,36 @@ source_candidates() {
 
 # --- musl toolchain with kernel headers ---------------------------------------
 setup_toolchain() {
-  local multiarch d
-  multiarch=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
+  local multiarch d kdirs musl_gcc=musl-gcc
+  if [ -z "$triplet" ]; then
+    multiarch=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
+    kdirs="/usr/include/linux /usr/include/asm-generic /usr/include/$multiarch/asm"
+    AR=ar RANLIB=ranlib
+  else
+    # The cross kernel headers (linux-libc-dev-arm64-cross), and the musl-gcc
+    # wrapper that build_musl installs (it runs $triplet-gcc).
+    kdirs="/usr/$triplet/include/linux /usr/$triplet/include/asm-generic /usr/$triplet/include/asm"
+    # shellcheck disable=SC2016 # expanded by the wrapper, not here
+    musl_gcc='"$d/musl/bin/musl-gcc"'
+    AR=$triplet-ar RANLIB=$triplet-ranlib
+  fi
   mkdir -p "$deps/kinc" "$deps/bin"
-  for d in /usr/include/linux /usr/include/asm-generic "/usr/include/$multiarch/asm"; do
-    [ -d "$d" ] || die "kernel headers missing: $d (package linux-libc-dev)"
+  for d in $kdirs; do
+    [ -d "$d" ] || die "kernel headers missing: $d (package linux-libc-dev${triplet:+-$arch-cross})"
     ln -sfn "$d" "$deps/kinc/$(basename "$d")"
   done
   # -idirafter: musl's own headers always win; the kernel's come last.
-  cat >"$deps/bin/musl-cc" <<'EOF'
+  cat >"$deps/bin/musl-cc" <<EOF
 #!/bin/sh
-# musl-gcc that can also see the kernel headers (linux/, asm/, asm-generic/).
-d=$(cd "$(dirname "$0")/.." && pwd)
-exec musl-gcc -idirafter "$d/kinc" "$@"
+# musl-gcc ($arch) that can also see the kernel headers (linux/, asm/, asm-generic/).
+d=\$(cd "\$(dirname "\$0")/.." && pwd)
+exec $musl_gcc -idirafter "\$d/kinc" "\$@"
 EOF
   chmod 755 "$deps/bin/musl-cc"
   # By name on PATH: OpenSSL records its compiler line in the library.
   PATH="$deps/bin:$PATH"
   CC=musl-cc
-  export CC PATH
+  export CC PATH AR RANLIB
 }
 
 # --- one component -------------------------------------------------------------
@@ -231,29 +271,50 @@ run() {
 }
 
 # Every library is configured for /usr and installed with DESTDIR=$deps, so
-# no build path ends up in the binary. Code and data in their own sections
-# (the final link drops what is unused) and no unwind tables: size.
-DEPS_CFLAGS="-O2 -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
+# no build path ends up in the binary. Optimised for size (a handful of TLS
+# handshakes and HTTP requests per start: -Os costs nothing measurable), code
+# and data in their own sections (the final link drops what is unused) and no
+# unwind tables.
+DEPS_CFLAGS="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
+
+# shellcheck disable=SC2317 # called indirectly
+build_musl() {
+  cd "$SRCDIR"
+  # Static only; installed under $deps/musl, whose musl-gcc wrapper (asked
+  # for: without glibc headers for the target, "auto" builds none) and specs
+  # point at it. Debian's patches (debian/patches, applied by apt-get source)
+  # are part of the source as on amd64.
+  run musl ./configure --prefix="$deps/musl" --target="$triplet" \
+    CROSS_COMPILE="$triplet-" CC="$triplet-gcc" --disable-shared --enable-wrapper=gcc \
+    CFLAGS="-Os -ffunction-sections -fdata-sections"
+  run musl make -j"$jobs"
+  run musl make install
+}
 
 # shellcheck disable=SC2317 # called indirectly
 build_openssl() {
-  local t
-  case "$(uname -m)" in
-    x86_64) t=linux-x86_64 ;; aarch64) t=linux-aarch64 ;; *) t=linux-generic64 ;;
-  esac
   cd "$SRCDIR"
   # no-async: musl has no makecontext. --openssldir=/etc/ssl: OpenSSL's
   # default CA file and directory are /etc/ssl/cert.pem and /etc/ssl/certs
   # (also where openssl.cnf is looked for).
   # The rest drops what neither a PostgreSQL nor an HTTPS client needs: the
-  # default provider links in every algorithm it offers. TLS 1.2 and 1.3 only.
+  # default provider links in every algorithm it offers. TLS 1.2 and 1.3 only
+  # (with ECDHE, RSA, ECDSA, Ed25519, AES-GCM/CBC, ChaCha20-Poly1305); no
+  # finite-field DH (DHE suites: PostgreSQL has offered ECDHE since 9.4, and
+  # every HTTPS server does), PSK, SRP, CMS, CMP, OCSP, timestamps, RFC 3779,
+  # DSA, GOST, CMAC/SIV, OCB, scrypt, SCTP/SRTP/DTLS, NPN, multi-block
+  # AES-SHA; no console UI (no passphrase prompt on a terminal: sslpassword
+  # is the way). DES stays: client keys in the traditional PEM format are
+  # often DES-EDE3 encrypted.
   # shellcheck disable=SC2086
-  run openssl ./Configure "$t" --prefix=/usr --libdir=lib --openssldir=/etc/ssl \
+  run openssl ./Configure "$ossl_target" --prefix=/usr --libdir=lib --openssldir=/etc/ssl \
     no-shared no-tests no-engine no-dso no-async no-comp no-legacy \
-    no-ssl3 no-tls1 no-tls1_1 no-dtls no-srp no-ct no-ec2m no-sm2 no-sm3 no-sm4 \
+    no-ssl3 no-tls1 no-tls1_1 no-dtls no-dgram no-srp no-psk no-ct no-ec2m no-sm2 no-sm3 no-sm4 \
     no-camellia no-aria no-seed no-idea no-rc2 no-rc4 no-rc5 no-md4 no-mdc2 \
-    no-whirlpool no-bf no-cast no-blake2 no-siphash \
-    $DEPS_CFLAGS
+    no-whirlpool no-bf no-cast no-blake2 no-siphash no-rmd160 \
+    no-cms no-cmp no-ocsp no-ts no-rfc3779 no-dh no-dsa no-gost no-cmac no-siv no-ocb \
+    no-scrypt no-srtp no-nextprotoneg no-multiblock no-ssl-trace no-ui-console \
+    AR="$AR" RANLIB="$RANLIB" $DEPS_CFLAGS
   run openssl make -j"$jobs" build_libs
   run openssl make install_dev DESTDIR="$deps"
 }
@@ -262,10 +323,11 @@ build_openssl() {
 build_libpq() {
   cd "$SRCDIR"
   # --sysconfdir as Debian's libpq: pg_service.conf in /etc/postgresql-common.
-  run libpq ./configure --prefix=/usr --sysconfdir=/etc/postgresql-common \
+  run libpq ./configure ${triplet:+--host=$triplet} --prefix=/usr --sysconfdir=/etc/postgresql-common \
     --with-ssl=openssl --without-readline --without-icu --without-zlib \
     --without-gssapi --without-ldap --disable-nls \
-    CC="$CC" CFLAGS="$DEPS_CFLAGS" CPPFLAGS="-I$prefix/include" LDFLAGS="-L$prefix/lib"
+    CC="$CC" AR="$AR" RANLIB="$RANLIB" CFLAGS="$DEPS_CFLAGS" CPPFLAGS="-I$prefix/include" \
+    LDFLAGS="-L$prefix/lib"
   run libpq make -j"$jobs" -C src/include
   run libpq make -j"$jobs" -C src/common
   run libpq make -j"$jobs" -C src/port
@@ -287,11 +349,13 @@ build_curl() {
   # HTTP and HTTPS (OpenSSL) only. No CA bundle or path is compiled in:
   # --with-ca-fallback uses OpenSSL's defaults (SSL_CERT_FILE/SSL_CERT_DIR,
   # else /etc/ssl/cert.pem and /etc/ssl/certs) unless CURLOPT_CAINFO is set.
-  # Proxies (HTTPS_PROXY...) and basic/digest auth stay. pkg-config sees only
-  # our OpenSSL, its paths under $deps (the sysroot).
+  # Proxies (HTTPS_PROXY...) and basic/digest auth stay; no verbose output
+  # (bandage never sets CURLOPT_VERBOSE; error messages stay), progress
+  # meter, unix sockets or option-name tables. pkg-config sees only our
+  # OpenSSL, its paths under $deps (the sysroot).
   run curl env PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig" PKG_CONFIG_PATH= \
     PKG_CONFIG_SYSROOT_DIR="$deps" \
-    ./configure --prefix=/usr --disable-shared --enable-static \
+    ./configure ${triplet:+--host=$triplet} --prefix=/usr --disable-shared --enable-static \
     --disable-maintainer-mode --disable-dependency-tracking \
     --with-openssl="$prefix" --without-ca-bundle --without-ca-path --with-ca-fallback \
     --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps \
@@ -300,14 +364,33 @@ build_curl() {
     --disable-manual --disable-libcurl-option --disable-ntlm --disable-ntlm-wb \
     --disable-tls-srp --disable-cookies --disable-alt-svc --disable-hsts --disable-doh \
     --disable-mime --disable-netrc --disable-websockets --enable-threaded-resolver \
+    --disable-verbose --disable-progress-meter --disable-unix-sockets \
+    --disable-get-easy-options --disable-headers-api --disable-dnsshuffle \
     --without-libpsl --without-libidn2 --without-brotli --without-zstd --without-zlib \
     --without-nghttp2 --without-nghttp3 --without-ngtcp2 --without-quiche \
     --without-libssh2 --without-libssh --without-wolfssh --without-librtmp \
     --without-libgsasl --without-hyper --without-gssapi \
-    CC="$CC" CFLAGS="$DEPS_CFLAGS"
+    CC="$CC" AR="$AR" RANLIB="$RANLIB" CFLAGS="$DEPS_CFLAGS"
   run curl make -j"$jobs" -C lib
   run curl make -C lib install DESTDIR="$deps"
   run curl make -C include install DESTDIR="$deps"
+}
+
+# arm64 only: the unit tests' framework, so that they run under qemu too
+# (libcmocka-dev:arm64 would be glibc's). One file; the definitions its CMake
+# build finds on a Linux libc, and the two cmocka.h takes from glibc (64-bit
+# words; uintptr_t from <stdint.h>): static.mk's unit-test rule passes them too.
+# shellcheck disable=SC2317,SC2086 # called indirectly; word-split flags
+build_cmocka() {
+  cd "$SRCDIR"
+  run cmocka "$CC" $DEPS_CFLAGS -std=gnu99 -Iinclude -DHAVE_SIGNAL_H -DHAVE_STRINGS_H \
+    -DHAVE_INTTYPES_H -DHAVE_MALLOC_H -DHAVE_STRUCT_TIMESPEC -DHAVE_CLOCK_REALTIME \
+    -DHAVE_SIGLONGJMP -DHAVE_STRSIGNAL -DHAVE_GCC_THREAD_LOCAL_STORAGE \
+    -D__WORDSIZE=64 -D_UINTPTR_T_DEFINED -c -o src/cmocka.o src/cmocka.c
+  mkdir -p "$prefix/lib" "$prefix/include"
+  rm -f "$prefix/lib/libcmocka.a"
+  run cmocka "$AR" rcD "$prefix/lib/libcmocka.a" src/cmocka.o
+  install -m 644 include/cmocka.h "$prefix/include/"
 }
 
 # component NAME BINPKG LIBFILE: build unless already built by this recipe
@@ -315,7 +398,7 @@ build_curl() {
 component() {
   local name=$1 bin=$2 lib=$3 done="$deps/src/$1.done" have="" recipe
   recipe=$(recipe_of "$1")
-  [ -f "$done" ] && [ -f "$prefix/lib/$lib" ] && have=$(cat "$done")
+  [ -f "$done" ] && [ -f "$lib" ] && have=$(cat "$done")
   if [ -n "$have" ] && [ "${have##* recipe=}" = "$recipe" ] && [ "${REFRESH:-0}" != 1 ]; then
     say "$name: ${have% recipe=*} already built"
     echo "${have% recipe=*}" >>"$deps/stamp.new"
@@ -333,6 +416,11 @@ component() {
   : >"$deps/log/$name.log"
   local t0=$SECONDS
   say "$name: building $VER (log: $deps/log/$name.log)"
+  # The date OpenSSL's "built on" (and any __DATE__) records: the Debian
+  # source's own, so the same source gives the same bytes on any day.
+  SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$SRCDIR/debian/changelog" -STimestamp) \
+    || die "$name: no date in $SRCDIR/debian/changelog"
+  export SOURCE_DATE_EPOCH
   ( "build_$name" )
   say "$name: built in $((SECONDS - t0)) s"
   echo "$VER recipe=$recipe" >"$done"
@@ -344,37 +432,52 @@ usage() {
 }
 
 main() {
-  case "${1:-}" in
-    -h|--help) usage; exit 0 ;;
-    --refresh) REFRESH=1; shift ;;
-  esac
+  local a
+  a=$(host_arch)
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h|--help) usage; exit 0 ;;
+      --refresh) REFRESH=1; shift ;;
+      --arch) [ $# -ge 2 ] || die "--arch needs amd64 or arm64"; a=$2; shift 2 ;;
+      --arch=*) a=${1#--arch=}; shift ;;
+      *) break ;;
+    esac
+  done
+  set_arch "$a"
   deps=${1:-build/deps}
   mkdir -p "$deps"
   deps=$(cd "$deps" && pwd)
   prefix="$deps/usr"
 
   need_pkgs musl-tools musl-dev dpkg-dev make perl gcc linux-libc-dev xz-utils patch pkg-config
+  [ -z "$triplet" ] || need_pkgs "gcc-$triplet" "binutils-$triplet" "linux-libc-dev-$arch-cross"
   mkdir -p "$deps/log" "$deps/src"
   rm -f "$deps/stamp.new"
   setup_toolchain
   # Network and deb-src only when something must be fetched.
-  local n
-  for n in openssl libpq curl; do
+  local n all="openssl libpq curl"
+  [ -z "$triplet" ] || all="musl $all cmocka"
+  for n in $all; do
     if [ "${REFRESH:-0}" = 1 ] || [ ! -f "$deps/src/$n.done" ] ||
-       [ "$(sed 's/.* recipe=//' "$deps/src/$n.done")" != "$(recipe_of $n)" ]; then
+       [ "$(sed 's/.* recipe=//' "$deps/src/$n.done")" != "$(recipe_of "$n")" ]; then
       ensure_deb_src; break
     fi
   done
   local t0=$SECONDS before=""
+  # musl first (arm64): a new musl rebuilds every library (their recipe
+  # includes its version).
+  [ -z "$triplet" ] || component musl musl "$deps/musl/lib/libc.a"
   # OpenSSL first: libpq and curl link against it, so a rebuilt OpenSSL
   # rebuilds them too.
   [ -f "$deps/src/openssl.done" ] && before=$(cat "$deps/src/openssl.done")
-  component openssl "$SRC_FOR_OPENSSL" libcrypto.a
-  [ "$before" = "$(cat "$deps/src/openssl.done")" ] || rm -f "$deps/src/libpq.done" "$deps/src/curl.done"
-  component libpq "$SRC_FOR_LIBPQ" libpq.a
-  component curl "$SRC_FOR_CURL" libcurl.a
+  component openssl "$SRC_FOR_OPENSSL" "$prefix/lib/libcrypto.a"
+  [ "$before" = "$(cat "$deps/src/openssl.done")" ] ||
+    rm -f "$deps/src/libpq.done" "$deps/src/curl.done" "$deps/src/cmocka.done"
+  component libpq "$SRC_FOR_LIBPQ" "$prefix/lib/libpq.a"
+  component curl "$SRC_FOR_CURL" "$prefix/lib/libcurl.a"
+  [ -z "$triplet" ] || component cmocka "$SRC_FOR_CMOCKA" "$prefix/lib/libcmocka.a"
   mv "$deps/stamp.new" "$deps/stamp"
-  say "dependencies ready in $((SECONDS - t0)) s: $(tr '\n' ' ' <"$deps/stamp")"
+  say "dependencies ($arch) ready in $((SECONDS - t0)) s: $(tr '\n' ' ' <"$deps/stamp")"
 }
 
 main "$@"; exit $?
