@@ -581,6 +581,7 @@ int rebuild_drop_old(struct session *s, long budget)
                          EXIT_INTERNAL);
     if (rc == 0)
         rc = session_lock(s, RESET_DROP_LOCK_KEY, "waiting for the drop lock");
+    s->report->old_schemas_pending = 0; /* this process is the one they waited for */
     if (rc == 0)
         rc = settle(s, budget, SETTLE_DROPS_ONLY);
     return rc;

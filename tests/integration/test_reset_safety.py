@@ -476,11 +476,15 @@ def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tm
                    lambda: f"the app to start; stderr:\n{run.stderr}")
         assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
         assert len(prisma_tables(db, "New")) == MEDIUM
-        # The reset lock is free for the next deploy while the drop waits
-        # (the dropper releases it as its first step, soon after the app starts).
-        wait_until(lambda: pg.execute("SELECT pg_try_advisory_lock(%s)", (RESET_LOCK_KEY,),
-                                      dbname=db.name) == [(True,)],
-                   scaled(10), "the reset lock to be free beside the app")
+        # The dropper releases the reset lock as its first step, soon after
+        # the app starts: then only the peer-like session, queued on it, may
+        # hold it, never a bandage session, while the drop waits.
+        wait_until(lambda: pg.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND objsubid = 1 AND classid = (%(k)s::bigint >> 32)::oid"
+            " AND objid = (%(k)s::bigint & 4294967295)::oid AND pid <> %(peer)s",
+            {"k": RESET_LOCK_KEY, "peer": peer.pid}, dbname=db.name) == [(0,)],
+                   scaled(10), "bandage to release the reset lock beside the app")
         assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
     finally:
         peer.close()
