@@ -9,9 +9,9 @@ and for each size N (Prisma-style tables from scripts/gen_schema.py):
 
 - floor: what the server needs with no guarantee at all, with psql:
   the old tables dropped (one DROP SCHEMA ... CASCADE where the lock table
-  holds it, else multi-object DROP TABLE statements of 200 tables in
-  autocommit, then DROP SCHEMA), CREATE SCHEMA, then `psql -f` of the new
-  file in autocommit (a transaction per statement);
+  holds it, else multi-object DROP TABLE then DROP TYPE statements of 200
+  in autocommit, then DROP SCHEMA), CREATE SCHEMA, then `psql -f` of the
+  new file in autocommit (a transaction per statement);
 - bandage: `bandage --reset always` of the same old tables with the same
   file, all-or-nothing;
 - app start: with an app after `--`, the time from starting bandage to the
@@ -109,9 +109,15 @@ class ResetBench:
                 " AND relnamespace = 'public'::regnamespace")]
             if n * 12 < locks * 100 // 2:  # a table with its indexes, types: about 12 locks
                 conn.execute("DROP SCHEMA public CASCADE")
-            else:
+            else:  # the tables, then their enum types, 200 to a statement
                 for i in range(0, len(tables), 200):
                     conn.execute("DROP TABLE IF EXISTS " + ", ".join(tables[i:i + 200])
+                                 + " CASCADE")
+                types = [r[0] for r in conn.execute(
+                    "SELECT format('%I', typname) FROM pg_type WHERE typtype = 'e'"
+                    " AND typnamespace = 'public'::regnamespace")]
+                for i in range(0, len(types), 200):
+                    conn.execute("DROP TYPE IF EXISTS " + ", ".join(types[i:i + 200])
                                  + " CASCADE")
                 conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
@@ -161,10 +167,12 @@ class ResetBench:
                 dsn = self.fresh_db(cluster, db)
                 log(f"locks {locks}, {n} tables: loading the old schema")
                 self.load_old(dsn, n)
+                cluster.execute("CHECKPOINT")
                 floor, create_alone = self.floor(dsn, locks, n, new)
                 log(f"locks {locks}, {n} tables: floor {fmt(floor)}")
                 dsn = self.fresh_db(cluster, db)
                 self.load_old(dsn, n)
+                cluster.execute("CHECKPOINT")
                 took = self.reset(dsn, db, new)
                 log(f"locks {locks}, {n} tables: bandage {fmt(took)}")
                 self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
@@ -173,6 +181,7 @@ class ResetBench:
                 if locks == LOCK_SETTINGS[0] and n == max(self.sizes):
                     dsn = self.fresh_db(cluster, db)
                     self.load_old(dsn, n)
+                    cluster.execute("CHECKPOINT")
                     app = self.reset(dsn, db, new, os.path.join(self.tmp, f"app-{n}"))
                     self.rows.append((f"bandage started → app started, reset of {n:,} tables",
                                       fmt(app), f"psql -f of the file alone {fmt(create_alone)}",
