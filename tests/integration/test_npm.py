@@ -230,8 +230,12 @@ def test_the_process_is_the_native_binary(project, app_dir):
                    lambda: f"/proc/{p.pid}/exe to be {native(project)} (is {proc_exe(p.pid)})")
         with open(f"/proc/{p.pid}/comm") as f:
             assert f.read().strip() == "bandage"  # what ps shows
-        child = wait_until(lambda: proc_children(p.pid), scaled(10), "bandage to start the app")
-        assert proc_exe(child[0]) == os.path.realpath(shutil.which("sleep"))
+        # A child appears at fork, while it is still a copy of bandage; wait for
+        # its exec rather than reading /proc/<child>/exe at the first sight of it.
+        sleep = os.path.realpath(shutil.which("sleep"))
+        children = lambda: [proc_exe(c) for c in proc_children(p.pid)]
+        wait_until(lambda: children() == [sleep], scaled(10),
+                   lambda: f"bandage's only child to be {sleep} (children: {children()})")
 
 
 def test_sigterm_reaches_the_app(project, app_dir):
