@@ -58,6 +58,12 @@ def fmt(seconds):
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def drop_in_chunks(conn, kind, names, chunk=200):
+    """DROP <kind> of many objects a statement, in autocommit."""
+    for i in range(0, len(names), chunk):
+        conn.execute(f"DROP {kind} IF EXISTS " + ", ".join(names[i:i + chunk]) + " CASCADE")
+
+
 def base_env(dsn=None):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PG", "BANDAGE_", "RAILWAY_")) and k not in ("DATABASE_URL",
@@ -90,8 +96,11 @@ class ResetBench:
         cluster.execute(f'CREATE DATABASE "{name}"')
         return cluster.dsn(name)
 
-    def load_old(self, dsn, n):
-        """The old schema: n tables, 500 statements a transaction (fast)."""
+    def old_db(self, cluster, name, n):
+        """A fresh database holding the old schema: n tables, 500 statements a
+        transaction (fast), then a checkpoint, so that no run pays for the
+        load's dirty pages. Returns its DSN."""
+        dsn = self.fresh_db(cluster, name)
         with open(self.schema_file(n, "Model")) as f:
             stmts = [s for s in f.read().split(";\n") if s.strip()]
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -99,6 +108,8 @@ class ResetBench:
                 with conn.transaction():
                     for s in stmts[i:i + 500]:
                         conn.execute(s)
+        cluster.execute("CHECKPOINT")
+        return dsn
 
     def floor(self, dsn, locks, n, new):
         """Drop and create as the server does it cheapest, no guarantee."""
@@ -110,15 +121,10 @@ class ResetBench:
             if n * 12 < locks * 100 // 2:  # a table with its indexes, types: about 12 locks
                 conn.execute("DROP SCHEMA public CASCADE")
             else:  # the tables, then their enum types, 200 to a statement
-                for i in range(0, len(tables), 200):
-                    conn.execute("DROP TABLE IF EXISTS " + ", ".join(tables[i:i + 200])
-                                 + " CASCADE")
-                types = [r[0] for r in conn.execute(
+                drop_in_chunks(conn, "TABLE", tables)
+                drop_in_chunks(conn, "TYPE", [r[0] for r in conn.execute(
                     "SELECT format('%I', typname) FROM pg_type WHERE typtype = 'e'"
-                    " AND typnamespace = 'public'::regnamespace")]
-                for i in range(0, len(types), 200):
-                    conn.execute("DROP TYPE IF EXISTS " + ", ".join(types[i:i + 200])
-                                 + " CASCADE")
+                    " AND typnamespace = 'public'::regnamespace")])
                 conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
         dropped = time.monotonic() - start
@@ -164,24 +170,18 @@ class ResetBench:
             for n in self.sizes:
                 db = f"bench_reset_{n}"
                 new = self.schema_file(n, "New")
-                dsn = self.fresh_db(cluster, db)
                 log(f"locks {locks}, {n} tables: loading the old schema")
-                self.load_old(dsn, n)
-                cluster.execute("CHECKPOINT")
+                dsn = self.old_db(cluster, db, n)
                 floor, create_alone = self.floor(dsn, locks, n, new)
                 log(f"locks {locks}, {n} tables: floor {fmt(floor)}")
-                dsn = self.fresh_db(cluster, db)
-                self.load_old(dsn, n)
-                cluster.execute("CHECKPOINT")
+                dsn = self.old_db(cluster, db, n)
                 took = self.reset(dsn, db, new)
                 log(f"locks {locks}, {n} tables: bandage {fmt(took)}")
                 self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
                                   fmt(took), f"floor {fmt(floor)}",
                                   f"{took / floor:.2f}× the floor (goal ≤ 1.15×)"))
                 if locks == LOCK_SETTINGS[0] and n == max(self.sizes):
-                    dsn = self.fresh_db(cluster, db)
-                    self.load_old(dsn, n)
-                    cluster.execute("CHECKPOINT")
+                    dsn = self.old_db(cluster, db, n)
                     app = self.reset(dsn, db, new, os.path.join(self.tmp, f"app-{n}"))
                     self.rows.append((f"bandage started → app started, reset of {n:,} tables",
                                       fmt(app), f"psql -f of the file alone {fmt(create_alone)}",
