@@ -15,7 +15,7 @@ Failure modes (``mode``):
 - ``"handshake"``: a real server-side handshake with Python's ``ssl`` whose
   SNI callback refuses the client with the same alert (the path OpenSSL
   takes in a server that is not ready to serve).
-- ``"eof"``: closes right after the 'S': "SSL SYSCALL error: EOF detected".
+- ``"eof"``: reads the ClientHello, then closes: "SSL SYSCALL error: EOF detected".
 
 Bounded everywhere: sockets have timeouts, threads are daemons, ``close()``
 joins them. Use as a context manager or call ``close()``::
@@ -145,16 +145,17 @@ class TlsFailProxy:
                 self.errors.append(repr(e))
 
     def _fail_handshake(self, client):
-        if self.mode == "eof":
-            return
-        if self.mode == "alert":
+        if self.mode in ("alert", "eof"):
             # The ClientHello's record header says how long it is; read it all,
-            # so the alert answers it rather than racing it.
+            # so the alert answers it rather than racing it, and so the close
+            # is a FIN: closing with the hello unread sends an RST, which libpq
+            # reports as "Connection reset by peer", not EOF.
             header = _recv_exactly(client, 5)
             if header is None:
                 return
             _recv_exactly(client, struct.unpack("!H", header[3:5])[0])
-            client.sendall(alert_record(self.alert))
+            if self.mode == "alert":
+                client.sendall(alert_record(self.alert))
             return
         try:
             with self._ctx.wrap_socket(client, server_side=True) as tls:
