@@ -18,10 +18,16 @@ and for each size N (Prisma-style tables from scripts/gen_schema.py):
   app's first instruction (the old schema goes beside the app), against
   `psql -f` of the file alone into an empty schema.
 
-usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000]
+With --rounds R each size is measured R times, floor and bandage side by
+side in each round; the table gives medians, ranges and the median of the
+rounds' ratios (the same measurement drifted from 9.9 s to 26.3 s within
+one run on the bench machine, so one round can mislead).
+
+usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000] [--rounds R]
 """
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +64,19 @@ def fmt(seconds):
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def spread(times):
+    """The median, and the range when there are several rounds."""
+    if len(times) == 1:
+        return fmt(times[0])
+    return f"{fmt(statistics.median(times))} ({fmt(min(times))}–{fmt(max(times))})"
+
+
+def ratio(times, floors):
+    """The median of each round's ratio: a round's floor and bandage run
+    minutes apart, and this machine's speed drifts by 2x over a run."""
+    return f"{statistics.median(t / f for t, f in zip(times, floors)):.2f}"
+
+
 def drop_in_chunks(conn, kind, names, chunk=200):
     """DROP <kind> of many objects a statement, in autocommit."""
     for i in range(0, len(names), chunk):
@@ -74,9 +93,10 @@ def base_env(dsn=None):
 
 
 class ResetBench:
-    def __init__(self, bandage, sizes):
+    def __init__(self, bandage, sizes, rounds=1):
         self.bandage = bandage
         self.sizes = sizes
+        self.rounds = rounds
         self.tmp = tempfile.mkdtemp(prefix="bandage-bench-reset-")
         os.chmod(self.tmp, 0o755)
         self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
@@ -171,21 +191,27 @@ class ResetBench:
                 db = f"bench_reset_{n}"
                 new = self.schema_file(n, "New")
                 log(f"locks {locks}, {n} tables: loading the old schema")
-                dsn = self.old_db(cluster, db, n)
-                floor, create_alone = self.floor(dsn, locks, n, new)
-                log(f"locks {locks}, {n} tables: floor {fmt(floor)}")
-                dsn = self.old_db(cluster, db, n)
-                took = self.reset(dsn, db, new)
-                log(f"locks {locks}, {n} tables: bandage {fmt(took)}")
-                self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
-                                  fmt(took), f"floor {fmt(floor)}",
-                                  f"{took / floor:.2f}× the floor (goal ≤ 1.15×)"))
-                if locks == LOCK_SETTINGS[0] and n == max(self.sizes):
+                floors, creates, resets, apps = [], [], [], []
+                for r in range(self.rounds):
                     dsn = self.old_db(cluster, db, n)
-                    app = self.reset(dsn, db, new, os.path.join(self.tmp, f"app-{n}"))
+                    floor, create_alone = self.floor(dsn, locks, n, new)
+                    floors.append(floor)
+                    creates.append(create_alone)
+                    log(f"locks {locks}, {n} tables, round {r + 1}: floor {fmt(floor)}")
+                    dsn = self.old_db(cluster, db, n)
+                    resets.append(self.reset(dsn, db, new))
+                    log(f"locks {locks}, {n} tables, round {r + 1}: bandage {fmt(resets[-1])}")
+                    if locks == LOCK_SETTINGS[0] and n == max(self.sizes):
+                        dsn = self.old_db(cluster, db, n)
+                        apps.append(self.reset(dsn, db, new,
+                                               os.path.join(self.tmp, f"app-{n}-{r}")))
+                self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
+                                  spread(resets), f"floor {spread(floors)}",
+                                  f"{ratio(resets, floors)}× the floor (goal ≤ 1.15×)"))
+                if apps:
                     self.rows.append((f"bandage started → app started, reset of {n:,} tables",
-                                      fmt(app), f"psql -f of the file alone {fmt(create_alone)}",
-                                      f"{app / create_alone:.2f}× (goal ≤ 1.1×)"))
+                                      spread(apps), f"psql -f of the file alone {spread(creates)}",
+                                      f"{ratio(apps, creates)}× (goal ≤ 1.1×)"))
                 cluster.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         finally:
             cluster.destroy()
@@ -203,7 +229,10 @@ def main():
     sizes = [300] if "--quick" in sys.argv else [1000, 3000, 10000]
     if "--sizes" in sys.argv:
         sizes = [int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(",")]
-    bench = ResetBench(os.path.abspath(sys.argv[1]), sizes)
+    rounds = 1
+    if "--rounds" in sys.argv:
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
+    bench = ResetBench(os.path.abspath(sys.argv[1]), sizes, rounds)
     try:
         for locks in LOCK_SETTINGS:
             bench.measure(locks)
