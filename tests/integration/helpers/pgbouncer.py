@@ -45,6 +45,7 @@ pool_mode = transaction
 default_pool_size = {self.POOL}
 min_pool_size = {self.POOL}
 server_round_robin = 1
+server_login_retry = 1
 logfile = {self.dir}/pgbouncer.log
 pidfile = {self.dir}/pgbouncer.pid
 """)
@@ -66,16 +67,29 @@ pidfile = {self.dir}/pgbouncer.pid
 
     def _warm(self):
         """True once consecutive transactions of one client reach different
-        server processes."""
+        server processes. POOL clients first hold a transaction each, which
+        makes pgbouncer open POOL server connections at once (min_pool_size
+        alone fills the pool from its periodic janitor, which under load took
+        longer than the wait's bound)."""
         if self.proc.poll() is not None:
             raise AssertionError(f"pgbouncer exited {self.proc.returncode}:\n{self.log()}")
+        holders = []
         try:
+            for _ in range(self.POOL):
+                conn = psycopg.connect(self.dsn(), prepare_threshold=None, connect_timeout=2)
+                holders.append(conn)
+                conn.execute("SELECT pg_backend_pid()")  # opens a transaction: holds a server
+            for conn in holders:
+                conn.rollback()
             with psycopg.connect(self.dsn(), autocommit=True, prepare_threshold=None,
                                  connect_timeout=2) as conn:
                 pids = {conn.execute("SELECT pg_backend_pid()").fetchone()[0] for _ in range(8)}
                 return len(pids) > 1
         except psycopg.OperationalError:
             return False
+        finally:
+            for conn in holders:
+                conn.close()
 
     def log(self):
         try:
