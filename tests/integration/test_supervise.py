@@ -432,6 +432,7 @@ def test_4200_leftovers_are_all_stopped(run_bandage, pid1, app_dir, orphan_helpe
     assert len(set(pids)) == count, f"only {len(set(pids))} of {count} leftovers got SIGTERM"
     assert len(pids) == count, f"{len(pids) - count} SIGTERMs more than leftovers"
     if on_term == "ignore":
-        assert grace - 0.05 <= took <= grace + scaled(2), f"bandage exited {took:.2f}s after the app"
+        assert grace - 0.05 <= took <= grace + scaled(2), (
+            f"bandage exited {took:.2f}s after the app")
     else:
         assert took < grace / 2, f"bandage waited {took:.2f}s: it sent SIGKILL instead of reaping"
