@@ -73,11 +73,15 @@ static int live_child(void *arg)
     if (write(STDOUT_FILENO, &c, 1) != 1)
         _exit(1);
     if (stay) {
-        sigset_t none;
-        sigemptyset(&none);
+        /* SIGUSR1 stays blocked: when the creator was gone before the check
+         * above, its death signal is still pending, and unblocking it here
+         * would kill this leftover silently before bandage's SIGTERM. */
+        sigset_t all_but_usr1;
+        sigemptyset(&all_but_usr1);
+        sigaddset(&all_but_usr1, SIGUSR1);
         close(STDOUT_FILENO);
         for (;;)
-            sigsuspend(&none);
+            sigsuspend(&all_but_usr1);
     }
     _exit(0);
 }
