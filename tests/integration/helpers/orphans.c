@@ -76,12 +76,12 @@ static int live_child(void *arg)
         /* SIGUSR1 stays blocked: when the creator was gone before the check
          * above, its death signal is still pending, and unblocking it here
          * would kill this leftover silently before bandage's SIGTERM. */
-        sigset_t all_but_usr1;
-        sigemptyset(&all_but_usr1);
-        sigaddset(&all_but_usr1, SIGUSR1);
+        sigset_t keep_usr1_blocked;
+        sigemptyset(&keep_usr1_blocked);
+        sigaddset(&keep_usr1_blocked, SIGUSR1);
         close(STDOUT_FILENO);
         for (;;)
-            sigsuspend(&all_but_usr1);
+            sigsuspend(&keep_usr1_blocked);
     }
     _exit(0);
 }
