@@ -410,14 +410,12 @@ def test_4200_leftovers_are_all_stopped(run_bandage, pid1, app_dir, orphan_helpe
     then exit, or ignore it. Each gets SIGTERM once; those that ignore it get
     SIGKILL after --grace; nothing is left; bandage exits with the app's code.
 
-    A leftover logs its SIGTERM only once the scheduler runs its handler, and
-    SIGKILL at the end of --grace discards a SIGTERM not yet handled, so the
-    grace leaves room for a loaded machine: 5 s where the leftovers stay
-    (bandage must wait it out), 30 s where they exit (bandage exits as soon as
-    the last is reaped, so a long grace costs nothing). (CI once saw 4,186 of
-    4,200 logged; the cause found was in helpers/orphans.c, see there.)"""
+    Where they exit, the grace is 30 s: bandage exits as soon as the last is
+    reaped, long before it, so no leftover can be SIGKILLed unlogged. (CI
+    once saw 4,186 of 4,200 logged: helpers/orphans.c let its leftovers die
+    of a pending SIGUSR1, see there.)"""
     count = 4200
-    grace = 5 if on_term == "ignore" else 30
+    grace = 1 if on_term == "ignore" else 30
     spec = ",".join([str(count)] + (["setsid"] if group == "setsid" else [])
                     + (["stubborn"] if on_term == "ignore" else []))
     run, app, ready = start_recorder(run_bandage, app_dir, pid1, "--idle-orphans", spec,
