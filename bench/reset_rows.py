@@ -25,6 +25,7 @@ one run on the bench machine, so one round can mislead).
 
 usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000] [--rounds R]
 """
+import argparse
 import os
 import shutil
 import statistics
@@ -190,9 +191,9 @@ class ResetBench:
             for n in self.sizes:
                 db = f"bench_reset_{n}"
                 new = self.schema_file(n, "New")
-                log(f"locks {locks}, {n} tables: loading the old schema")
                 floors, creates, resets, apps = [], [], [], []
                 for r in range(self.rounds):
+                    log(f"locks {locks}, {n} tables, round {r + 1}: loading the old schema")
                     dsn = self.old_db(cluster, db, n)
                     floor, create_alone = self.floor(dsn, locks, n, new)
                     floors.append(floor)
@@ -226,13 +227,14 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 64
-    sizes = [300] if "--quick" in sys.argv else [1000, 3000, 10000]
-    if "--sizes" in sys.argv:
-        sizes = [int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(",")]
-    rounds = 1
-    if "--rounds" in sys.argv:
-        rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
-    bench = ResetBench(os.path.abspath(sys.argv[1]), sizes, rounds)
+    ap = argparse.ArgumentParser(usage=__doc__.rsplit("usage: ", 1)[1].strip())
+    ap.add_argument("bandage")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")])
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args()
+    sizes = args.sizes or ([300] if args.quick else [1000, 3000, 10000])
+    bench = ResetBench(os.path.abspath(args.bandage), sizes, args.rounds)
     try:
         for locks in LOCK_SETTINGS:
             bench.measure(locks)
