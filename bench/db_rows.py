@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -86,8 +85,8 @@ class Bench:
         self.bandage = bandage
         self.quick = quick
         self.wanted = rows
-        self.tmp = tempfile.mkdtemp(prefix="bandage-bench-")
-        os.chmod(self.tmp, 0o755)
+        self.tmp, where = tools.data_tmpdir("bandage-bench-")
+        log(where)
         self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
         self.rows = []
         self.dbmate = None

@@ -16,7 +16,6 @@ install time from binaries.prisma.sh, which this network does not reach.
 """
 import os
 import statistics
-import subprocess
 import time
 
 import gen_migrations

@@ -20,8 +20,12 @@ and for each size N (Prisma-style tables from scripts/gen_schema.py):
 
 With --rounds R each size is measured R times, floor and bandage side by
 side in each round; the table gives medians, ranges and the median of the
-rounds' ratios (the same measurement drifted from 9.9 s to 26.3 s within
-one run on the bench machine, so one round can mislead).
+rounds' ratios.
+
+The servers' data is on tmpfs when there is room (tools.data_tmpdir,
+BENCH_PGDATA_DIR): on the bench machine's journal-less ext4 the same
+measurement went from 9.9 s to 26.3 s within one run, by what had been
+deleted before it (bench/README.md, "Where the servers keep their data").
 
 usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000] [--rounds R]
 """
@@ -31,7 +35,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +42,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 
 import psycopg  # noqa: E402
+
+import tools  # noqa: E402
 
 GEN = os.path.join(REPO, "scripts", "gen_schema.py")
 LOCK_SETTINGS = (64, 2048)
@@ -98,8 +103,8 @@ class ResetBench:
         self.bandage = bandage
         self.sizes = sizes
         self.rounds = rounds
-        self.tmp = tempfile.mkdtemp(prefix="bandage-bench-reset-")
-        os.chmod(self.tmp, 0o755)
+        self.tmp, where = tools.data_tmpdir("bandage-bench-reset-")
+        log(where)
         self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
         self.rows = []
 

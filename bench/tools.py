@@ -10,6 +10,7 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.environ.get("BENCH_TOOLS", os.path.join(HERE, ".tools"))
@@ -42,3 +43,27 @@ def version(argv):
         return (r.stdout or r.stderr).strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return "?"
+
+
+# A server's data directory goes on tmpfs when there is room: the bench
+# measures what the server's CPU does (fsync is off anyway), and a
+# journal-less ext4, as on the bench machine, makes every file created within
+# minutes of a mass delete (DROP DATABASE of thousands of tables) scan past
+# the deleted inodes (ext4's recently_deleted(), seen with perf): the same
+# psql -f of 3,000 tables took 7.9 s or 17.2 s depending on what ran before.
+SHM = "/dev/shm"
+SHM_NEEDED = 4 << 30
+
+
+def data_tmpdir(prefix):
+    """A new directory for servers' data: in BENCH_PGDATA_DIR if set, else on
+    /dev/shm if it has 4 GiB free, else in the system's temp directory.
+    Returns (path, where: a note for the log)."""
+    where = os.environ.get("BENCH_PGDATA_DIR")
+    if not where and os.path.isdir(SHM) and os.access(SHM, os.W_OK):
+        st = os.statvfs(SHM)
+        if st.f_bavail * st.f_frsize >= SHM_NEEDED:
+            where = SHM
+    path = tempfile.mkdtemp(prefix=prefix, dir=where or None)
+    os.chmod(path, 0o755)
+    return path, f"servers' data in {os.path.dirname(path)}"

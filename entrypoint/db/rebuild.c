@@ -16,8 +16,9 @@
  * connections): past them the cost per statement grows with the size of
  * the transaction, so a raised lock table must not make batches (or the
  * one-transaction path) bigger. At 1,500 Prisma tables with
- * max_locks_per_transaction = 2048, one transaction took 2.24x the
- * server's floor; batches of this size stay within 1.15x. */
+ * max_locks_per_transaction = 2048 (data on tmpfs, bench/README.md), the
+ * drop and create in one transaction took 1.11x the server's floor, these
+ * batches 1.02x. */
 #define FLAT_OBJECTS 1600        /* relations + statements for one transaction */
 #define FLAT_STATEMENTS 400      /* schema-file statements per batch */
 #define FLAT_DROP_OBJECTS 200    /* objects named by one DROP */
