@@ -92,10 +92,22 @@ static void announce_exit(const struct config *cfg, int status, int code, long u
         supervise_wait_all(0, cfg->webhook_timeout_ms + 1000);
 }
 
+/* The code of the phases goes once the app has run this long: an app that
+ * is done sooner (a one-off command) is not slowed by it. */
+#define TRIM_AFTER_MS 100
+
+static void release_code(void)
+{
+    long bytes = memtrim_release_code();
+    log_debug("gave back the pages of code and constant data (%ld KiB mapped)",
+              bytes > 0 ? bytes / 1024 : 0);
+}
+
 static int run_app(const struct config *cfg, pid_t deploy_sender)
 {
     struct supervise_options opt = {.forward_to = cfg->forward_to, .grace_ms = cfg->grace_ms,
-                                    .cleanup = 1, .spare = deploy_sender};
+                                    .cleanup = 1, .spare = deploy_sender,
+                                    .settled = release_code, .settle_ms = TRIM_AFTER_MS};
     long started = monotonic_ms();
     int status = 0;
     pid_t pid = supervise_spawn(cfg->command);
@@ -104,7 +116,6 @@ static int run_app(const struct config *cfg, pid_t deploy_sender)
         return EXIT_INTERNAL;
     }
     log_debug("started '%s' as pid %d", cfg->command[0], (int)pid);
-    memtrim_release_code();
     int code = supervise_child_status(pid, &opt, NULL, &status);
     announce_exit(cfg, status, code, monotonic_ms() - started);
     return code;

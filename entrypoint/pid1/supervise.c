@@ -338,6 +338,21 @@ int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_
     return supervise_child_status(child, opt, stop_signal, &status);
 }
 
+/* The sooner of two deadlines (monotonic ms, -1: none). */
+static long earliest(long a, long b)
+{
+    return a < 0 ? b : b < 0 || a < b ? a : b;
+}
+
+/* poll's timeout until `deadline` (-1: none, wait for an event). */
+static int poll_timeout(long deadline)
+{
+    if (deadline < 0)
+        return -1;
+    long left = deadline - monotonic_ms();
+    return left > 0 ? (int)left : 0;
+}
+
 int supervise_child_status(pid_t child, const struct supervise_options *opt, int *stop_signal,
                            int *status_out)
 {
@@ -354,17 +369,19 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         *status_out = status;
         return EXIT_INTERNAL;
     }
+    long settle_at = opt->settled ? monotonic_ms() + opt->settle_ms : -1;
     for (;;) {
         if (reap_all(child, &status))
             break;
-        int timeout = -1; /* no periodic wake-ups while the app runs */
-        if (kill_at >= 0) {
-            long left = kill_at - monotonic_ms();
-            timeout = left > 0 ? (int)left : 0;
-        }
         struct pollfd p = {.fd = sfd, .events = POLLIN};
-        int ready = poll(&p, 1, timeout);
-        if (ready == 0) {
+        /* no periodic wake-ups while the app runs: at most these two */
+        int ready = poll(&p, 1, poll_timeout(earliest(kill_at, settle_at)));
+        if (ready == 0 && settle_at >= 0 && monotonic_ms() >= settle_at) {
+            opt->settled();
+            settle_at = -1;
+            continue;
+        }
+        if (ready == 0 && kill_at >= 0 && monotonic_ms() >= kill_at) {
             log_warn("%s still running %ld ms after the stop signal; sending SIGKILL",
                      opt->name ? opt->name : "app", opt->grace_ms);
             kill(-child, SIGKILL);
@@ -373,6 +390,8 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             continue;
         }
         struct signalfd_siginfo si;
+        if (ready == 0) /* woke a little early: a blocking read would wait for a signal */
+            continue;
         if (ready < 0 || read(sfd, &si, sizeof si) != sizeof si)
             continue;
         int sig = (int)si.ssi_signo;

@@ -12,6 +12,8 @@ struct supervise_options {
     int cleanup;     /* when the child exits, stop what is left (PID 1 duties) */
     pid_t spare;     /* cleanup does not wait for this helper (0: none): it ends by itself */
     const char *name; /* what the child is, in log lines ("the database worker"); NULL: "app" */
+    void (*settled)(void); /* called once when the child has run settle_ms (NULL: never) */
+    long settle_ms;
 };
 
 /* Block every signal so that none is lost before a signalfd reads it; call

@@ -9,6 +9,7 @@ installed and records every signal it receives; tests wait for those files
 """
 import json
 import os
+import re
 import shlex
 import signal
 import time
@@ -269,6 +270,24 @@ def test_app_runs_in_its_own_process_group(run_bandage, pid1, app_dir):
     assert ready["ppid"] == ns_bandage_pid(run)
     assert ready["pgid"] == ready["pid"]
     assert ready["parent_pgid"] != ready["pgid"]
+
+
+def test_code_of_the_phases_is_given_back_once_the_app_has_run_100ms(run_bandage, pid1,
+                                                                       app_dir):
+    """PID 1 drops the pages of the phases' code (pid1/memtrim.c), but not
+    right at the spawn: an app that is done within 100 ms never waits for it."""
+    run, app, _ = start_recorder(run_bandage, app_dir, pid1, "--on-term", "exit:0",
+                                 bandage_options=("--log-level", "debug", "--log-format", "json"))
+    run.wait_for_stderr(r"gave back the pages of code and constant data \(\d+ KiB mapped\)")
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith('{"time":')]
+    when = {("started" if line["msg"].startswith("started ") else "gave back"):
+            line["time"] for line in lines if line["msg"].startswith(("started ", "gave back"))}
+    started, gave_back = (time.mktime(time.strptime(when[k][:19], "%Y-%m-%dT%H:%M:%S"))
+                          + int(when[k][20:23]) / 1000 for k in ("started", "gave back"))
+    assert gave_back - started >= 0.099, when
+    assert int(re.search(r"\((\d+) KiB", run.stderr).group(1)) > 0
+    run.send_signal(signal.SIGTERM)
+    run.wait_exit_code(0)
 
 
 def test_environment_passes_through(run_bandage, pid1):
