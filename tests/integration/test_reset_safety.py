@@ -262,6 +262,31 @@ def test_dependents_in_other_schemas_are_refused(run_bandage, db):
     assert_untouched(db, before, run)
 
 
+PLACED_SQL = """
+CREATE TYPE public.feeling AS ENUM ('ok');
+CREATE SEQUENCE public.shared_seq;
+CREATE SCHEMA audit;
+CREATE TABLE audit.t2 (n int DEFAULT nextval('public.shared_seq'), m public.feeling);
+CREATE TRIGGER t2_touch BEFORE INSERT ON audit.t2 FOR EACH ROW EXECUTE FUNCTION public.touch();
+"""
+
+
+def test_dependents_placed_through_their_table_are_refused(run_bandage, db):
+    """A trigger, a default and a column are placed by their table's schema
+    (the public schema's own are left out first, by the same rule); the
+    seed's touch() is public's."""
+    seeded(db)
+    db.execute(PLACED_SQL, user="postgres")
+    before = dump(db)
+    run = run_bandage(reset_args(db))
+    run.wait_exit_code(77)
+    for what in ("trigger t2_touch on table audit.t2", "default value for column n of table "
+                 "audit.t2", "column m of table audit.t2"):
+        assert what in run.stderr, run.stderr
+    assert "3 object(s) outside --schemas" in run.stderr, run.stderr
+    assert_untouched(db, before, run)
+
+
 def test_dependents_are_dropped_and_listed_when_allowed(run_bandage, db):
     seeded(db)
     db.execute(DEPENDENTS_SQL, user="postgres")
