@@ -255,8 +255,13 @@ def elf_program_headers(path):
 PT_DYNAMIC, PT_INTERP = 2, 3
 
 
+TRIMMED = r"gave back the pages of code and constant data"
+
+
 def report_rss(label, kib):
-    """PID 1's resident memory, printed (never asserted): make check-static shows it."""
+    """PID 1's resident memory, printed (never asserted): make check-static shows it.
+    Read once PID 1 has given back its code (``TRIMMED``, at --log-level debug),
+    100 ms after the app started."""
     line = f"PID-1 VmRSS ({label}): " + (f"{kib} KiB" if kib is not None else "gone")
     print(f"\n[check-static] {line}")
     out = os.environ.get("BANDAGE_STATIC_RSS_FILE")
@@ -334,10 +339,11 @@ def test_not_executable_exits_126(make_root, run_root):
 @pytest.mark.parametrize("term_exit", [0, 7])
 def test_sigterm_reaches_the_app(make_root, run_root, term_exit):
     root = make_root()
-    run = run_root(root, ["--grace", "5", "--",
+    run = run_root(root, ["--grace", "5", "--log-level", "debug", "--",
                           *app_cmd(root, "app", "--wait", 60, "--term-exit", term_exit)])
     app_ready(root, run)
     if term_exit == 0:
+        run.wait_for_stderr(TRIMMED)
         report_rss("app running, no database phase", run.vm_rss_kib())
     run.send_signal(signal.SIGTERM)
     run.wait_exit_code(term_exit)
@@ -485,11 +491,12 @@ def test_webhook_over_https_trusts_the_bundle(make_root, run_root, sdb, named_we
     url = named_webhook.url.replace("127.0.0.1", HOOK_HOST)
     run = run_root(root, ["--wait-timeout", "10", "--reset", "always",
                           "--confirm-database", sdb.name, "--schema-file", "/app/schema.sql",
-                          "--webhook-url", url, "--",
+                          "--webhook-url", url, "--log-level", "debug", "--",
                           *app_cmd(root, "app", "--wait", 60)],
                    env={"DATABASE_URL": db_url(sdb, sslmode="verify-full")})
     app_ready(root, run)
     deploy = named_webhook.wait_for(1)[0]
+    run.wait_for_stderr(TRIMMED)
     report_rss("app running, after wait + reset + HTTPS webhook", run.vm_rss_kib())
     run.send_signal(signal.SIGTERM)
     run.wait_exit_code(0)
