@@ -376,22 +376,22 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         /* no periodic wake-ups while the app runs: at most these two */
         int ready = poll(&p, 1, poll_timeout(earliest(kill_at, settle_at)));
-        if (ready == 0 && settle_at >= 0 && monotonic_ms() >= settle_at) {
-            opt->settled();
-            settle_at = -1;
-            continue;
-        }
-        if (ready == 0 && kill_at >= 0 && monotonic_ms() >= kill_at) {
-            log_warn("%s still running %ld ms after the stop signal; sending SIGKILL",
-                     opt->name ? opt->name : "app", opt->grace_ms);
-            kill(-child, SIGKILL);
-            kill(child, SIGKILL);
-            kill_at = -1;
+        if (ready == 0) { /* a deadline (or a little before: then poll again) */
+            long now = monotonic_ms();
+            if (settle_at >= 0 && now >= settle_at) {
+                opt->settled();
+                settle_at = -1;
+            }
+            if (kill_at >= 0 && now >= kill_at) {
+                log_warn("%s still running %ld ms after the stop signal; sending SIGKILL",
+                         opt->name ? opt->name : "app", opt->grace_ms);
+                kill(-child, SIGKILL);
+                kill(child, SIGKILL);
+                kill_at = -1;
+            }
             continue;
         }
         struct signalfd_siginfo si;
-        if (ready == 0) /* woke a little early: a blocking read would wait for a signal */
-            continue;
         if (ready < 0 || read(sfd, &si, sizeof si) != sizeof si)
             continue;
         int sig = (int)si.ssi_signo;
