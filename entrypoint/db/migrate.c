@@ -95,12 +95,14 @@ static int make_settings(struct migrate_ctx *c)
 
 static char *read_sql(struct migrate_ctx *c, int take_lock)
 {
-    static const char head[] = "%sSELECT pg_try_advisory_lock(" PRISMA_LOCK_KEY "); ";
+    /* bandage's own calls are qualified: a database's search_path may put a
+     * writable schema before pg_catalog. */
+    static const char head[] = "%sSELECT pg_catalog.pg_try_advisory_lock(" PRISMA_LOCK_KEY "); ";
     static const char body[] =
-        "SELECT l.locked, current_database(), m.migration_name, m.checksum,"
+        "SELECT l.locked, pg_catalog.current_database(), m.migration_name, m.checksum,"
         " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs"
         " FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
-        " AND pid = pg_backend_pid() AND classid = 0 AND objid = " PRISMA_LOCK_KEY
+        " AND pid = pg_catalog.pg_backend_pid() AND classid = 0 AND objid = " PRISMA_LOCK_KEY
         " AND objsubid = 1 AND granted) AS locked) l"
         " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
     size_t cap = sizeof head + sizeof c->settings + sizeof body + strlen(c->table);
@@ -140,10 +142,11 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
  * the two would deadlock. Bounded by --wait-timeout. */
 static int hold_lock(struct migrate_ctx *c)
 {
-    char sql[sizeof c->settings + 64];
+    char sql[sizeof c->settings + 128];
     long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
     long deadline = monotonic_ms() + wait, pause = 10;
-    snprintf(sql, sizeof sql, "%sSELECT pg_try_advisory_lock(%s), current_database()",
+    snprintf(sql, sizeof sql, "%sSELECT pg_catalog.pg_try_advisory_lock(%s), "
+             "pg_catalog.current_database()",
              c->settings, PRISMA_LOCK_KEY);
     for (int tries = 0;; tries++) {
         struct db_error err;

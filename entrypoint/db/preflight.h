@@ -16,9 +16,17 @@ int preflight_writable(struct session *s);
  * the old tables and report success). */
 int preflight_schemas_exist(struct session *s, const struct config *cfg);
 
-/* Objects outside --schemas that depend on something inside (a view in
- * `reporting`, a foreign key from `audit.log`) would be dropped by CASCADE:
- * refused (exit 77) unless --drop-dependents, then each is logged. */
-int preflight_dependents(struct session *s, const struct config *cfg);
+/* Objects outside --schemas that depend on something the reset drops (a
+ * view in `reporting`, a foreign key from `audit.log`, a column with a
+ * collation of public, an index using an operator class of an extension
+ * that cannot be moved) would be dropped by CASCADE: refused (exit 77)
+ * unless --drop-dependents, then each is logged. `again`: the check made
+ * once the reset holds its locks, which catches what a --before-reset hook
+ * or the app made since the first. */
+int preflight_dependents(struct session *s, const struct config *cfg, int again);
+
+/* The same check for one schema about to be dropped (an old schema moved
+ * aside): 0 with *count set, each dependent logged as a warning. */
+int preflight_count_dependents(struct session *s, const char *schema, int *count);
 
 #endif

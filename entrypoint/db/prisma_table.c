@@ -93,9 +93,10 @@ int prisma_record(PGconn *conn, int sfd, const char *table, const char *name,
     return run_on_table(conn, sfd,
                         finished ? "INSERT INTO %s (id, checksum, migration_name, started_at,"
                                    " finished_at, applied_steps_count)"
-                                   " VALUES ($1, $2, $3, now(), clock_timestamp(), 1)"
+                                   " VALUES ($1, $2, $3, pg_catalog.now(),"
+                                   " pg_catalog.clock_timestamp(), 1)"
                                  : "INSERT INTO %s (id, checksum, migration_name, started_at)"
-                                   " VALUES ($1, $2, $3, clock_timestamp())",
+                                   " VALUES ($1, $2, $3, pg_catalog.clock_timestamp())",
                         table, 3, params, err);
 }
 
@@ -104,7 +105,7 @@ int prisma_record_finished(PGconn *conn, int sfd, const char *table, const char 
 {
     const char *params[] = {id};
     return run_on_table(conn, sfd,
-                        "UPDATE %s SET finished_at = clock_timestamp(),"
+                        "UPDATE %s SET finished_at = pg_catalog.clock_timestamp(),"
                         " applied_steps_count = applied_steps_count + 1 WHERE id = $1",
                         table, 1, params, err);
 }

@@ -8,7 +8,9 @@
 #include "exclusive.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "preflight.h"
 #include "reset.h"
+#include "schemafile.h"
 #include "snapshot.h"
 
 /* Sizes at which PostgreSQL's cost per DDL statement stays flat, measured
@@ -360,6 +362,10 @@ static int move_all_aside(struct session *s, const struct config *cfg)
                          EXIT_SCHEMA);
     if (rc == 0)
         rc = exclusive_terminate_others(s, RESET_LOCK_KEY, 0);
+    /* Again, in the transaction that moves the schemas: the hook or the app
+     * may have made a dependent since the first check. */
+    if (rc == 0)
+        rc = preflight_dependents(s, cfg, 1);
     for (char *n = rc ? NULL : strtok_r(names, ",", &save); n && rc == 0;
          n = strtok_r(NULL, ",", &save))
         rc = move_aside(s, cfg, n, position++);
@@ -415,10 +421,21 @@ static int mark_built(struct session *s, const struct config *cfg,
     return session_end(s, rc);
 }
 
-/* dropping, then done: the old schema goes. */
+/* dropping, then done: the old schema goes, unless something outside it
+ * has come to depend on it since it was moved aside (its CASCADE would take
+ * that too): then it stays, and each start says why. */
 static int finish_drop(struct session *s, const struct move *m, long budget)
 {
-    int rc = drop_contents(s, m->aside, m->aside, "dropping", budget);
+    int dependents = 0;
+    int rc = preflight_count_dependents(s, m->aside, &dependents);
+    if (rc == 0 && dependents > 0) {
+        log_warn("the old schema %s (was %s) is kept: %d object(s) outside it depend on it; "
+                 "remove the dependency (or drop the schema by hand, with what depends on "
+                 "it) and the next start drops it", m->aside, m->original, dependents);
+        return EXIT_REFUSED;
+    }
+    if (rc == 0)
+        rc = drop_contents(s, m->aside, m->aside, "dropping", budget);
     if (rc == 0 && (rc = step_begin(s)) == 0) {
         rc = session_run_names(s, "DROP SCHEMA %s CASCADE", m->aside, NULL,
                                "dropping the old schema");
@@ -481,22 +498,25 @@ static int drop_progress_table_if_empty(struct session *s)
 /* Drops the old schema of a built row under the drop lock, unless another
  * process holds it (dropping it beside its app). A failure is a warning: the
  * new schema is complete. */
-static void drop_built(struct session *s, const struct move *m, long budget)
+static int drop_built(struct session *s, const struct move *m, long budget)
 {
     int got = 0;
-    if (session_bool(s, "SELECT pg_try_advisory_lock(" RESET_DROP_LOCK_KEY ")", NULL,
-                     "taking the drop lock", &got) != 0)
-        return;
+    int rc = session_bool(s, "SELECT pg_try_advisory_lock(" RESET_DROP_LOCK_KEY ")", NULL,
+                          "taking the drop lock", &got);
+    if (rc != 0)
+        return rc;
     if (!got) {
         log_info("the old schema %s (was %s) is being dropped by another start", m->aside,
                  m->original);
-        return;
+        return 0;
     }
-    if (finish_drop(s, m, budget) != 0)
+    rc = finish_drop(s, m, budget);
+    if (rc != 0)
         log_warn("the old schema %s (was %s) is left for the next start to drop; the new "
                  "schema is complete", m->aside, m->original);
     session_run(s, "SELECT pg_advisory_unlock(" RESET_DROP_LOCK_KEY ")", "releasing the drop lock",
                 EXIT_INTERNAL);
+    return rc;
 }
 
 enum settle_mode {
@@ -549,7 +569,17 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
     if ((rc = move_all_aside(s, cfg)) != 0)
         return rc;
     long build_start = monotonic_ms();
-    if ((rc = build_in_batches(s, file, budget)) == 0 && (rc = mark_built(s, cfg, start)) == 0) {
+    char build[128];
+    schema_to_build(cfg, build, sizeof build);
+    /* The file's own settings last across its batches; bandage's come back
+     * after it (on a failure too: settling is bandage's). */
+    rc = session_set_search_path(s, build);
+    if (rc == 0)
+        rc = build_in_batches(s, file, budget);
+    int pinned = session_pin(s, cfg->lock_wait_ms);
+    if (rc == 0)
+        rc = pinned;
+    if (rc == 0 && (rc = mark_built(s, cfg, start)) == 0) {
         log_info("applied %ld statements in batches in %ld ms", s->report->statements,
                  monotonic_ms() - build_start);
         /* only drops: a failure there is a warning */

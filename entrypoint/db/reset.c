@@ -29,14 +29,8 @@ struct reset_run {
     struct schema_file file;
     struct deploy_start start;
     long budget;                   /* the server's shared lock table, in locks */
+    char hold[64];                 /* where extensions wait during the drop; "" if unused */
 };
-
-static int set_lock_timeout(struct session *s, long ms)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
-    return session_run(s, sql, "setting lock_timeout", EXIT_INTERNAL);
-}
 
 /* The advisory lock (waiting at most the wait timeout: replicas queue here),
  * then table locks bounded by --lock-wait. Through a transaction pooler the
@@ -46,21 +40,22 @@ static int take_reset_lock(struct reset_run *r)
 {
     const struct config *cfg = r->cfg;
     long wait = cfg->wait_timeout_ms > 0 ? cfg->wait_timeout_ms : cfg->connect_timeout_ms;
-    int rc = set_lock_timeout(&r->s, wait);
+    int rc = session_set_lock_timeout(&r->s, wait);
     if (rc == 0)
         rc = session_lock(&r->s, RESET_LOCK_KEY, "waiting for the reset lock");
     for (int i = 0; i < 2 && rc == 0; i++)
         rc = session_check_pinned(&r->s);
-    return rc ? rc : set_lock_timeout(&r->s, cfg->lock_wait_ms);
+    return rc ? rc : session_pin(&r->s, cfg->lock_wait_ms);
 }
 
 /* The interlock: checked before queueing on the lock, so a misconfigured
- * replica fails at once, not after waiting for another's reset. */
+ * replica fails at once, not after waiting for another's reset. Qualified:
+ * bandage's search_path is not pinned yet (see session_pin). */
 static int check_interlock(struct reset_run *r)
 {
     int rc;
     struct deploy_report *report = r->s.report;
-    PGresult *res = session_query(&r->s, "SELECT current_database()", 0, NULL,
+    PGresult *res = session_query(&r->s, "SELECT pg_catalog.current_database()", 0, NULL,
                                   "reading the database name", &rc);
     if (!res)
         return rc;
@@ -83,6 +78,24 @@ static int load_what_to_build(struct reset_run *r)
 {
     const struct config *cfg = r->cfg;
     const char *table_schema = cfg->url_schema ? cfg->url_schema : "public";
+    char build[128];
+    schema_to_build(cfg, build, sizeof build);
+    if (!schema_list_contains(cfg->schemas, build)) {
+        log_error("the reset builds in the DATABASE_URL's schema %s, which --schemas (%s) does "
+                  "not reset; add it to --schemas, or fix the URL's schema parameter", build,
+                  cfg->schemas);
+        report_add_error(r->s.report, "config", "schemas", "%s is not in --schemas", build);
+        return EXIT_USAGE;
+    }
+    if (r->migrations && strcmp(build, table_schema) != 0) {
+        log_error("--reset with --migrations builds in %s (--schemas' first entry) but Prisma "
+                  "keeps _prisma_migrations in %s: set the schema in DATABASE_URL "
+                  "(?schema=%s), or list %s first in --schemas", build, table_schema, build,
+                  table_schema);
+        report_add_error(r->s.report, "config", "schemas", "builds in %s, _prisma_migrations "
+                         "in %s", build, table_schema);
+        return EXIT_USAGE;
+    }
     if (cfg->schema_file && r->migrations) {
         log_error("--schema-file and --migrations both say what a reset builds; give one");
         report_add_error(r->s.report, "config", "schema-file", "both --schema-file and "
@@ -111,6 +124,45 @@ static int load_what_to_build(struct reset_run *r)
     return EXIT_USAGE;
 }
 
+/* The schema's relocatable extensions wait in a schema of bandage's while
+ * it is dropped, and come back as they were (same objects, so an index on
+ * audit.log using public's gin_trgm_ops stays; their configuration tables'
+ * rows too). The holding schema is made once, and goes before COMMIT. */
+static int hold_extensions(struct reset_run *r, const char *name)
+{
+    int has = 0;
+    int rc = session_bool(&r->s, "SELECT EXISTS (SELECT 1 FROM pg_extension e"
+                                 " JOIN pg_namespace n ON n.oid = e.extnamespace"
+                                 " WHERE n.nspname = $1 AND e.extrelocatable)",
+                          name, "listing extensions", &has);
+    if (rc != 0 || !has)
+        return rc;
+    if (!r->hold[0]) {
+        PGresult *res = session_query(
+            &r->s, "SELECT 'bandage_hold_' || min(n) FROM generate_series(0, 100000) n"
+                   " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace"
+                   "                   WHERE nspname = 'bandage_hold_' || n)",
+            0, NULL, "choosing a schema for the extensions", &rc);
+        if (res)
+            snprintf(r->hold, sizeof r->hold, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (rc == 0)
+            rc = session_run_names(&r->s, "CREATE SCHEMA %s", r->hold, NULL,
+                                   "creating a schema for the extensions");
+    }
+    return rc ? rc : snapshot_move_extensions(&r->s, name, r->hold);
+}
+
+/* Dropped without CASCADE: it must be empty again, proof that every
+ * extension went back. */
+static int release_extensions(struct reset_run *r)
+{
+    if (!r->hold[0])
+        return 0;
+    return session_run_names(&r->s, "DROP SCHEMA %s", r->hold, NULL,
+                             "dropping the extensions' holding schema");
+}
+
 /* Drops one schema and recreates it as it was, empty (one transaction path). */
 static int recreate_schema(struct reset_run *r, const char *name)
 {
@@ -119,8 +171,10 @@ static int recreate_schema(struct reset_run *r, const char *name)
     if (!snapshot)
         return rc;
     if (PQntuples(snapshot) > 0) {
-        rc = session_run_names(&r->s, "DROP SCHEMA %s CASCADE", name, NULL,
-                               "dropping the schema");
+        rc = hold_extensions(r, name);
+        if (rc == 0)
+            rc = session_run_names(&r->s, "DROP SCHEMA %s CASCADE", name, NULL,
+                                   "dropping the schema");
         if (rc == 0)
             rc = snapshot_restore(&r->s, snapshot);
     } else {
@@ -130,15 +184,19 @@ static int recreate_schema(struct reset_run *r, const char *name)
     return rc;
 }
 
+/* Under the schema's search_path (unqualified names land in the URL's
+ * schema, as with Prisma); bandage's own settings come back after. */
 static int apply_schema_file(struct reset_run *r)
 {
-    for (size_t i = 0; i < r->file.n_stmts; i++) {
-        int rc = schema_file_run(&r->s, &r->file, i, NULL);
-        if (rc != 0)
-            return rc;
-        schema_file_count_applied(r->s.report, &r->file, i);
+    char build[128];
+    schema_to_build(r->cfg, build, sizeof build);
+    int rc = session_set_search_path(&r->s, build);
+    for (size_t i = 0; i < r->file.n_stmts && rc == 0; i++) {
+        rc = schema_file_run(&r->s, &r->file, i, NULL);
+        if (rc == 0)
+            schema_file_count_applied(r->s.report, &r->file, i);
     }
-    return 0;
+    return rc ? rc : session_pin(&r->s, r->cfg->lock_wait_ms);
 }
 
 /* The small-schema path: one transaction; any error rolls everything back. */
@@ -150,6 +208,10 @@ static int reset_in_one_transaction(struct reset_run *r)
     rc = exclusive_terminate_others(&r->s, RESET_LOCK_KEY, 0);
     if (rc == 0)
         rc = exclusive_lock_tables(&r->s, r->cfg->schemas, RESET_LOCK_KEY, r->cfg->lock_wait_ms);
+    /* Again, now that nothing can change: the hook or the app may have made
+     * a dependent since the first check. */
+    if (rc == 0)
+        rc = preflight_dependents(&r->s, r->cfg, 1);
     char *names = rc ? NULL : strdup(r->cfg->schemas), *save = NULL;
     if (rc == 0 && !names)
         rc = EXIT_INTERNAL;
@@ -157,6 +219,8 @@ static int reset_in_one_transaction(struct reset_run *r)
          n = strtok_r(NULL, ",", &save))
         rc = recreate_schema(r, n);
     free(names);
+    if (rc == 0)
+        rc = release_extensions(r);
     if (rc == 0)
         rc = apply_schema_file(r);
     if (rc == 0)
@@ -193,7 +257,7 @@ static int check_before_reset(struct reset_run *r, int *batched)
 {
     int rc;
     if ((rc = preflight_schemas_exist(&r->s, r->cfg)) != 0 ||
-        (rc = preflight_dependents(&r->s, r->cfg)) != 0 ||
+        (rc = preflight_dependents(&r->s, r->cfg, 0)) != 0 ||
         (rc = rebuild_needed(&r->s, r->cfg, r->file.n_stmts, r->budget, batched)) != 0)
         return rc;
     return *batched ? rebuild_check_file(&r->s, r->cfg, &r->file) : 0;

@@ -319,6 +319,16 @@ int schema_list_contains(const char *list, const char *name)
     return 0;
 }
 
+void schema_to_build(const struct config *cfg, char *name, size_t len)
+{
+    const char *list = cfg->schemas ? cfg->schemas : "public";
+    size_t first = strcspn(list, ",");
+    if (cfg->url_schema)
+        snprintf(name, len, "%s", cfg->url_schema);
+    else
+        snprintf(name, len, "%.*s", (int)first, list);
+}
+
 /* Words after which the statement no longer names what it acts on. DELETE
  * names its table after FROM, GRANT its privileges (SELECT, ...) before ON;
  * `ALTER DEFAULT PRIVILEGES` is the one DEFAULT that starts a header. */

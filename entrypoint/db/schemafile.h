@@ -9,6 +9,8 @@
 #include "session.h"
 #include "sqlsplit.h"
 
+struct config;
+
 struct schema_file {
     const char *path;              /* NULL: no file */
     char *sql;                     /* the file, NUL-terminated */
@@ -46,6 +48,10 @@ int schema_file_run(struct session *s, const struct schema_file *f, size_t i,
 
 /* Is name one of the comma-separated list (exactly, case included)? */
 int schema_list_contains(const char *list, const char *name);
+
+/* The schema a reset builds in (unqualified names of the file land there):
+ * the URL's schema parameter, as Prisma reads it, else --schemas' first. */
+void schema_to_build(const struct config *cfg, char *name, size_t len);
 
 /* Counts statement i as applied in the report. */
 void schema_file_count_applied(struct deploy_report *report, const struct schema_file *f,

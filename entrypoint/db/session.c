@@ -64,7 +64,8 @@ int session_lock(struct session *s, const char *key, const char *what)
     const char *params[] = {key};
     int rc;
     log_debug("taking the lock pg_advisory_lock(%s)", key);
-    PGresult *res = session_query(s, "SELECT pg_backend_pid() FROM pg_advisory_lock($1::bigint)",
+    PGresult *res = session_query(s, "SELECT pg_catalog.pg_backend_pid()"
+                                     " FROM pg_catalog.pg_advisory_lock($1::bigint)",
                                   1, params, what, &rc);
     if (!res)
         return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
@@ -89,7 +90,7 @@ static int pooled(struct session *s, int pid)
     /* Best effort: the lock may sit on a pooled server connection that this
      * statement does not reach. */
     struct db_error err;
-    db_run(s->conn, s->sfd, "SELECT pg_advisory_unlock_all()", &err);
+    db_run(s->conn, s->sfd, "SELECT pg_catalog.pg_advisory_unlock_all()", &err);
     log_error("the database connection goes through a transaction pooler (server process %d "
               "held the lock, %d runs this transaction): locks do not hold there; set DIRECT_URL "
               "(or --direct-url) to the database's direct, unpooled URL", s->backend_pid, pid);
@@ -101,7 +102,7 @@ static int pooled(struct session *s, int pid)
 int session_check_pinned(struct session *s)
 {
     int pid = 0;
-    int rc = backend_of(s, "SELECT pg_backend_pid()", "checking the connection", &pid);
+    int rc = backend_of(s, "SELECT pg_catalog.pg_backend_pid()", "checking the connection", &pid);
     if (rc != 0 || s->backend_pid == 0 || pid == s->backend_pid)
         return rc;
     return pooled(s, pid);
@@ -110,7 +111,7 @@ int session_check_pinned(struct session *s)
 int session_begin(struct session *s)
 {
     int pid = 0;
-    int rc = backend_of(s, "BEGIN; SELECT pg_backend_pid()", "BEGIN", &pid);
+    int rc = backend_of(s, "BEGIN; SELECT pg_catalog.pg_backend_pid()", "BEGIN", &pid);
     if (rc != 0 || s->backend_pid == 0 || pid == s->backend_pid)
         return rc;
     session_run(s, "ROLLBACK", "ROLLBACK", EXIT_INTERNAL);
@@ -148,4 +149,28 @@ int session_run_names(struct session *s, const char *fmt, const char *a, const c
     PQfreemem(qa);
     PQfreemem(qb);
     return rc;
+}
+
+int session_set_lock_timeout(struct session *s, long ms)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
+    return session_run(s, sql, "setting lock_timeout", EXIT_INTERNAL);
+}
+
+int session_pin(struct session *s, long lock_timeout_ms)
+{
+    /* RESET ALL first: what a schema file SET (pg_dump's lock_timeout = 0,
+     * its search_path) stays with the file. pg_temp last: a temporary
+     * table cannot stand in for a catalog. */
+    char sql[128];
+    snprintf(sql, sizeof sql, "RESET ALL; SET search_path = pg_catalog, pg_temp; "
+             "SET lock_timeout = %ld", lock_timeout_ms);
+    return session_run(s, sql, "setting bandage's search_path", EXIT_INTERNAL);
+}
+
+int session_set_search_path(struct session *s, const char *schema)
+{
+    return session_run_names(s, "SET search_path TO %s", schema, NULL,
+                             "setting the search_path of the schema file");
 }

@@ -60,4 +60,19 @@ char *session_quote(struct session *s, const char *name);
 int session_run_names(struct session *s, const char *fmt, const char *a, const char *b,
                       const char *what);
 
+/* SET lock_timeout. */
+int session_set_lock_timeout(struct session *s, long ms);
+
+/* bandage's own settings, once the session is known to be its own (after
+ * session_check_pinned; through a transaction pooler a SET would stay with
+ * the pooled connection the app gets next) and after each schema file:
+ * every setting reset, then search_path = pg_catalog, pg_temp, so that a
+ * database's or role's search_path that puts a writable schema first cannot
+ * lend bandage's calls (current_database(), ...) a function of its own. */
+int session_pin(struct session *s, long lock_timeout_ms);
+
+/* The search_path a schema file runs under: its schema, as Prisma's own
+ * connection sets it (pg_catalog still comes first, implicitly). */
+int session_set_search_path(struct session *s, const char *schema);
+
 #endif

@@ -27,7 +27,8 @@ static const char restore_statements_sql[] =
     "  UNION ALL SELECT 4, 0, format('COMMENT ON SCHEMA %I IS %L', s.nspname, d.description)"
     "    FROM s JOIN pg_description d ON d.objoid = s.oid"
     "         AND d.classoid = 'pg_namespace'::regclass"
-    "  UNION ALL SELECT 5, e.oid::bigint, CASE WHEN $2 = 'move'"
+    /* relocatable extensions are moved (see snapshot_move_extensions) */
+    "  UNION ALL SELECT 5, e.oid::bigint, CASE WHEN $2 = 'move' OR e.extrelocatable"
     "         THEN format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, s.nspname)"
     "         ELSE format('CREATE EXTENSION IF NOT EXISTS %I WITH SCHEMA %I VERSION %L CASCADE',"
     "         e.extname, s.nspname, e.extversion) END"
@@ -67,7 +68,7 @@ int snapshot_move_extensions(struct session *s, const char *from, const char *to
     PGresult *res = session_query(
         s, "SELECT format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, $2::text)"
            " FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
-           " WHERE n.nspname = $1 ORDER BY e.oid",
+           " WHERE n.nspname = $1 AND e.extrelocatable ORDER BY e.oid",
         2, params, "listing extensions", &rc);
     for (int i = 0; res && i < PQntuples(res) && rc == 0; i++)
         rc = session_run(s, PQgetvalue(res, i, 0), "moving an extension", EXIT_SCHEMA);

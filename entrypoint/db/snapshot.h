@@ -7,7 +7,9 @@
 #include "session.h"
 
 enum snapshot_extensions {
-    SNAPSHOT_RECREATE_EXTENSIONS, /* CREATE EXTENSION in the new schema (the old one is dropped) */
+    SNAPSHOT_RECREATE_EXTENSIONS, /* the old schema is dropped: relocatable extensions come
+                                     back from where they were moved (ALTER EXTENSION SET
+                                     SCHEMA), others are created anew (CREATE EXTENSION) */
     SNAPSHOT_MOVE_EXTENSIONS      /* ALTER EXTENSION SET SCHEMA (the old one is kept aside) */
 };
 
@@ -22,7 +24,7 @@ PGresult *snapshot_read(struct session *s, const char *name, enum snapshot_exten
 /* Runs the statements of snapshot_read() in the open transaction. */
 int snapshot_restore(struct session *s, PGresult *snapshot);
 
-/* Moves every extension that lives in schema `from` to schema `to`. */
+/* Moves every relocatable extension that lives in schema `from` to `to`. */
 int snapshot_move_extensions(struct session *s, const char *from, const char *to);
 
 #endif
