@@ -476,7 +476,15 @@ static int undo_move(struct session *s, const struct move *m, long budget)
 static int drop_progress_table_if_empty(struct session *s)
 {
     int empty = 0, alone = 0;
-    int rc = session_begin(s);
+    int rc = session_begin(s), unlocked = 0;
+    /* A start reads the table under the reset lock: beside the app, where
+     * this process holds only the drop lock, the table stays while a start
+     * runs (the next settle drops it). */
+    if (rc == 0)
+        rc = session_bool(s, "SELECT pg_try_advisory_xact_lock(" RESET_LOCK_KEY ")", NULL,
+                          "taking the reset lock", &unlocked);
+    if (rc == 0 && !unlocked)
+        return session_end(s, rc);
     if (rc == 0)
         rc = session_run(s, "LOCK TABLE bandage.resets_in_progress IN ACCESS EXCLUSIVE MODE",
                          "locking bandage.resets_in_progress", EXIT_SCHEMA);
@@ -547,14 +555,14 @@ static int settle(struct session *s, long budget, enum settle_mode mode)
     PQclear(res);
     if (!moves)
         return EXIT_INTERNAL;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0, stopped = 0; i < n && rc == 0; i++) {
         if (!is_built(moves[i].state)) {
             if (mode != SETTLE_DROPS_ONLY)
                 rc = undo_move(s, &moves[i], budget);
         } else if (mode == SETTLE_DEFER_DROPS) {
             s->report->old_schemas_pending = 1;
-        } else {
-            drop_built(s, &moves[i], budget);
+        } else if ((stopped = drop_built(s, &moves[i], budget)) > 128) {
+            rc = stopped; /* a stop signal: the next rows wait for the next start */
         }
     }
     free(moves);

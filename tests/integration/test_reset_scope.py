@@ -12,9 +12,11 @@
   or role's ``search_path`` puts first.
 """
 import re
+import signal
 
 import pytest
 
+from helpers import scaled, wait_until
 from helpers.migrations import HISTORY, MigrationsDir
 from test_reset import (  # noqa: F401  (medium_template and medium_db are fixtures)
     EXAMPLE_TABLES, SEED_SQL, assert_same_dump, dump, medium_db, medium_template, reset_args,
@@ -228,3 +230,112 @@ def test_a_function_earlier_on_the_path_cannot_pass_the_interlock(run_bandage, d
     run.wait_exit_code(77)
     assert f"refusing to reset database '{db.name}'" in run.stderr, run.stderr
     assert_same_dump(before, dump(db), f"the database (stderr:\n{run.stderr})")
+
+
+# --- 7. the old schemas a large reset left to drop --------------------------------------------
+
+#: bandage's advisory lock key (entrypoint/db/reset.h, RESET_LOCK_KEY).
+RESET_LOCK_KEY = 7089068665867822369
+
+PROGRESS_TABLE_SQL = """
+CREATE SCHEMA IF NOT EXISTS bandage;
+CREATE TABLE IF NOT EXISTS bandage.resets_in_progress (
+ aside text PRIMARY KEY, original text NOT NULL, state text NOT NULL,
+ deployment_id text, started_at timestamptz NOT NULL DEFAULT now(),
+ position int, live_oid oid, aside_oid oid)
+"""
+
+
+def built_row(db, aside, started_at):
+    """An old schema a large reset moved aside and recorded as built, as a
+    start whose drop was stopped leaves it: the next start drops it."""
+    db.execute(f"CREATE SCHEMA {aside}; CREATE TABLE {aside}.old (id int);"
+               f"INSERT INTO {aside}.old VALUES (1);" + PROGRESS_TABLE_SQL, user="postgres")
+    db.execute("INSERT INTO bandage.resets_in_progress VALUES (%s, 'public', 'built', 'd-old',"
+               " %s, 0, 'public'::regnamespace, %s::regnamespace)", (aside, started_at, aside),
+               user="postgres")
+
+
+def aside_schemas(db):
+    return [r[0] for r in db.execute("SELECT nspname::text FROM pg_namespace WHERE nspname"
+                                     " LIKE 'bandage\\_aside\\_%' ORDER BY 1", user="postgres")]
+
+
+def bandage_waits_in_drop(pg, db):
+    return pg.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = 'bandage'"
+                      " AND datname = %s AND wait_event_type = 'Lock' AND query LIKE 'DROP %%'",
+                      (db.name,))
+
+
+class TableLock:
+    """A real session holding ACCESS SHARE on a table, in an open transaction."""
+
+    def __init__(self, db, table):
+        self.conn = db.connect(user="postgres")
+        self.conn.autocommit = False
+        self.conn.execute(f"LOCK TABLE {table} IN ACCESS SHARE MODE")
+
+    def release(self):
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_old_schema_something_depends_on_is_kept(run_bandage, db):
+    """Before: the old schema went with CASCADE, and the view on it too."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    db.execute("CREATE SCHEMA audit; CREATE VIEW audit.v AS SELECT * FROM bandage_aside_0.old",
+               user="postgres")
+    run = run_bandage(["--database-url", db.dsn()])
+    run.wait_exit_code(0)
+    assert "view audit.v, outside schema bandage_aside_0, depends on it" in run.stderr, run.stderr
+    assert "the old schema bandage_aside_0 (was public) is kept" in run.stderr
+    assert aside_schemas(db) == ["bandage_aside_0"]
+    assert db.execute("SELECT count(*) FROM audit.v", user="postgres") == [(1,)]
+
+
+def test_a_stopped_drop_leaves_the_next_old_schema_alone(run_bandage, pg, db, app_dir):
+    """Two old schemas wait to be dropped beside the app; SIGTERM cancels the
+    first drop (blocked by a real lock). Before: the dropper went on to the
+    next row and dropped it after the signal."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    built_row(db, "bandage_aside_1", "2026-01-02")  # newer: dropped first
+    lock = TableLock(db, "bandage_aside_1.old")
+    try:
+        run = run_bandage(["--database-url", db.dsn(), "--lock-wait", "60", "--",
+                           "sleep", "60"], timeout=scaled(60))
+        wait_until(lambda: bandage_waits_in_drop(pg, db), scaled(30),
+                   lambda: f"the drop to wait for the lock; stderr:\n{run.stderr}")
+        run.send_signal(signal.SIGTERM)
+        run.wait(scaled(30))
+    finally:
+        lock.release()
+    assert "bandage_aside_1 (was public) is left for the next start" in run.stderr, run.stderr
+    assert aside_schemas(db) == ["bandage_aside_0", "bandage_aside_1"], run.stderr
+
+
+def test_dropper_leaves_the_progress_table_to_a_start_holding_the_lock(run_bandage, pg, db):
+    """The drop beside the app runs without the reset lock; a start reads
+    bandage.resets_in_progress under it. Before: the dropper dropped the
+    table while a start held the lock (the start's read then failed, exit
+    65). Here a real session holds the reset lock as a start would."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    lock = TableLock(db, "bandage_aside_0.old")
+    start = db.connect(user="postgres")
+    try:
+        run = run_bandage(["--database-url", db.dsn(), "--lock-wait", "60", "--",
+                           "sleep", "60"], timeout=scaled(60))
+        wait_until(lambda: bandage_waits_in_drop(pg, db), scaled(30),
+                   lambda: f"the drop to wait for the lock; stderr:\n{run.stderr}")
+        start.execute(f"SELECT pg_advisory_lock({RESET_LOCK_KEY})")
+        lock.release()
+        lock = None
+        run.wait_for_stderr(r"dropped the old schema\(s\) beside the app", timeout=scaled(30))
+        assert aside_schemas(db) == []
+        assert db.execute("SELECT to_regclass('bandage.resets_in_progress')::text",
+                          user="postgres") == [("bandage.resets_in_progress",)], run.stderr
+        run.send_signal(signal.SIGTERM)
+        run.wait(scaled(30))
+    finally:
+        if lock:
+            lock.release()
+        start.close()
