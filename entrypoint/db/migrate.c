@@ -9,6 +9,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "prisma_table.h"
+#include "session.h"
 #include "sqlclass.h"
 #include "sqlsplit.h"
 
@@ -23,6 +24,7 @@ struct pending {
 };
 
 struct migrate_ctx {
+    struct session s;        /* failures and settings, as the reset's */
     PGconn *conn;
     int sfd;
     const struct config *cfg;
@@ -42,26 +44,6 @@ struct migrate_ctx {
 /* The columns of read_rows()'s result. */
 enum { COL_LOCKED, COL_DATABASE, COL_NAME, COL_CHECKSUM, COL_FINISHED, COL_ROLLED_BACK,
        COL_STARTED, COL_LOGS };
-
-/* ---- errors ------------------------------------------------------------- */
-
-static int sql_failed(struct migrate_ctx *c, const char *what, const struct db_error *err,
-                      int code)
-{
-    if (err->stop_signal) {
-        log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
-        report_add_error(c->report, "migrate", "signal", "stopped by signal %d during %s",
-                         err->stop_signal, what);
-        return 128 + err->stop_signal;
-    }
-    if (err->connection_lost)
-        code = EXIT_UNAVAILABLE;
-    log_error("%s failed: %s%s%s", what, err->sqlstate, err->sqlstate[0] ? ": " : "",
-              err->message);
-    report_add_error(c->report, "migrate", err->sqlstate[0] ? err->sqlstate : "connection",
-                     "%s: %s", what, err->message);
-    return code;
-}
 
 /* The line, in its file, of character `position` (1-based, as the server
  * counts: characters, not bytes) of a statement that starts at `line`. */
@@ -129,7 +111,7 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
     if (!c->rows && (strcmp(err.sqlstate, "42P01") == 0 || strcmp(err.sqlstate, "3F000") == 0))
         return 0;
     if (!c->rows)
-        return sql_failed(c, "reading _prisma_migrations", &err, EXIT_INTERNAL);
+        return session_failed(&c->s, "reading _prisma_migrations", &err, EXIT_INTERNAL);
     *locked = strcmp(PQgetvalue(c->rows, 0, COL_LOCKED), "t") == 0;
     snprintf(c->report->database, sizeof c->report->database, "%s",
              PQgetvalue(c->rows, 0, COL_DATABASE));
@@ -152,7 +134,7 @@ static int hold_lock(struct migrate_ctx *c)
         struct db_error err;
         PGresult *res = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
         if (!res)
-            return sql_failed(c, "taking the migrations lock", &err, EXIT_INTERNAL);
+            return session_failed(&c->s, "taking the migrations lock", &err, EXIT_INTERNAL);
         int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
@@ -169,11 +151,17 @@ static int hold_lock(struct migrate_ctx *c)
                              "within %ld ms", wait);
             return EXIT_UNAVAILABLE;
         }
-        int sig = 0;
-        if (db_wait(-1, 0, c->sfd, pause < left ? pause : left, &sig) < 0) {
+        int sig = 0, waited = db_wait(-1, 0, c->sfd, pause < left ? pause : left, &sig);
+        if (waited == DB_WAIT_STOPPED) {
             report_add_error(c->report, "migrate", "signal",
                              "stopped by signal %d waiting for the migrations lock", sig);
             return 128 + sig;
+        }
+        if (waited == DB_WAIT_ERROR) { /* bandage's fault, not the database's */
+            log_error("waiting for the migrations lock: poll: %s", strerror(errno));
+            report_add_error(c->report, "migrate", "internal", "poll failed waiting for the "
+                             "migrations lock");
+            return EXIT_INTERNAL;
         }
         pause = pause * 2 > 250 ? 250 : pause * 2;
     }
@@ -394,7 +382,7 @@ static int check_empty_schema(struct migrate_ctx *c)
                             " k.relkind IN ('r', 'p') AND k.relname <> 'spatial_ref_sys'",
                             1, params, &err);
     if (!res)
-        return sql_failed(c, "looking for tables in the schema", &err, EXIT_INTERNAL);
+        return session_failed(&c->s, "looking for tables in the schema", &err, EXIT_INTERNAL);
     long tables = atol(PQgetvalue(res, 0, 0));
     PQclear(res);
     if (tables == 0)
@@ -465,29 +453,22 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
     struct db_error err;
     int rc = 0;
     if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
-        return sql_failed(c, "BEGIN", &err, EXIT_INTERNAL);
+        return session_failed(&c->s, "BEGIN", &err, EXIT_INTERNAL);
     for (size_t i = 0; i < p->n_stmts && rc == 0; i++)
         if (run_statement(c, m, &p->stmts[i], &err) != 0)
             rc = statement_failed(c, m, &p->stmts[i], &err, "rolled back");
     if (rc == 0 && prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL,
                                  &err) != 0)
-        rc = sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
+        rc = session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
+                            EXIT_SCHEMA);
     if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
         char what[REPORT_MIGRATION_NAME + 32];
         snprintf(what, sizeof what, "COMMIT of migration %.127s", m->name);
-        return sql_failed(c, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
+        return session_failed(&c->s, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
     }
     if (rc != 0) /* after a cancel or a lost connection this may fail: the session's end rolls back */
         db_run(c->conn, c->sfd, "ROLLBACK", &err);
     return rc;
-}
-
-static int set_lock_timeout(struct migrate_ctx *c, long ms)
-{
-    struct db_error err;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms);
-    return db_run(c->conn, c->sfd, sql, &err) == 0 ? 0 : sql_failed(c, sql, &err, EXIT_INTERNAL);
 }
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
@@ -505,23 +486,24 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
              "cannot run in a transaction block): a failure part-way leaves it half applied",
              m->name, p->autocommit_line, p->autocommit_what);
     if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 0, id, &err) != 0)
-        return sql_failed(c, "recording the migration in _prisma_migrations", &err, EXIT_SCHEMA);
+        return session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
+                              EXIT_SCHEMA);
     /* CREATE INDEX CONCURRENTLY waits for every older transaction of the
      * app to end, blocking nobody meanwhile: allow it --wait-timeout rather
      * than --lock-wait (made for locks that queue the app behind them). */
     long patient = c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms ? c->cfg->wait_timeout_ms
                                                                    : c->cfg->lock_wait_ms;
-    int rc = set_lock_timeout(c, patient);
+    int rc = session_set_lock_timeout(&c->s, patient);
     if (rc != 0)
         return rc;
     for (; i < p->n_stmts; i++)
         if (run_statement(c, m, &p->stmts[i], &err) != 0)
             break;
-    if (i == p->n_stmts && (rc = set_lock_timeout(c, c->cfg->lock_wait_ms)) != 0)
+    if (i == p->n_stmts && (rc = session_set_lock_timeout(&c->s, c->cfg->lock_wait_ms)) != 0)
         return rc;
     if (i == p->n_stmts) {
         if (prisma_record_finished(c->conn, c->sfd, c->table, id, &err) != 0)
-            return sql_failed(c, "recording the migration as finished", &err, EXIT_SCHEMA);
+            return session_failed(&c->s, "recording the migration as finished", &err, EXIT_SCHEMA);
         return 0;
     }
     db_run(c->conn, c->sfd, "ROLLBACK", &ignored); /* inside the file's own BEGIN, if any */
@@ -543,7 +525,7 @@ static int apply_pending(struct migrate_ctx *c)
         if (rc != 0)
             return rc;
         if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
-            return sql_failed(c, "creating _prisma_migrations", &err, EXIT_SCHEMA);
+            return session_failed(&c->s, "creating _prisma_migrations", &err, EXIT_SCHEMA);
     }
     for (size_t i = 0; i < c->dir->count; i++) {
         if (c->state[i] != STATE_PENDING)
@@ -652,7 +634,11 @@ static int run(struct migrate_ctx *c)
 int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
                      const struct migration_dir *dir, struct deploy_report *report)
 {
-    struct migrate_ctx c = {.conn = conn, .sfd = sfd, .cfg = cfg, .dir = dir, .report = report,
+    /* backend_pid set: a lost connection is an error here, never the
+     * quiet reconnect of a reset that has not taken its lock yet. */
+    struct migrate_ctx c = {.s = {.conn = conn, .sfd = sfd, .report = report,
+                                  .backend_pid = PQbackendPID(conn), .phase = "migrate"},
+                            .conn = conn, .sfd = sfd, .cfg = cfg, .dir = dir, .report = report,
                             .schema = cfg->url_schema ? cfg->url_schema : "public"};
     long started = monotonic_ms();
     int rc = EXIT_INTERNAL;

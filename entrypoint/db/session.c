@@ -14,9 +14,10 @@ int session_failed(struct session *s, const char *what, const struct db_error *e
         log_debug("%s: the connection was ended (%s)", what, err->message);
         return EXIT_UNAVAILABLE;
     }
+    const char *phase = s->phase ? s->phase : "reset";
     if (err->stop_signal) {
         log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
-        report_add_error(s->report, "reset", "signal", "stopped by signal %d during %s",
+        report_add_error(s->report, phase, "signal", "stopped by signal %d during %s",
                          err->stop_signal, what);
         return 128 + err->stop_signal;
     }
@@ -24,7 +25,7 @@ int session_failed(struct session *s, const char *what, const struct db_error *e
         code = EXIT_UNAVAILABLE;
     log_error("%s failed: %s%s%s", what, err->sqlstate, err->sqlstate[0] ? ": " : "",
               err->message);
-    report_add_error(s->report, "reset", err->sqlstate[0] ? err->sqlstate : "connection",
+    report_add_error(s->report, phase, err->sqlstate[0] ? err->sqlstate : "connection",
                      "%s: %s", what, err->message);
     return code;
 }

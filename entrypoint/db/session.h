@@ -18,6 +18,7 @@ struct session {
     int sfd;                       /* stop signals cancel the running query */
     struct deploy_report *report;
     int backend_pid;               /* the server process holding the lock; 0 before */
+    const char *phase;             /* the report's name for errors: "reset" when NULL */
 };
 
 /* Logs and reports a failed step; returns the exit code for it: 128+N when a
