@@ -251,42 +251,85 @@ out:
     return rc;
 }
 
-/* Writes the URI's start (prefix, user info, hosts, path) to out. Prisma
- * (WHATWG URL rules) ends the user info at the authority's LAST '@', libpq
- * at its first: with an unescaped '@' in a password, libpq would take the
- * password's tail for the host. So every '@' of the user info but the last
- * is written as %40, which libpq decodes. Returns where the query begins
- * (at '?', or the end). */
-static const char *put_uri_start(const char *url, const char *body, FILE *out)
+/* Where the authority (user info and hosts) ends: at the first '/', '?' or
+ * '#', as Prisma (WHATWG URL) reads it. libpq looks for the user info's '@'
+ * up to the first '/' only, into the query of a URL without a path. */
+static const char *authority_end(const char *body)
 {
-    size_t to_slash = strcspn(body, "/");
-    const char *first_at = memchr(body, '@', to_slash);
-    const char *host = body;
+    return body + strcspn(body, "/?#");
+}
+
+/* Writes the user info of the authority body..end, when it has one, with its
+ * '@'. Prisma ends the user info at the authority's LAST '@', libpq at its
+ * first: with an unescaped '@' in a password, libpq would take the
+ * password's tail for the host. So every '@' of the user info but the last
+ * is written as %40, which libpq decodes. Returns where the hosts begin. */
+static const char *put_userinfo(const char *body, const char *end, FILE *out)
+{
+    const char *last_at = NULL;
+    for (const char *p = body; p < end; p++)
+        if (*p == '@')
+            last_at = p;
+    if (!last_at)
+        return body;
+    for (const char *p = body; p < last_at; p++) {
+        if (*p == '@')
+            fputs("%40", out);
+        else
+            fputc(*p, out);
+    }
+    fputc('@', out);
+    return last_at + 1;
+}
+
+/* Checks the hosts p..end, "host[:port]" or "[ipv6][:port]" comma separated,
+ * within the authority: libpq would look for a ']' as far as the string goes.
+ * A port that is not digits is most often a piece of a password whose '/',
+ * '?' or '#' ended the authority early; Prisma refuses it too. Refused before
+ * a log line could show it as the port, and never quoted. */
+static int check_hosts(const char *p, const char *end, char *why, size_t len)
+{
+    while (p < end) {
+        if (*p == '[') {
+            p = memchr(p, ']', (size_t)(end - p));
+            if (!p) {
+                snprintf(why, len, "an IPv6 host's '[' has no ']' before the path or query; "
+                                   "write it as [::1]:5432");
+                return -1;
+            }
+            p++;
+        } else {
+            while (p < end && *p != ':' && *p != ',')
+                p++;
+        }
+        if (p < end && *p == ':')
+            for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+                ;
+        if (p < end && *p != ',') {
+            snprintf(why, len, "a port after the host is not a number; if it is part of a "
+                               "password, write '/', '?' and '#' in it as %%2F, %%3F and %%23");
+            return -1;
+        }
+        p += p < end; /* past the ',' */
+    }
+    return 0;
+}
+
+/* Writes the URI's start (prefix, user info, hosts, path) to out. Returns
+ * where the path ends (at the query's '?', the fragment's '#', or the end),
+ * NULL with why set when the hosts cannot be what was meant. */
+static const char *put_uri_start(const char *url, const char *body, FILE *out, char *why,
+                                 size_t len)
+{
+    const char *end = authority_end(body);
 
     fwrite(url, 1, (size_t)(body - url), out);
-    if (first_at) {
-        /* A '?' after the first '@' ends the hosts (a query value may hold '@');
-         * one before it is part of a password, as libpq reads it. */
-        const char *q = memchr(first_at, '?', (size_t)(body + to_slash - first_at));
-        const char *end = q ? q : body + to_slash;
-        const char *last_at = first_at;
-        for (const char *p = first_at; p < end; p++)
-            if (*p == '@')
-                last_at = p;
-        for (const char *p = body; p < last_at; p++) {
-            if (*p == '@')
-                fputs("%40", out);
-            else
-                fputc(*p, out);
-        }
-        fputc('@', out);
-        host = last_at + 1;
-    }
-    const char *query = strchr(host, '?');
-    if (!query)
-        query = host + strlen(host);
-    fwrite(host, 1, (size_t)(query - host), out);
-    return query;
+    const char *hosts = put_userinfo(body, end, out);
+    if (check_hosts(hosts, end, why, len) != 0)
+        return NULL;
+    const char *path_end = end + strcspn(end, "?#");
+    fwrite(hosts, 1, (size_t)(path_end - hosts), out);
+    return path_end;
 }
 
 /* The URI with Prisma's parameters taken out: what libpq is given. */
@@ -302,11 +345,14 @@ static char *strip_prisma(const char *url, const char *body, struct prisma_state
         snprintf(why, len, "out of memory");
         return NULL;
     }
-    const char *q = put_uri_start(url, body, out);
-    if (*q == '?')
+    const char *q = put_uri_start(url, body, out, why, len);
+    if (!q)
+        rc = -1;
+    else if (*q == '?')
         q++;
-    while (*q && rc == 0) {
-        size_t n = strcspn(q, "&");
+    /* The fragment (from '#') is read by neither Prisma nor the server: left out. */
+    while (rc == 0 && *q && *q != '#') {
+        size_t n = strcspn(q, "&#");
         if (n > 0)
             rc = take_query_param(q, n, out, &n_kept, st, why, len);
         q += n + (q[n] == '&');

@@ -74,13 +74,18 @@ static int append_header(struct curl_slist **list, const char *header)
     return 0;
 }
 
+long webhook_request_timeout_ms(long deadline_ms, long now_ms)
+{
+    return deadline_ms > now_ms ? deadline_ms - now_ms : -1;
+}
+
 int webhook_post(const struct config *cfg, const char *body, size_t len)
 {
     char where[256], errbuf[CURL_ERROR_SIZE], agent[64], last[CURL_ERROR_SIZE + 32] = "";
     long start = monotonic_ms(), deadline = start + cfg->webhook_timeout_ms;
     long delay = RETRY_FIRST_MS, status = 0;
     unsigned int seed = (unsigned int)(getpid() ^ start);
-    int attempts = 0, delivered = 0;
+    int attempts = 0, delivered = 0, timed_out = 0;
     CURLcode res = CURLE_OK;
 
     redact_url(cfg->webhook_url, where, sizeof where);
@@ -97,11 +102,18 @@ int webhook_post(const struct config *cfg, const char *body, size_t len)
     CURL *curl = headers ? make_request(cfg, body, len, headers, errbuf) : NULL;
     if (!curl)
         snprintf(last, sizeof last, "out of memory");
-    while (curl && monotonic_ms() < deadline) {
+    while (curl) {
+        /* One reading of the clock decides both whether to start and the
+         * timeout: read twice, the deadline could pass in between and give 0. */
+        long timeout = webhook_request_timeout_ms(deadline, monotonic_ms());
+        if (timeout < 0) {
+            timed_out = 1;
+            break;
+        }
         attempts++;
         errbuf[0] = '\0';
         status = 0;
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, deadline - monotonic_ms());
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
         res = curl_easy_perform(curl);
         if (res == CURLE_OK)
             curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -120,6 +132,9 @@ int webhook_post(const struct config *cfg, const char *body, size_t len)
     }
     if (delivered)
         log_info("webhook %s: delivered (%s) in %ld ms", where, last, monotonic_ms() - start);
+    else if (timed_out && last[0])
+        log_warn("webhook %s: not delivered after %d attempt%s in %ld ms: timed out (last: %s)",
+                 where, attempts, attempts == 1 ? "" : "s", monotonic_ms() - start, last);
     else
         log_warn("webhook %s: not delivered after %d attempt%s in %ld ms: %s", where, attempts,
                  attempts == 1 ? "" : "s", monotonic_ms() - start, last[0] ? last : "timed out");

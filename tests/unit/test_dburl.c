@@ -158,7 +158,7 @@ static void test_unknown_and_bad_parameters(void **state)
     assert_contains(why, "Accelerate");
     assert_not_contains(why, "s3cret");
     parse_fails("postgresql://u@[::1/db", why, sizeof why);
-    assert_contains(why, "libpq cannot parse it");
+    assert_contains(why, "IPv6");
     /* libpq's keywords are known even when PGSERVICE names no service */
     setenv("PGSERVICE", "no_such_service", 1);
     struct dburl svc;
@@ -234,7 +234,7 @@ static void test_unescaped_at(void **state)
         {"postgresql://u:@@@db/app", "u", "@@", "db"},
         {"postgresql://a@b:c@d@db:5432/app?schema=x", "a@b", "c@d", "db"},
         {"postgresql://u:p%40ss@db/app", "u", "p@ss", "db"},
-        {"postgresql://u:p?x@db/app", "u", "p?x", "db"},
+        {"postgresql://u:p%3Fx%23y%2Fz@db/app", "u", "p?x#y/z", "db"},
         {"postgresql://u:pw@db?application_name=a@b", "u", "pw", "db"},
         {"postgresql://u:p@ss@[::1]:5433/app", "u", "p@ss", "::1"},
         {"postgresql://u:p@ss@h1:5432,h2:5433/app", "u", "p@ss", "h1,h2"},
@@ -246,6 +246,82 @@ static void test_unescaped_at(void **state)
         assert_libpq(u.conninfo, "password", cases[i].password);
         assert_libpq(u.conninfo, "host", cases[i].host);
         dburl_free(&u);
+    }
+}
+
+/* The authority (user info and hosts) ends at the first '/', '?' or '#', as
+ * Prisma (WHATWG URL) reads it: an '@' after it is not the user info's, a
+ * fragment is nobody's. */
+static void test_authority_ends_at_path_query_or_fragment(void **state)
+{
+    (void)state;
+    struct dburl u;
+    static const struct {
+        const char *url, *user, *password, *host, *port, *dbname;
+    } cases[] = {
+        {"postgresql://localhost:5432?user=app&password=hunter2@secret", "app", "hunter2@secret",
+         "localhost", "5432", NULL},
+        {"postgresql://localhost?password=a@b&user=c@d", "c@d", "a@b", "localhost", NULL, NULL},
+        {"postgresql://u:p@h?application_name=x@y", "u", "p", "h", NULL, NULL},
+        {"postgresql://u:p@h#x@y", "u", "p", "h", NULL, NULL},
+        {"postgresql://h#u:p@y/db", NULL, NULL, "h", NULL, NULL},
+        {"postgresql://u:p@h:5433/db#frag", "u", "p", "h", "5433", "db"},
+        {"postgresql://h/db?user=u#x@y", "u", NULL, "h", NULL, "db"},
+        {"postgresql://u@[::1]:5433?password=p@q", "u", "p@q", "::1", "5433", NULL},
+        {"postgresql://u@[::1]#]", "u", NULL, "::1", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        parse_ok(cases[i].url, &u);
+        assert_libpq(u.conninfo, "user", cases[i].user);
+        assert_libpq(u.conninfo, "password", cases[i].password);
+        assert_libpq(u.conninfo, "host", cases[i].host);
+        assert_libpq(u.conninfo, "port", cases[i].port);
+        assert_libpq(u.conninfo, "dbname", cases[i].dbname);
+        dburl_free(&u);
+    }
+    /* what ends at a '?' or '#' is a query or fragment, read as before */
+    parse_ok("postgresql://h:5432?sslmode=require", &u);
+    assert_libpq(u.conninfo, "host", "h");
+    assert_libpq(u.conninfo, "port", "5432");
+    assert_libpq(u.conninfo, "sslmode", "require");
+    dburl_free(&u);
+    parse_ok("postgresql://u:p@h/db?application_name=a#b&schema=c", &u);
+    assert_libpq(u.conninfo, "application_name", "a");
+    assert_null(u.schema);
+    dburl_free(&u);
+    char why[320];
+    parse_fails("postgresql://u:p@h?x", why, sizeof why);
+    assert_contains(why, "the query parameter 'x' has no '=value'");
+}
+
+/* An unescaped '/', '?' or '#' in a password ends the authority there, so
+ * what was before it reads as host:port (Prisma refuses such a port too):
+ * refused, and neither the message nor a log line quotes a piece of it. */
+static void test_unescaped_delimiter_in_password(void **state)
+{
+    (void)state;
+    char why[320], out[256];
+    static const char *const urls[] = {
+        "postgresql://u:Xy7/Qz9@db/app", "postgresql://u:Xy7?Qz9@db/app",
+        "postgresql://u:Xy7#Qz9@db/app", "postgresql://u:Xy7?a=Qz9@db",
+        "postgresql://u:Xy7?password=Qz9@db", "postgresql://h1,u:Xy7?Qz9@db",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        parse_fails(urls[i], why, sizeof why);
+        assert_contains(why, "%3F");
+        assert_not_contains(why, "Xy7");
+        assert_not_contains(why, "Qz9");
+        redact_conninfo(urls[i], out, sizeof out);
+        assert_string_equal(out, "(unparsable connection string)");
+    }
+    /* a '[' whose ']' is past the authority: the brackets of a query, path or fragment */
+    static const char *const brackets[] = {
+        "postgresql://[::1/db]", "postgresql://[::1?application_name=]",
+        "postgresql://[::1#]", "postgresql://h,[::1/]",
+    };
+    for (size_t i = 0; i < sizeof brackets / sizeof brackets[0]; i++) {
+        parse_fails(brackets[i], why, sizeof why);
+        assert_contains(why, "IPv6");
     }
 }
 
@@ -293,6 +369,21 @@ static void test_redact_prisma_url(void **state)
     assert_string_equal(out, "(unparsable connection string)");
     redact_conninfo("", out, sizeof out);
     assert_string_equal(out, "(libpq defaults)");
+}
+
+/* No path, and an '@' in the query: the log shows localhost, no piece of the
+ * password (it showed "host=secret user=localhost"). */
+static void test_redact_query_at_without_path(void **state)
+{
+    (void)state;
+    char out[256];
+    redact_conninfo("postgresql://localhost:5432?user=app&password=hunter2@secret", out,
+                    sizeof out);
+    assert_string_equal(out, "host=localhost port=5432 user=app");
+    assert_not_contains(out, "hunter2");
+    assert_not_contains(out, "secret");
+    redact_conninfo("postgres://app:pw@localhost#hunter2@secret", out, sizeof out);
+    assert_string_equal(out, "host=localhost user=app");
 }
 
 /* ---- redact_conninfo ------------------------------------------------------ */
@@ -449,8 +540,11 @@ int main(void)
         T(test_unknown_and_bad_parameters),
         T(test_tls_mapping),
         T(test_unescaped_at),
+        T(test_authority_ends_at_path_query_or_fragment),
+        T(test_unescaped_delimiter_in_password),
         T(test_key_value_conninfo),
         T(test_redact_prisma_url),
+        T(test_redact_query_at_without_path),
         T(test_conninfo_uri),
         T(test_conninfo_uri_password_variants),
         T(test_conninfo_keyword_value),
