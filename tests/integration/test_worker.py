@@ -165,3 +165,64 @@ def test_a_hook_dies_with_a_killed_bandage(run_bandage, db, app_dir, hook_stop):
     wait_until(lambda: not alive(run.tagged_pids()), grace + scaled(3),
                lambda: f"every process of the run to end; still running: "
                f"{alive(run.tagged_pids())}")
+
+
+#: bandage's drop lock (entrypoint/db/reset.h, RESET_DROP_LOCK_KEY).
+RESET_DROP_LOCK_KEY = 7089068665867822370
+
+
+def leave_an_old_schema_to_drop(db):
+    """What a large reset whose drop beside the app was stopped leaves: an
+    old schema moved aside, recorded as built in bandage.resets_in_progress.
+    The next start with an app drops it beside the app (the dropper)."""
+    db.execute("CREATE SCHEMA bandage_aside_0; CREATE TABLE bandage_aside_0.old (id int);"
+               "CREATE SCHEMA bandage;"
+               "CREATE TABLE bandage.resets_in_progress (aside text PRIMARY KEY,"
+               " original text NOT NULL, state text NOT NULL, deployment_id text,"
+               " started_at timestamptz NOT NULL DEFAULT now(), position int, live_oid oid,"
+               " aside_oid oid);"
+               "INSERT INTO bandage.resets_in_progress (aside, original, state, position,"
+               " live_oid, aside_oid) VALUES ('bandage_aside_0', 'public', 'built', 0,"
+               " 'public'::regnamespace, 'bandage_aside_0'::regnamespace)", user="postgres")
+
+
+def dropper_session(pg, db):
+    """The backend that waits for the drop lock in ``db``, if any."""
+    return pg.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                      " AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
+                      (db.name,))
+
+
+def test_the_dropper_dies_with_a_killed_bandage(run_bandage, db, pg):
+    """Subreaper mode: bandage SIGKILLed while its dropper (the process that
+    drops a large reset's old schema beside the app) waits for the drop
+    lock: the dropper goes too, and with it its session, so the next start
+    can take the drop over."""
+    leave_an_old_schema_to_drop(db)
+    # A backend waiting for a lock sees its client gone only with this set
+    # (as a container's killed bandage would need it too: see medium_db).
+    db.execute(f"ALTER DATABASE {db.name} SET client_connection_check_interval = 50",
+               user="postgres")
+    with db.connect(user="postgres") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (RESET_DROP_LOCK_KEY,))
+
+        def dropper_waiting():
+            if not run.running:
+                raise AssertionError(f"bandage exited {run.poll()}:\n{run.stderr}")
+            return dropper_session(pg, db)
+
+        run = run_bandage(["--database-url", db.dsn(), "--", "sleep", "300"], pid1=False)
+        wait_until(dropper_waiting, scaled(20),
+                   lambda: f"the dropper to wait for the drop lock; stderr:\n{run.stderr}")
+        # The worker has exited; bandage's other child is the app, which outlives
+        # a SIGKILLed bandage outside a container (as under any init): teardown
+        # kills it.
+        (dropper,) = [st.pid for st in run.children() if st.comm == "bandage"
+                      and st.state != "Z"]
+        run.send_signal(signal.SIGKILL)
+        assert run.wait(scaled(5)) == 128 + signal.SIGKILL
+        wait_until(lambda: not procs.exists(dropper), scaled(3),
+                   lambda: f"the dropper (pid {dropper}) to die with bandage; still running: "
+                   f"{procs.proc_stat(dropper)}")
+        wait_until(lambda: not dropper_session(pg, db), scaled(5),
+                   lambda: f"the dropper's session to end: {dropper_session(pg, db)}")
