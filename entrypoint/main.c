@@ -1,6 +1,7 @@
 /* bandage: the phases in order, and the exit code that each outcome maps to. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,15 +170,46 @@ static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
     return code;
 }
 
+/* The kernel sends a process's death signal each time its parent changes,
+ * not only once: set in the dropper at once, it would come when the worker
+ * exits and hands the dropper over to bandage (its subreaper, or PID 1).
+ * So a harmless one comes first, and its arrival is the cue that bandage is
+ * the parent now; nothing else sends SIGCHLD to a process without children. */
+#define REPARENT_CUE SIGCHLD
+#define REPARENT_WAIT_S 5 /* the worker exits right after the fork */
+
+/* In the dropper, first thing: die with bandage, as the worker does. Not
+ * tied when bandage died first (the dropper was handed to someone else),
+ * or when the worker did not exit in time. */
+static int dropper_tied_to(pid_t bandage, pid_t worker)
+{
+    sigset_t cue;
+    struct timespec limit = {REPARENT_WAIT_S, 0};
+    sigemptyset(&cue);
+    sigaddset(&cue, REPARENT_CUE); /* blocked since supervise_init(): it waits, pending */
+    if (prctl(PR_SET_PDEATHSIG, REPARENT_CUE) != 0)
+        return 0;
+    if (getppid() == worker)
+        sigtimedwait(&cue, NULL, &limit);
+    return prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() == bandage;
+}
+
 /* A large reset's old schemas go beside the app: a child of the worker
  * keeps the worker's connection and drops them while the worker exits, so
  * PID 1 starts the app at once. The dropper is reparented to PID 1, which
- * reaps it, and stops it with everything else when the app exits (the next
- * start then finishes the drop). 1 when it runs. */
-static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report)
+ * reaps it, and stops it with everything else when the app exits; it dies
+ * with bandage (the next start then finishes the drop). 1 when it runs. */
+static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report, pid_t bandage)
 {
+    pid_t worker = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        if (!dropper_tied_to(bandage, worker)) {
+            log_warn("bandage is gone or did not take the dropper over; the next start drops "
+                     "the old schema(s)");
+            PQfinish(conn);
+            _exit(EXIT_INTERNAL);
+        }
         int code = reset_drop_old_schemas(conn, sfd, report);
         PQfinish(conn);
         _exit(code);
@@ -188,8 +220,9 @@ static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report)
     return pid > 0;
 }
 
-/* The worker process: libpq, OpenSSL and their memory live and die here. */
-static int worker_main(const struct config *cfg, int report_fd)
+/* The worker process: libpq, OpenSSL and their memory live and die here.
+ * bandage: the pid of its parent, bandage's main process. */
+static int worker_main(const struct config *cfg, int report_fd, pid_t bandage)
 {
     struct deploy_report report;
     PGconn *conn = NULL;
@@ -211,7 +244,8 @@ static int worker_main(const struct config *cfg, int report_fd)
     if (report_pipe_send(report_fd, &report) != 0)
         code = code ? code : EXIT_INTERNAL;
     close(report_fd);
-    if (code == EXIT_OK && report.old_schemas_pending && drop_beside_app(conn, sfd, &report))
+    if (code == EXIT_OK && report.old_schemas_pending &&
+        drop_beside_app(conn, sfd, &report, bandage))
         _exit(code); /* the connection is the dropper's now: not PQfinish()ed here */
     PQfinish(conn);
     if (sfd >= 0)
@@ -271,7 +305,7 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
         close(fds[0]);
         if (!worker_tied_to(parent))
             _exit(EXIT_INTERNAL); /* bandage is gone: nobody to report to */
-        exit(worker_main(cfg, fds[1]));
+        exit(worker_main(cfg, fds[1], parent));
     }
     close(fds[1]);
     if (pid < 0) {

@@ -83,10 +83,25 @@ void supervise_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* In the child, once it leads its group and before it runs anything: its
+ * pid (the group's id) goes to announce_fd. A command whose group could not
+ * be announced is not run: its keeper could not stop it. */
+static void announce_group(int announce_fd)
+{
+    pid_t self = getpid();
+    if (write(announce_fd, &self, sizeof self) == (ssize_t)sizeof self)
+        return;
+    log_error("cannot announce the command's process group to its keeper: %s",
+              strerror(errno));
+    _exit(EXIT_INTERNAL);
+}
+
 /* Runs in the child between fork and exec. */
-static void become_app(char *const argv[])
+static void become_app(char *const argv[], int announce_fd)
 {
     setpgid(0, 0);
+    if (announce_fd >= 0)
+        announce_group(announce_fd);
     /* An app in a background group would stop on SIGTTIN when reading the
      * terminal (tini #19): hand the terminal over if we have it. Signals are
      * still blocked here, so SIGTTOU cannot stop us. */
@@ -120,9 +135,14 @@ int supervise_take_terminal(void)
 
 pid_t supervise_spawn(char *const argv[])
 {
+    return supervise_spawn_announced(argv, -1);
+}
+
+pid_t supervise_spawn_announced(char *const argv[], int announce_fd)
+{
     pid_t pid = fork();
     if (pid == 0)
-        become_app(argv);
+        become_app(argv, announce_fd);
     if (pid > 0)
         setpgid(pid, pid); /* also in the parent: no race with the first forward */
     return pid;

@@ -30,6 +30,12 @@ int supervise_signalfd(void);
  * 127 (not found) or 126 (not executable) after saying why. */
 pid_t supervise_spawn(char *const argv[]);
 
+/* Like supervise_spawn; the child also writes its pid (its group's id) to
+ * announce_fd before the exec, so that a keeper (keeper.h) knows the group
+ * before the command can start anything. If that write fails, the child
+ * exits 70 (EXIT_INTERNAL) without running argv. */
+pid_t supervise_spawn_announced(char *const argv[], int announce_fd);
+
 /* Is stdin a terminal whose foreground process group is the caller's? */
 int supervise_holds_terminal(void);
 
