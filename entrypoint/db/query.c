@@ -71,13 +71,36 @@ static void set_error_from_result(struct db_error *err, const PGresult *res)
     err->position = position ? atoi(position) : 0;
 }
 
+/* libpq's message on one line: a line indented with a tab continues the
+ * one before it (joined with a space), any other is joined with "; ". */
+static void one_line(const char *message, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = message; *p && used + 1 < outlen;) {
+        size_t len = strcspn(p, "\n");
+        int continued = *p == '\t' || *p == ' ';
+        size_t skip = strspn(p, "\t ");
+        skip = skip < len ? skip : len;
+        if (len > skip) {
+            int n = snprintf(out + used, outlen - used, "%s%.*s",
+                             used == 0 ? "" : continued ? " " : "; ", (int)(len - skip), p + skip);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        p += len + (p[len] == '\n');
+    }
+}
+
 static void set_error_from_conn(struct db_error *err, PGconn *conn)
 {
-    snprintf(err->message, sizeof err->message, "%s", PQerrorMessage(conn));
-    size_t n = strlen(err->message);
-    while (n > 0 && err->message[n - 1] == '\n')
-        err->message[--n] = '\0';
+    char text[sizeof err->message];
+    one_line(PQerrorMessage(conn), text, sizeof text);
     err->connection_lost = PQstatus(conn) != CONNECTION_OK;
+    if (!err->connection_lost)
+        snprintf(err->message, sizeof err->message, "%s", text);
+    else
+        snprintf(err->message, sizeof err->message, "the connection to the database was lost: %s",
+                 text);
 }
 
 static void cancel_query(PGconn *conn)
