@@ -91,6 +91,19 @@ static void one_line(const char *message, char *out, size_t outlen)
     }
 }
 
+/* The kernel's reasons for giving up on a peer that went silent (no FIN, no
+ * RST): keepalive probes or sent data left unanswered past
+ * --dead-connection-timeout (tcp_user_timeout), or its own later limits; a
+ * router's or ARP's complaint met meanwhile replaces "timed out". */
+static int is_silence(const char *message)
+{
+    static const int silent[] = {ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN};
+    for (size_t i = 0; i < sizeof silent / sizeof silent[0]; i++)
+        if (strstr(message, strerror(silent[i])))
+            return 1;
+    return 0;
+}
+
 static void set_error_from_conn(struct db_error *err, PGconn *conn)
 {
     char text[sizeof err->message];
@@ -98,6 +111,9 @@ static void set_error_from_conn(struct db_error *err, PGconn *conn)
     err->connection_lost = PQstatus(conn) != CONNECTION_OK;
     if (!err->connection_lost)
         snprintf(err->message, sizeof err->message, "%s", text);
+    else if (is_silence(text))
+        snprintf(err->message, sizeof err->message, "the connection to the database was lost, "
+                 "the server stopped answering (--dead-connection-timeout): %s", text);
     else
         snprintf(err->message, sizeof err->message, "the connection to the database was lost: %s",
                  text);
