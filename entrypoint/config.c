@@ -51,6 +51,7 @@ static int check_webhook_url(const char *value, char *why, size_t len);
 static int check_readable_file(const char *value, char *why, size_t len);
 static int check_regular_file(const char *value, char *why, size_t len);
 static int check_shell_exists(const char *value, char *why, size_t len);
+static int check_dead_connection_timeout(const char *value, char *why, size_t len);
 
 static long grace_within_draining(long draining_ms);
 static long report_within_draining(long draining_ms);
@@ -90,6 +91,13 @@ static const struct setting settings[] = {
     {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(connect_timeout_ms),
      "one connection attempt's limit", NULL},
+    {"dead-connection-timeout", "BANDAGE_DEAD_CONNECTION_TIMEOUT", NULL, "30", "30 (s)",
+     KIND_DURATION, NULL, 0, DAY_MS, FIELD(dead_connection_timeout_ms),
+     "once connected, a server that stops answering (host gone without a reset) is given up "
+     "within about this long: exit 69. TCP keepalives and tcp_user_timeout, so a long statement "
+     "is not cut; 0 = the kernel's defaults (hours); the URL's keepalives_* and "
+     "tcp_user_timeout win",
+     check_dead_connection_timeout},
     {"reset", "BANDAGE_RESET", NULL, "never", "never",
      KIND_CHOICE, reset_choices, 0, 0, FIELD(reset),
      "never, once (per deployment id), always", NULL},
@@ -555,6 +563,18 @@ static int check_shell_exists(const char *value, char *why, size_t len)
         return 0;
     snprintf(why, len, "runs through /bin/sh, which this system lacks; use an image with a shell "
                        "or drop the hook");
+    return -1;
+}
+
+/* Keepalive probes are set in whole seconds: below 1 s the bound would not
+ * mean what it says (and one lost packet would end the connection). */
+static int check_dead_connection_timeout(const char *value, char *why, size_t len)
+{
+    long ms;
+    if (parse_duration_ms(value, &ms) != 0 || ms == 0 || ms >= 1000)
+        return 0; /* a bad duration: apply_value says so */
+    snprintf(why, len, "'%s' is below 1 s; use 0 (the kernel's defaults) or 1 to %ld s, like 30",
+             value, DAY_MS / 1000);
     return -1;
 }
 

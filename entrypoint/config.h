@@ -19,6 +19,7 @@ struct config {
     int url_pgbouncer;            /* that URL says pgbouncer=true (Prisma: a transaction pooler) */
     long wait_timeout_ms;         /* 0: skip waiting */
     long connect_timeout_ms;
+    long dead_connection_timeout_ms; /* a silent server ends the connection; 0: kernel's */
     int reset;                    /* enum reset_mode */
     const char *confirm_database;
     const char *schemas;          /* comma-separated, trimmed, each named once */

@@ -71,13 +71,52 @@ static void set_error_from_result(struct db_error *err, const PGresult *res)
     err->position = position ? atoi(position) : 0;
 }
 
+/* libpq's message on one line: a line indented with a tab continues the
+ * one before it (joined with a space), any other is joined with "; ". */
+static void one_line(const char *message, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = message; *p && used + 1 < outlen;) {
+        size_t len = strcspn(p, "\n");
+        int continued = *p == '\t' || *p == ' ';
+        size_t skip = strspn(p, "\t ");
+        skip = skip < len ? skip : len;
+        if (len > skip) {
+            int n = snprintf(out + used, outlen - used, "%s%.*s",
+                             used == 0 ? "" : continued ? " " : "; ", (int)(len - skip), p + skip);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        p += len + (p[len] == '\n');
+    }
+}
+
+/* The kernel's reasons for giving up on a peer that went silent (no FIN, no
+ * RST): keepalive probes or sent data left unanswered past
+ * --dead-connection-timeout (tcp_user_timeout), or its own later limits; a
+ * router's or ARP's complaint met meanwhile replaces "timed out". */
+static int is_silence(const char *message)
+{
+    static const int silent[] = {ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN};
+    for (size_t i = 0; i < sizeof silent / sizeof silent[0]; i++)
+        if (strstr(message, strerror(silent[i])))
+            return 1;
+    return 0;
+}
+
 static void set_error_from_conn(struct db_error *err, PGconn *conn)
 {
-    snprintf(err->message, sizeof err->message, "%s", PQerrorMessage(conn));
-    size_t n = strlen(err->message);
-    while (n > 0 && err->message[n - 1] == '\n')
-        err->message[--n] = '\0';
+    char text[sizeof err->message];
+    one_line(PQerrorMessage(conn), text, sizeof text);
     err->connection_lost = PQstatus(conn) != CONNECTION_OK;
+    if (!err->connection_lost)
+        snprintf(err->message, sizeof err->message, "%s", text);
+    else if (is_silence(text))
+        snprintf(err->message, sizeof err->message, "the connection to the database was lost, "
+                 "the server stopped answering (--dead-connection-timeout): %s", text);
+    else
+        snprintf(err->message, sizeof err->message, "the connection to the database was lost: %s",
+                 text);
 }
 
 static void cancel_query(PGconn *conn)

@@ -375,6 +375,65 @@ static const char *default_sslrootcert(const char *conninfo)
     return bundle;
 }
 
+/* Linux's limits on TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT: beyond them
+ * setsockopt fails, and with it every login. */
+#define KEEPIDLE_MAX_S 32767
+#define KEEPINTVL_MAX_S 32767
+#define KEEPCNT_MAX 127
+
+static long clamp(long v, long lo, long hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Why this bounds a dead server and never a slow one: keepalive probes go
+ * out only while the connection is idle, and the server's kernel answers
+ * them however long the server process works (a 10-minute CREATE INDEX);
+ * tcp_user_timeout counts only how long data bandage sent stays
+ * unacknowledged, and the server's kernel acknowledges a statement when it
+ * arrives, whatever it then costs. (It would also end a connection whose
+ * peer stopped reading for that long, a zero window: bandage sends one
+ * statement at a time, which the server reads whole before running it.)
+ * Only a peer whose kernel is gone or unreachable stays silent. With
+ * tcp_user_timeout set, Linux ends an idle connection at the first probe
+ * that finds it silent for that long, whatever keepalives_count says: the
+ * count makes the same bound on kernels without it. */
+int wait_liveness(long dead_ms, struct liveness *out)
+{
+    long dead_s = dead_ms / 1000;
+    memset(out, 0, sizeof *out);
+    if (dead_ms <= 0)
+        return 0;
+    out->idle_s = clamp(dead_s / 2, 1, KEEPIDLE_MAX_S);
+    long rest = dead_s - out->idle_s;
+    out->interval_s = clamp(rest / 3, 1, KEEPINTVL_MAX_S);
+    out->count = clamp(rest / out->interval_s, 1, KEEPCNT_MAX);
+    out->user_timeout_ms = dead_ms;
+    return 1;
+}
+
+/* What bandage adds to every login's options: worked out once per wait.
+ * An empty value is no value to libpq: with --dead-connection-timeout 0
+ * the keepalive settings are left to libpq and the kernel. */
+struct login_defaults {
+    const char *sslrootcert;
+    char keepalives[2], idle[24], interval[24], count[24], user_timeout[24];
+};
+
+static void prepare_login_defaults(const struct config *cfg, struct login_defaults *d)
+{
+    struct liveness l;
+    memset(d, 0, sizeof *d);
+    d->sslrootcert = default_sslrootcert(cfg->conninfo);
+    if (!wait_liveness(cfg->dead_connection_timeout_ms, &l))
+        return;
+    snprintf(d->keepalives, sizeof d->keepalives, "1");
+    snprintf(d->idle, sizeof d->idle, "%ld", l.idle_s);
+    snprintf(d->interval, sizeof d->interval, "%ld", l.interval_s);
+    snprintf(d->count, sizeof d->count, "%ld", l.count);
+    snprintf(d->user_timeout, sizeof d->user_timeout, "%ld", l.user_timeout_ms);
+}
+
 /* One attempt's outcome beyond the connection itself. */
 struct attempt {
     char msg[1024];  /* libpq's message, or bandage's own reason */
@@ -384,13 +443,19 @@ struct attempt {
 
 /* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
  * with a->msg (and stop_signal or poll_errno) set. */
-static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, int sfd,
+static PGconn *attempt_login(const struct config *cfg, const struct login_defaults *d, int sfd,
                              long timeout_ms, struct attempt *a)
 {
-    /* Later entries override the expanded URL: bandage's sessions are
-     * recognisable (and exempt from termination) by their application_name. */
-    const char *keys[] = {"sslrootcert", "dbname", "application_name", NULL};
-    const char *vals[] = {sslrootcert, cfg->conninfo, "bandage", NULL};
+    /* The entries before "dbname" are bandage's defaults, which the expanded
+     * URL overrides: a keepalives_idle or tcp_user_timeout in DATABASE_URL
+     * stays the user's. The entries after it override the URL: bandage's
+     * sessions are recognisable (and exempt from termination) by their
+     * application_name. libpq skips NULL and empty values. */
+    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "sslrootcert",
+                          "dbname", "application_name", NULL};
+    const char *vals[] = {d->keepalives, d->idle, d->interval, d->count, d->user_timeout,
+                          d->sslrootcert, cfg->conninfo, "bandage", NULL};
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     long deadline = monotonic_ms() + timeout_ms;
 
@@ -425,6 +490,28 @@ static PGconn *attempt_login(const struct config *cfg, const char *sslrootcert, 
     snprintf(a->msg, sizeof a->msg, "%s", PQerrorMessage(conn));
     PQfinish(conn);
     return NULL;
+}
+
+/* The keepalive settings in effect, the URL's or bandage's: --log-level debug. */
+static void log_liveness(PGconn *conn)
+{
+    static const char *const keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout", NULL};
+    PQconninfoOption *opts = PQconninfo(conn);
+    char line[256];
+    size_t used = 0;
+    line[0] = '\0';
+    for (int k = 0; keys[k] && used < sizeof line; k++) {
+        const char *v = NULL;
+        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+            if (strcmp(o->keyword, keys[k]) == 0)
+                v = o->val;
+        int n = snprintf(line + used, sizeof line - used, "%s%s=%s", k ? " " : "", keys[k],
+                         v && v[0] ? v : "(default)");
+        used += n > 0 ? (size_t)n : 0;
+    }
+    PQconninfoFree(opts);
+    log_debug("connection liveness: %s", line);
 }
 
 /* Server notices ("drop cascades to ...") are debug output, not stderr noise. */
@@ -473,7 +560,7 @@ struct waiter {
     const struct config *cfg;
     struct deploy_report *report;
     long start, deadline, attempt_ms;
-    const char *sslrootcert;
+    struct login_defaults login;
     char redacted[256];
     char last_reason[512];
     enum wait_pace pace; /* of the last failure */
@@ -565,7 +652,7 @@ static int prepare(struct waiter *w)
         report_add_error(w->report, "wait", "config", "%s", why);
         return EXIT_USAGE;
     }
-    w->sslrootcert = default_sslrootcert(w->cfg->conninfo);
+    prepare_login_defaults(w->cfg, &w->login);
     if (w->cfg->wait_timeout_ms == 0)
         log_info("waiting for the database (%s): one attempt (--wait-timeout 0)", w->redacted);
     else
@@ -588,12 +675,13 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             limit = left > 1 ? left : 1;
 
         report->wait_attempts++;
-        PGconn *conn = attempt_login(cfg, w.sslrootcert, sfd, limit, &a);
+        PGconn *conn = attempt_login(cfg, &w.login, sfd, limit, &a);
         report->wait_ms = monotonic_ms() - w.start;
         if (conn) {
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
             PQsetNoticeProcessor(conn, log_notice, NULL);
+            log_liveness(conn);
             if ((code = check_client_while_running(conn, sfd)) != 0) {
                 PQfinish(conn);
                 return stopped(&w, code - 128);

@@ -30,6 +30,18 @@ enum failure_class wait_classify(const char *message, char sqlstate[6]);
 long wait_attempt_limit_ms(const char *conninfo, long connect_timeout_ms, char *why,
                            size_t whylen);
 
+/* What --dead-connection-timeout sets on bandage's connections: libpq's
+ * keepalives_idle, keepalives_interval and keepalives_count (whole seconds,
+ * within Linux's limits) and tcp_user_timeout (ms). */
+struct liveness {
+    long idle_s, interval_s, count, user_timeout_ms;
+};
+
+/* The values that end a connection to a silent server within about dead_ms
+ * (the first half idle, then probes); 0 when dead_ms is 0 (nothing is set:
+ * the kernel's defaults), else 1. */
+int wait_liveness(long dead_ms, struct liveness *out);
+
 /* How soon to ask again, by what an attempt costs the server. */
 enum wait_pace {
     PACE_NOTHING_LISTENS, /* refused, socket missing: costs the server nothing */

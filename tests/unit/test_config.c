@@ -134,6 +134,7 @@ static void test_defaults(void **state)
     assert_null(g_cfg.database_url);
     assert_int_equal(g_cfg.wait_timeout_ms, 60000);
     assert_int_equal(g_cfg.connect_timeout_ms, 10000);
+    assert_int_equal(g_cfg.dead_connection_timeout_ms, 30000);
     assert_int_equal(g_cfg.reset, RESET_NEVER);
     assert_null(g_cfg.confirm_database);
     assert_string_equal(g_cfg.schemas, "public");
@@ -685,6 +686,7 @@ static const char *const design_settings[][2] = {
     {"database-url", "DATABASE_URL"},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT"},
     {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT"},
+    {"dead-connection-timeout", "BANDAGE_DEAD_CONNECTION_TIMEOUT"},
     {"reset", "BANDAGE_RESET"},
     {"confirm-database", "BANDAGE_CONFIRM_DATABASE"},
     {"schemas", "BANDAGE_SCHEMAS"},
@@ -1353,6 +1355,46 @@ static void test_duration_below_one_ms_refused(void **state)
     assert_int_equal(g_cfg.webhook_timeout_ms, 1);
 }
 
+/* --dead-connection-timeout: a duration, 0 (the kernel's defaults) or from
+ * 1 s (keepalive probes count whole seconds) to a day. */
+static void test_dead_connection_timeout(void **state)
+{
+    (void)state;
+    set("BANDAGE_DEAD_CONNECTION_TIMEOUT", "7.5");
+    assert_ok(LOAD0());
+    assert_int_equal(g_cfg.dead_connection_timeout_ms, 7500);
+    assert_ok(LOAD("--dead-connection-timeout", "2"));
+    assert_int_equal(g_cfg.dead_connection_timeout_ms, 2000);
+    unsetenv("BANDAGE_DEAD_CONNECTION_TIMEOUT");
+
+    static const struct {
+        const char *value;
+        long ms;
+    } good[] = {{"0", 0}, {"0ms", 0}, {"1", 1000}, {"1000ms", 1000}, {"86400", DAY_MS}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (LOAD("--dead-connection-timeout", good[i].value) != CONFIG_OK)
+            fail_msg("--dead-connection-timeout %s: %s", good[i].value, g_err);
+        assert_int_equal(g_cfg.dead_connection_timeout_ms, good[i].ms);
+    }
+    static const char *const below_1s[] = {"0.5", "999ms", "1ms", "0.001"};
+    for (size_t i = 0; i < sizeof below_1s / sizeof below_1s[0]; i++) {
+        if (LOAD("--dead-connection-timeout", below_1s[i]) != CONFIG_ERROR)
+            fail_msg("--dead-connection-timeout %s accepted (%ld ms)", below_1s[i],
+                     g_cfg.dead_connection_timeout_ms);
+        assert_contains(g_err, "--dead-connection-timeout");
+        assert_contains(g_err, "below 1 s");
+        assert_contains(g_err, "use 0");
+    }
+    static const char *const bad[] = {"86401", "soon", "-1", "30m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set("BANDAGE_DEAD_CONNECTION_TIMEOUT", bad[i]);
+        if (LOAD0() != CONFIG_ERROR)
+            fail_msg("BANDAGE_DEAD_CONNECTION_TIMEOUT=%s accepted", bad[i]);
+        assert_contains(g_err, "BANDAGE_DEAD_CONNECTION_TIMEOUT");
+        assert_contains(g_err, "not a valid duration");
+    }
+}
+
 /* PGCONNECT_TIMEOUT is read by libpq and by bandage's attempt limit (x 1000). */
 static void test_pgconnect_timeout_validated(void **state)
 {
@@ -1564,6 +1606,7 @@ int main(void)
         T(test_bool_flag_without_value),
         T(test_duration_below_one_ms_refused),
         T(test_pgconnect_timeout_validated),
+        T(test_dead_connection_timeout),
         T(test_argv_secrets_blanked),
         T(test_railway_draining_fits_grace),
         T(test_railway_draining_zero_warns),

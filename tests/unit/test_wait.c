@@ -528,6 +528,51 @@ static void test_attempt_limit_bad_pgconnect_timeout(void **state)
     }
 }
 
+/* ---- --dead-connection-timeout ---------------------------------------------- */
+
+static void test_liveness_derived(void **state)
+{
+    (void)state;
+    static const struct {
+        long dead_ms;
+        struct liveness want;
+    } cases[] = {
+        {30000, {15, 5, 3, 30000}}, /* the default: half idle, then 3 probes 5 s apart */
+        {3000, {1, 1, 2, 3000}},
+        {2500, {1, 1, 1, 2500}},    /* whole seconds of probes, the ms of tcp_user_timeout */
+        {1000, {1, 1, 1, 1000}},    /* Linux's minimum of each: 1 */
+        {60000, {30, 10, 3, 60000}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct liveness got;
+        assert_int_equal(wait_liveness(cases[i].dead_ms, &got), 1);
+        if (memcmp(&got, &cases[i].want, sizeof got) != 0)
+            fail_msg("%ld ms: idle %ld s, interval %ld s, count %ld, tcp_user_timeout %ld ms",
+                     cases[i].dead_ms, got.idle_s, got.interval_s, got.count,
+                     got.user_timeout_ms);
+    }
+    struct liveness none;
+    assert_int_equal(wait_liveness(0, &none), 0); /* nothing set: the kernel's defaults */
+}
+
+/* Every value: the probes fit in the bound (two seconds at least: one idle,
+ * one probe), and stay within Linux's limits, past which every login fails. */
+static void test_liveness_within_bound_and_limits(void **state)
+{
+    (void)state;
+    for (long ms = 1000; ms <= 86400L * 1000; ms += ms < 200000 ? 500 : 997000) {
+        struct liveness l;
+        assert_int_equal(wait_liveness(ms, &l), 1);
+        long probes_end = l.idle_s + l.interval_s * l.count;
+        long bound_s = ms / 1000 > 2 ? ms / 1000 : 2;
+        if (l.idle_s < 1 || l.interval_s < 1 || l.count < 1 || l.idle_s > 32767 ||
+            l.interval_s > 32767 || l.count > 127 || probes_end > bound_s ||
+            l.user_timeout_ms != ms)
+            fail_msg("%ld ms: idle %ld s, interval %ld s, count %ld, tcp_user_timeout %ld ms",
+                     ms, l.idle_s, l.interval_s, l.count, l.user_timeout_ms);
+    }
+}
+
 /* ---- db_wait -------------------------------------------------------------- */
 
 static int blocked_signalfd(int sig)
@@ -914,6 +959,8 @@ int main(void)
         cmocka_unit_test(test_server_option_errors_config),
         cmocka_unit_test(test_attempt_limit),
         cmocka_unit_test(test_attempt_limit_bad_pgconnect_timeout),
+        cmocka_unit_test(test_liveness_derived),
+        cmocka_unit_test(test_liveness_within_bound_and_limits),
         cmocka_unit_test(test_db_wait_timeout_and_stop),
         cmocka_unit_test(test_db_wait_poll_error_is_not_a_timeout),
         cmocka_unit_test(test_db_wait_bad_signalfd_is_an_error),

@@ -49,13 +49,14 @@ def _recv_exactly(sock, n):
 
 
 class TlsFailProxy:
-    """Listens on ``127.0.0.1:<free port>`` (``.port``) and forwards to
-    ``(host, port)``. ``.failed`` counts the handshakes it made fail,
+    """Listens on ``<listen_host>:<free port>`` (``.port``; 127.0.0.1 unless
+    told) and forwards to ``(host, port)``. With ``failures=0`` it is a plain
+    TCP forwarder. ``.failed`` counts the handshakes it made fail,
     ``.passed`` the connections it passed through, ``.errors`` lists
     unexpected exceptions of its threads (a test may assert it is empty)."""
 
     def __init__(self, host, port, failures, mode="alert", alert=ALERT_INTERNAL_ERROR,
-                 cert=None, timeout=10.0):
+                 cert=None, timeout=10.0, listen_host="127.0.0.1"):
         if mode not in ("alert", "handshake", "eof"):
             raise ValueError(f"unknown mode {mode!r}")
         if mode == "handshake" and cert is None:
@@ -78,7 +79,7 @@ class TlsFailProxy:
             self._ctx.sni_callback = lambda sslobj, name, ctx: alert
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind((listen_host, 0))
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
