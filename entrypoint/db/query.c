@@ -109,9 +109,10 @@ static void set_error_from_conn(struct db_error *err, PGconn *conn)
     char text[sizeof err->message];
     one_line(PQerrorMessage(conn), text, sizeof text);
     err->connection_lost = PQstatus(conn) != CONNECTION_OK;
+    err->silent = err->connection_lost && is_silence(text);
     if (!err->connection_lost)
         snprintf(err->message, sizeof err->message, "%s", text);
-    else if (is_silence(text))
+    else if (err->silent)
         snprintf(err->message, sizeof err->message, "the connection to the database was lost, "
                  "the server stopped answering (--dead-connection-timeout): %s", text);
     else

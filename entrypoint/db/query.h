@@ -6,12 +6,19 @@
 
 #include <libpq-fe.h>
 
+/* bandage's sessions check every second, while a statement runs, that bandage
+ * is still there (PostgreSQL 14+): a killed bandage's statement does not run
+ * on for minutes holding its locks. */
+#define DB_CHECK_CLIENT_SQL "SET client_connection_check_interval = '1s'"
+#define DB_CHECK_CLIENT_SINCE 140000
+
 struct db_error {
     char sqlstate[6];   /* "" when the error did not come from the server */
     char message[400];  /* primary message, with detail/hint when present */
     int position;       /* 1-based character in the statement, 0 if none */
     int stop_signal;    /* the stop signal that cancelled the query, or 0 */
     int connection_lost;
+    int silent;         /* lost because the server stopped answering (not ended by it) */
 };
 
 /* SIGTERM, SIGINT, SIGHUP, SIGQUIT: end the database phase. */

@@ -390,7 +390,8 @@ int reset_database(PGconn *conn, int sfd, const struct config *cfg,
     struct reset_run r = {.s = {.conn = conn, .sfd = sfd, .report = report}, .cfg = cfg,
                           .migrations = cfg->migrations ? migrations : NULL};
     int rc = cfg->reset == RESET_NEVER ? recover_only(&r) : run_reset(&r);
-    if (rc == EXIT_UNAVAILABLE && r.s.backend_pid == 0 && PQstatus(conn) != CONNECTION_OK)
+    if (rc == EXIT_UNAVAILABLE && r.s.backend_pid == 0 && !r.s.lost_silently &&
+        PQstatus(conn) != CONNECTION_OK)
         rc = RESET_RECONNECT;
     if (rc != 0 && !report->reset_ran)
         report->statements = report->bytes = 0; /* rolled back: nothing was applied */

@@ -9,12 +9,18 @@
 
 int session_failed(struct session *s, const char *what, const struct db_error *err, int code)
 {
-    if (err->connection_lost && s->backend_pid == 0 && PQstatus(s->conn) != CONNECTION_OK) {
-        /* Before the lock: the caller reconnects (RESET_RECONNECT), quietly. */
+    if (err->connection_lost && !err->silent && s->backend_pid == 0 &&
+        PQstatus(s->conn) != CONNECTION_OK) {
+        /* Before the lock, ended by the server (another start's reset ends
+         * the sessions it finds): the caller reconnects (RESET_RECONNECT),
+         * quietly. A server gone silent is not reconnected to: each attempt
+         * would wait the whole --wait-timeout over a dead link. */
         log_debug("%s: the connection was ended (%s)", what, err->message);
         return EXIT_UNAVAILABLE;
     }
     const char *phase = s->phase ? s->phase : "reset";
+    if (err->connection_lost)
+        s->lost_silently = err->silent;
     if (err->stop_signal) {
         log_warn("%s: stopped by signal %d; rolled back", what, err->stop_signal);
         report_add_error(s->report, phase, "signal", "stopped by signal %d during %s",
@@ -162,11 +168,13 @@ int session_set_lock_timeout(struct session *s, long ms)
 int session_pin(struct session *s, long lock_timeout_ms)
 {
     /* RESET ALL first: what a schema file SET (pg_dump's lock_timeout = 0,
-     * its search_path) stays with the file. pg_temp last: a temporary
-     * table cannot stand in for a catalog. */
-    char sql[128];
+     * its search_path) stays with the file; then bandage's own settings,
+     * the client check among them. pg_temp last: a temporary table cannot
+     * stand in for a catalog. */
+    char sql[200];
     snprintf(sql, sizeof sql, "RESET ALL; SET search_path = pg_catalog, pg_temp; "
-             "SET lock_timeout = %ld", lock_timeout_ms);
+             "SET lock_timeout = %ld%s", lock_timeout_ms,
+             PQserverVersion(s->conn) >= DB_CHECK_CLIENT_SINCE ? "; " DB_CHECK_CLIENT_SQL : "");
     return session_run(s, sql, "setting bandage's search_path", EXIT_INTERNAL);
 }
 

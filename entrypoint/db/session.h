@@ -19,6 +19,7 @@ struct session {
     struct deploy_report *report;
     int backend_pid;               /* the server process holding the lock; 0 before */
     const char *phase;             /* the report's name for errors: "reset" when NULL */
+    int lost_silently;             /* the connection was lost to a server gone silent */
 };
 
 /* Logs and reports a failed step; returns the exit code for it: 128+N when a

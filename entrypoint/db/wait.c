@@ -534,12 +534,12 @@ static void log_notice(void *arg, const char *message)
 static int check_client_while_running(PGconn *conn, int sfd)
 {
     struct db_error err;
-    if (PQserverVersion(conn) < 140000) {
+    if (PQserverVersion(conn) < DB_CHECK_CLIENT_SINCE) {
         log_debug("PostgreSQL %d has no client_connection_check_interval: a killed bandage's "
                   "statement runs to its end", PQserverVersion(conn));
         return 0;
     }
-    if (db_run(conn, sfd, "SET client_connection_check_interval = '1s'", &err) == 0)
+    if (db_run(conn, sfd, DB_CHECK_CLIENT_SQL, &err) == 0)
         return 0;
     if (err.stop_signal)
         return 128 + err.stop_signal;

@@ -259,3 +259,33 @@ def test_zero_leaves_the_kernel_defaults(run_bandage, db):
                       env={"DATABASE_URL": db.dsn()})
     run.wait_exit_code(0)
     assert liveness_logged(run) == ("(default)",) * 5, run.stderr
+
+
+#: bandage's advisory lock key (entrypoint/db/reset.h, RESET_LOCK_KEY).
+RESET_LOCK_KEY = 7089068665867822369
+
+
+def test_server_silent_before_the_lock_is_not_reconnected(run_bandage, db, split_net, pg):
+    """Waiting for the reset lock (a real session holds it) when the server
+    goes silent: the loss is the network's, not another start ending the
+    session, so no reconnect (five more waits over a dead link, minutes):
+    exit 69 within the bound."""
+    net, proxy = split_net
+    seeded(db)
+    holder = db.connect(user="postgres")
+    try:
+        holder.execute(f"SELECT pg_advisory_lock({RESET_LOCK_KEY})")
+        run = run_bandage(reset_args(db, url=False), env=through(net, proxy, db),
+                          exec_prefix=net.prefix(), timeout=scaled(60))
+        wait_until(lambda: pg.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bandage'"
+            " AND datname = %s AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+            (db.name,)), scaled(30), lambda: f"bandage to wait for the lock: {run.stderr}")
+        net.cut()
+        cut = time.monotonic()
+        run.wait(timeout=scaled(DEAD_S + SLACK_S))
+        assert run.exited_at - cut < DEAD_S + SLACK_S, run.stderr
+        assert_lost(run, "waiting for the reset lock")
+        assert "connecting again" not in run.stderr
+    finally:
+        holder.close()
