@@ -74,6 +74,11 @@ int session_lock(struct session *s, const char *key, const char *what)
     PGresult *res = session_query(s, "SELECT pg_catalog.pg_backend_pid()"
                                      " FROM pg_catalog.pg_advisory_lock($1::bigint)",
                                   1, params, what, &rc);
+    if (!res && rc == EXIT_UNAVAILABLE && PQstatus(s->conn) == CONNECTION_OK) {
+        char lock[64];
+        snprintf(lock, sizeof lock, "pg_advisory_lock(%s)", key);
+        session_log_holders(s, lock, SESSION_ADVISORY_HOLDERS_SQL, 1, params);
+    }
     if (!res)
         return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
     s->backend_pid = atoi(PQgetvalue(res, 0, 0));
@@ -182,4 +187,36 @@ int session_set_search_path(struct session *s, const char *schema)
 {
     return session_run_names(s, "SET search_path TO %s", schema, NULL,
                              "setting the search_path of the schema file");
+}
+
+/* pid, application, client, state and for how long, of each session whose
+ * pid `pids_sql` yields. */
+static const char holders_head[] =
+    "SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'),"
+    " coalesce(pg_catalog.host(a.client_addr), 'local'), coalesce(a.state, '?'),"
+    " coalesce(pg_catalog.round(extract(epoch FROM pg_catalog.now() - a.state_change)"
+    "          ::numeric, 1)::text, '?'),"
+    " coalesce(pg_catalog.round(extract(epoch FROM pg_catalog.now() - a.xact_start)"
+    "          ::numeric, 1)::text, '-')"
+    " FROM pg_catalog.pg_stat_activity a WHERE a.pid IN (";
+
+void session_log_holders(struct session *s, const char *lock, const char *pids_sql,
+                         int nparams, const char *const *params)
+{
+    struct db_error err;
+    size_t len = sizeof holders_head + strlen(pids_sql) + 32;
+    char *sql = malloc(len);
+    if (!sql)
+        return;
+    snprintf(sql, len, "%s%s) ORDER BY a.pid", holders_head, pids_sql);
+    PGresult *res = db_exec(s->conn, s->sfd, sql, nparams, params, &err);
+    free(sql);
+    for (int i = 0; res && i < PQntuples(res); i++)
+        log_error("%s is held by server process %s (application '%s', client %s, %s for %s s, "
+                  "transaction open %s s)", lock, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                  PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                  PQgetvalue(res, i, 5));
+    if (res && PQntuples(res) == 0)
+        log_error("%s: its holder has gone since", lock);
+    PQclear(res);
 }
