@@ -323,7 +323,7 @@ void schema_to_build(const struct config *cfg, char *name, size_t len)
 {
     const char *list = cfg->schemas ? cfg->schemas : "public";
     size_t first = strcspn(list, ",");
-    if (cfg->url_schema)
+    if (cfg->url_schema && schema_list_contains(list, cfg->url_schema))
         snprintf(name, len, "%s", cfg->url_schema);
     else
         snprintf(name, len, "%.*s", (int)first, list);

@@ -50,7 +50,8 @@ int schema_file_run(struct session *s, const struct schema_file *f, size_t i,
 int schema_list_contains(const char *list, const char *name);
 
 /* The schema a reset builds in (unqualified names of the file land there):
- * the URL's schema parameter, as Prisma reads it, else --schemas' first. */
+ * the URL's schema parameter, as Prisma reads it, when --schemas resets it;
+ * else --schemas' first entry. */
 void schema_to_build(const struct config *cfg, char *name, size_t len);
 
 /* Counts statement i as applied in the report. */
