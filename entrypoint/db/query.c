@@ -240,10 +240,10 @@ static int take_result(struct collector *c, PGresult *res)
 /* Reads every result of the query in flight; keeps the last good one. A
  * stop signal cancels the query, whose results are then still read (for at
  * most CANCEL_DRAIN_MS) so that the connection can run a ROLLBACK. */
-static PGresult *collect_results(PGconn *conn, int sfd, struct db_error *err)
+static PGresult *collect_results(PGconn *conn, int sfd, long limit, struct db_error *err)
 {
     struct collector c = {.conn = conn, .err = err};
-    long limit = -1;
+    int cancelled = 0;
 
     while (!c.broken) {
         int need_input = 0;
@@ -261,11 +261,15 @@ static PGresult *collect_results(PGconn *conn, int sfd, struct db_error *err)
             err->stop_signal = sig;
             cancel_query(conn);
             limit = CANCEL_DRAIN_MS;
+            cancelled = 1;
         } else if (ready == DB_WAIT_TIMEOUT || ready == DB_WAIT_ERROR) {
             if (ready == DB_WAIT_ERROR)
                 fail_with(&c, "waiting for the server: poll: %s", strerror(errno));
+            else if (!cancelled)
+                fail_with(&c, "%s", "no answer within the time allowed");
             else
                 fail_from_conn(&c);
+            err->timed_out = ready == DB_WAIT_TIMEOUT && !cancelled;
             c.broken = 1;
             break;
         }
@@ -288,6 +292,12 @@ done:
 PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,
                   const char *const *params, struct db_error *err)
 {
+    return db_exec_within(conn, sfd, sql, nparams, params, -1, err);
+}
+
+PGresult *db_exec_within(PGconn *conn, int sfd, const char *sql, int nparams,
+                         const char *const *params, long timeout_ms, struct db_error *err)
+{
     memset(err, 0, sizeof *err);
     int sent = nparams > 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
                            : PQsendQuery(conn, sql);
@@ -295,7 +305,7 @@ PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,
         set_error_from_conn(err, conn);
         return NULL;
     }
-    PGresult *res = collect_results(conn, sfd, err);
+    PGresult *res = collect_results(conn, sfd, timeout_ms, err);
     if (!res && !err->message[0] && err->stop_signal)
         snprintf(err->message, sizeof err->message, "cancelled by signal %d", err->stop_signal);
     if (!res && !err->message[0])
@@ -308,4 +318,13 @@ int db_run(PGconn *conn, int sfd, const char *sql, struct db_error *err)
     PGresult *res = db_exec(conn, sfd, sql, 0, NULL, err);
     PQclear(res);
     return res ? 0 : -1;
+}
+
+void db_release_locks(PGconn *conn, int sfd)
+{
+    struct db_error err;
+    if (conn && PQstatus(conn) == CONNECTION_OK &&
+        PQtransactionStatus(conn) == PQTRANS_IDLE &&
+        db_run(conn, sfd, "SELECT pg_catalog.pg_advisory_unlock_all()", &err) != 0)
+        log_debug("releasing the advisory locks: %s", err.message);
 }

@@ -19,6 +19,7 @@ struct db_error {
     int stop_signal;    /* the stop signal that cancelled the query, or 0 */
     int connection_lost;
     int silent;         /* lost because the server stopped answering (not ended by it) */
+    int timed_out;      /* db_exec_within: no answer in time (the connection is spent) */
 };
 
 /* SIGTERM, SIGINT, SIGHUP, SIGQUIT: end the database phase. */
@@ -46,7 +47,18 @@ int db_wait(int sock, short events, int sfd, long timeout_ms, int *stop_signal);
 PGresult *db_exec(PGconn *conn, int sfd, const char *sql, int nparams,
                   const char *const *params, struct db_error *err);
 
+/* db_exec, waiting at most timeout_ms (-1: no limit) for the answer; past
+ * it, NULL with err->timed_out set, and the connection is no longer usable. */
+PGresult *db_exec_within(PGconn *conn, int sfd, const char *sql, int nparams,
+                         const char *const *params, long timeout_ms, struct db_error *err);
+
 /* Runs sql and discards the result; 0 on success, -1 with err set. */
 int db_run(PGconn *conn, int sfd, const char *sql, struct db_error *err);
+
+/* Releases every session advisory lock of this session (best effort),
+ * before the connection is closed: closing ends the server session, and its
+ * locks with it, only when the server session is bandage's own; a pooled
+ * one an undetected pooler lent would keep them. */
+void db_release_locks(PGconn *conn, int sfd);
 
 #endif

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "migrations_dir.h"
 #include "pid1/spawn.h"
+#include "pooler.h"
 #include "preflight.h"
 #include "rebuild.h"
 #include "schemafile.h"
@@ -33,14 +34,17 @@ struct reset_run {
 };
 
 /* The advisory lock (waiting at most the wait timeout: replicas queue here),
- * then table locks bounded by --lock-wait. Through a transaction pooler the
- * statements after the lock run in other server processes: two reads of the
- * server process catch it before anything else is done. */
+ * then table locks bounded by --lock-wait. A transaction pooler is refused
+ * before the lock (pooler.c); should one pass unnoticed, the statements
+ * after the lock may run in other server processes: two reads of the server
+ * process catch that before anything else is done. */
 static int take_reset_lock(struct reset_run *r)
 {
     const struct config *cfg = r->cfg;
     long wait = cfg->wait_timeout_ms > 0 ? cfg->wait_timeout_ms : cfg->connect_timeout_ms;
-    int rc = session_set_lock_timeout(&r->s, wait);
+    int rc = pooler_check(&r->s, cfg);
+    if (rc == 0)
+        rc = session_set_lock_timeout(&r->s, wait);
     if (rc == 0)
         rc = session_lock(&r->s, RESET_LOCK_KEY, "waiting for the reset lock");
     for (int i = 0; i < 2 && rc == 0; i++)
@@ -80,13 +84,10 @@ static int load_what_to_build(struct reset_run *r)
     const char *table_schema = cfg->url_schema ? cfg->url_schema : "public";
     char build[128];
     schema_to_build(cfg, build, sizeof build);
-    if (!schema_list_contains(cfg->schemas, build)) {
-        log_error("the reset builds in the DATABASE_URL's schema %s, which --schemas (%s) does "
-                  "not reset; add it to --schemas, or fix the URL's schema parameter", build,
-                  cfg->schemas);
-        report_add_error(r->s.report, "config", "schemas", "%s is not in --schemas", build);
-        return EXIT_USAGE;
-    }
+    if (cfg->url_schema && strcmp(build, cfg->url_schema) != 0)
+        log_warn("the reset builds in %s (--schemas' first entry): --schemas (%s) leaves out "
+                 "the DATABASE_URL's schema %s, where the app looks for its tables", build,
+                 cfg->schemas, cfg->url_schema);
     if (r->migrations && strcmp(build, table_schema) != 0) {
         log_error("--reset with --migrations builds in %s (--schemas' first entry) but Prisma "
                   "keeps _prisma_migrations in %s: set the schema in DATABASE_URL "
@@ -409,5 +410,6 @@ int reset_drop_old_schemas(PGconn *conn, int sfd, struct deploy_report *report)
         rc = rebuild_drop_old(&s, budget);
     if (rc == 0)
         log_info("dropped the old schema(s) beside the app in %ld ms", monotonic_ms() - start);
+    db_release_locks(conn, sfd);
     return rc;
 }

@@ -661,6 +661,18 @@ static int prepare(struct waiter *w)
     return 0;
 }
 
+PGconn *wait_connect_once(const struct config *cfg, int sfd, char *why, size_t whylen)
+{
+    struct login_defaults d;
+    struct attempt a = {.stop_signal = 0};
+    long limit = wait_attempt_limit_ms(cfg->conninfo, cfg->connect_timeout_ms, why, whylen);
+    prepare_login_defaults(cfg, &d);
+    PGconn *conn = attempt_login(cfg, &d, sfd, limit > 0 ? limit : cfg->connect_timeout_ms, &a);
+    if (!conn)
+        snprintf(why, whylen, "%s", a.stop_signal ? "stopped by a signal" : a.msg);
+    return conn;
+}
+
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report)
 {

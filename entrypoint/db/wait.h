@@ -68,4 +68,9 @@ long wait_backoff_ms(enum wait_pace pace, int consecutive, unsigned int *seed);
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report);
 
+/* One more connection like wait_for_database's (same URL, TLS and liveness
+ * settings), one attempt bounded as each of its attempts is: the
+ * connection, or NULL with why set. */
+PGconn *wait_connect_once(const struct config *cfg, int sfd, char *why, size_t whylen);
+
 #endif

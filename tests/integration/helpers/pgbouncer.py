@@ -1,6 +1,6 @@
-"""A real pgbouncer (Debian's package) in transaction-pooling mode in front of
-one harness database, on a free loopback port, run as ``postgres`` when root
-(pgbouncer refuses to run as root).
+"""A real pgbouncer (Debian's package), in transaction-pooling mode unless
+told, in front of one harness database, on a free loopback port, run as
+``postgres`` when root (pgbouncer refuses to run as root).
 
 ``server_round_robin = 1`` over a pool kept warm (``min_pool_size``) makes
 consecutive transactions of one client land on different server connections,
@@ -21,9 +21,14 @@ from .pg import free_port
 class PgBouncer:
     POOL = 4
 
-    def __init__(self, binary, cluster, database):
+    def __init__(self, binary, cluster, database, mode="transaction", quiet=False):
+        """``mode``: pgbouncer's pool_mode. ``quiet``: no warm-up and
+        pgbouncer's default order (the server connection freed last is
+        handed out first), so one client alone gets the same server process
+        for each statement, as on a quiet production pool."""
         self.cluster = cluster
         self.database = database
+        self.quiet = quiet
         self.dir = tempfile.mkdtemp(prefix="bandage-pgbouncer-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -41,10 +46,10 @@ listen_port = {self.port}
 unix_socket_dir =
 auth_type = plain
 auth_file = {self.dir}/userlist.txt
-pool_mode = transaction
+pool_mode = {mode}
 default_pool_size = {self.POOL}
-min_pool_size = {self.POOL}
-server_round_robin = 1
+min_pool_size = {0 if quiet else self.POOL}
+server_round_robin = {0 if quiet else 1}
 server_login_retry = 1
 logfile = {self.dir}/pgbouncer.log
 pidfile = {self.dir}/pgbouncer.pid
@@ -67,12 +72,20 @@ pidfile = {self.dir}/pgbouncer.pid
 
     def _warm(self):
         """True once consecutive transactions of one client reach different
-        server processes. POOL clients first hold a transaction each, which
+        server processes (a quiet pool: once it serves a client). POOL clients first hold a transaction each, which
         makes pgbouncer open POOL server connections at once (min_pool_size
         alone left the pool short past the wait's 15 s bound, in make check
         and from a fresh cluster)."""
         if self.proc.poll() is not None:
             raise AssertionError(f"pgbouncer exited {self.proc.returncode}:\n{self.log()}")
+        if self.quiet:
+            try:
+                with psycopg.connect(self.dsn(), autocommit=True, prepare_threshold=None,
+                                     connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                return True
+            except psycopg.OperationalError:
+                return False
         holders = []
         try:
             for _ in range(self.POOL):
