@@ -29,12 +29,24 @@ static size_t dollar_tag_length(const char *p, const char *end)
     return (q < end && *q == '$') ? (size_t)(q - p + 1) : 0;
 }
 
+/* What the first words of a statement are, as far as psql cares: whether it
+ * is CREATE [OR REPLACE] FUNCTION|PROCEDURE, the only place for a body. */
+enum lead_word { LEAD_OTHER, LEAD_CREATE, LEAD_OR, LEAD_REPLACE, LEAD_ROUTINE };
+
 struct scanner {
     const char *text, *end, *p;
     char *err;
     size_t errlen;
     size_t counted;   /* lines are counted up to here, */
     int line;         /* and this is the line there */
+    /* Things that make a ';' end nothing (psqlscan.l's paren_depth and
+     * begin_depth), with where the outermost one opened, for errors: */
+    int paren_depth;  /* '(' not yet closed */
+    size_t paren_at;
+    int body_depth;   /* BEGIN ATOMIC, and CASE inside it, not yet ENDed */
+    size_t body_at;
+    int words;        /* words of the current statement so far */
+    enum lead_word lead[4]; /* its first four */
 };
 
 static int fail(struct scanner *s, size_t at, const char *what)
@@ -176,10 +188,139 @@ static int add_statement(struct scanner *s, size_t start, size_t stop,
     return 0;
 }
 
+/* Is the word p[0..n) the upper-case keyword kw, in any case? ASCII only, as
+ * in the server's keyword lookup: no locale's toupper (Turkish i). */
+static int word_is(const char *p, size_t n, const char *kw)
+{
+    size_t i = 0;
+    for (; i < n && kw[i]; i++) {
+        char c = p[i] >= 'a' && p[i] <= 'z' ? (char)(p[i] - 'a' + 'A') : p[i];
+        if (c != kw[i])
+            return 0;
+    }
+    return i == n && kw[i] == '\0';
+}
+
+static enum lead_word lead_word_of(const char *p, size_t n)
+{
+    if (word_is(p, n, "CREATE"))
+        return LEAD_CREATE;
+    if (word_is(p, n, "OR"))
+        return LEAD_OR;
+    if (word_is(p, n, "REPLACE"))
+        return LEAD_REPLACE;
+    if (word_is(p, n, "FUNCTION") || word_is(p, n, "PROCEDURE"))
+        return LEAD_ROUTINE;
+    return LEAD_OTHER;
+}
+
+/* CREATE [OR REPLACE] FUNCTION|PROCEDURE: may have a BEGIN ATOMIC body. */
+static int creates_routine(const struct scanner *s)
+{
+    const enum lead_word *w = s->lead;
+    return s->words >= 2 && w[0] == LEAD_CREATE &&
+           (w[1] == LEAD_ROUTINE ||
+            (s->words >= 4 && w[1] == LEAD_OR && w[2] == LEAD_REPLACE && w[3] == LEAD_ROUTINE));
+}
+
+/* Is the next word after offset `from` (past blanks and comments) ATOMIC? */
+static int atomic_follows(const struct scanner *s, size_t from)
+{
+    size_t len = (size_t)(s->end - s->text);
+    size_t at = content_start(s->text, from, len);
+    return len - at >= 6 && word_is(s->text + at, 6, "ATOMIC") &&
+           (at + 6 == len || !is_ident_char(s->text[at + 6]));
+}
+
+/* A word of a CREATE FUNCTION/PROCEDURE statement, outside parentheses: the
+ * body's BEGIN ATOMIC opens, and its END closes, a block in which ';' ends
+ * nothing; CASE ... END nests inside it (a CASE elsewhere needs no count).
+ * psqlscan.l counts every BEGIN here; only BEGIN ATOMIC opens a body, so a
+ * function named begin, or a column labelled begin in a body, opens none. */
+static void count_body_word(struct scanner *s, const char *w, size_t n)
+{
+    if (word_is(w, n, "BEGIN") && atomic_follows(s, (size_t)(w - s->text) + n)) {
+        if (s->body_depth++ == 0)
+            s->body_at = (size_t)(w - s->text);
+    } else if (word_is(w, n, "CASE") && s->body_depth > 0) {
+        s->body_depth++;
+    } else if (word_is(w, n, "END") && s->body_depth > 0) {
+        s->body_depth--;
+    }
+}
+
+/* E'..', B'..', X'..', N'..' and U&'..' start with a letter that is no word. */
+static int is_literal_prefix(const char *w, size_t n, const char *end)
+{
+    const char *after = w + n;
+    if (n != 1 || after >= end)
+        return 0;
+    if (*after == '\'')
+        return strchr("bBeEnNxX", *w) != NULL;
+    return (*w == 'u' || *w == 'U') && *after == '&';
+}
+
+/* Steps over the word starting at s->p (a keyword or an unquoted name),
+ * noting what psql notes of it. */
+static void take_word(struct scanner *s)
+{
+    const char *w = s->p;
+    while (s->p < s->end && is_ident_char(*s->p))
+        s->p++;
+    size_t n = (size_t)(s->p - w);
+    if (is_literal_prefix(w, n, s->end))
+        return;
+    if (s->words < 4)
+        s->lead[s->words] = lead_word_of(w, n);
+    s->words++;
+    if (s->paren_depth == 0 && creates_routine(s))
+        count_body_word(s, w, n);
+}
+
+static int starts_word(const struct scanner *s)
+{
+    unsigned char c = (unsigned char)*s->p;
+    int after_ident = s->p > s->text && is_ident_char(s->p[-1]);
+    return !after_ident && (isalpha(c) || c == '_' || c >= 0x80);
+}
+
+/* Notes a '(' or ')' at s->p. */
+static void count_paren(struct scanner *s)
+{
+    if (*s->p == '(') {
+        if (s->paren_depth++ == 0)
+            s->paren_at = (size_t)(s->p - s->text);
+    } else if (*s->p == ')' && s->paren_depth > 0) {
+        s->paren_depth--; /* a stray ')' closes nothing, as in psql */
+    }
+}
+
+/* A ';' ends a statement outside parentheses and BEGIN ATOMIC bodies. */
+static int ends_statement(struct scanner *s)
+{
+    if (*s->p != ';' || s->paren_depth > 0 || s->body_depth > 0)
+        return 0;
+    s->words = 0;
+    return 1;
+}
+
+/* What psql would glue onto the rest of the file: say where it opens. */
+static int check_closed(struct scanner *s)
+{
+    if (s->paren_depth > 0)
+        return fail(s, s->paren_at, "unclosed '(': every ';' after it is inside the "
+                                    "parentheses");
+    if (s->body_depth > 0)
+        return fail(s, s->body_at, "BEGIN ATOMIC without its END: every ';' after it is "
+                                   "inside the function body");
+    return 0;
+}
+
 int sql_split(const char *text, size_t len, struct sql_statement **out, size_t *count,
               char *err, size_t errlen)
 {
-    struct scanner s = {text, text + len, text, err, errlen, 0, 1};
+    struct scanner s = {.text = text, .end = text + len, .p = text, .err = err,
+                        .errlen = errlen, .line = 1};
     size_t cap = 0, start = 0;
     int rc;
 
@@ -191,14 +332,19 @@ int sql_split(const char *text, size_t len, struct sql_statement **out, size_t *
                 goto failed;
             continue;
         }
-        if (*s.p == ';') {
+        if (starts_word(&s)) {
+            take_word(&s);
+            continue;
+        }
+        count_paren(&s);
+        if (ends_statement(&s)) {
             if (add_statement(&s, start, (size_t)(s.p - text), out, count, &cap) != 0)
                 goto failed;
             start = (size_t)(s.p - text) + 1;
         }
         s.p++;
     }
-    if (add_statement(&s, start, len, out, count, &cap) == 0)
+    if (check_closed(&s) == 0 && add_statement(&s, start, len, out, count, &cap) == 0)
         return 0;
 failed:
     free(*out);

@@ -1,6 +1,16 @@
-/* Splits a SQL file into statements, as psql does, so that each can be sent
- * on its own and an error can name the line it comes from. No library does
- * this for C (psql's lexer is not exported), hence this small scanner. */
+/* Splits a SQL file into statements where psql does (its lexer,
+ * src/fe_utils/psqlscan.l, is the reference), so that each can be sent on
+ * its own and an error can name the line it comes from.
+ *
+ * Hand-written because no library splits as psql does: psql's lexer is not
+ * exported, and libpg_query's two splitters do not fit. Its scanner split
+ * counts parentheses but not BEGIN ATOMIC bodies, so it cuts a SQL-standard
+ * function body apart; its parser split needs the whole file to parse under
+ * the grammar of the PostgreSQL version it was built from (15 in Debian 12),
+ * so a file using a newer server's syntax would be refused whole, where psql
+ * leaves each statement to the server. Splitting needs the lexer's view only:
+ * quotes, comments, parentheses and the words CREATE, FUNCTION, BEGIN ATOMIC,
+ * CASE and END, which this small scanner follows. */
 #ifndef BANDAGE_SQLSPLIT_H
 #define BANDAGE_SQLSPLIT_H
 
@@ -13,9 +23,13 @@ struct sql_statement {
 };
 
 /* Fills *out (malloc'ed, caller frees) with the statements of text, skipping
- * empty ones. Knows quotes (E-strings too), dollar quotes, line and nested
- * block comments. Returns 0, or -1 with err set (unterminated quote or comment,
- * a psql meta-command such as \connect). */
+ * empty ones. A ';' ends a statement unless it is inside quotes (E-strings
+ * too), dollar quotes, line or nested block comments, parentheses (a rule's
+ * DO ALSO (...; ...)), or the BEGIN ATOMIC ... END body of a CREATE [OR
+ * REPLACE] FUNCTION or PROCEDURE (where CASE ... END nests). Returns 0, or -1
+ * with err set, naming a line: an unterminated quote or comment, an unclosed
+ * '(' or BEGIN ATOMIC (which psql would run on to the end of the file), a psql
+ * meta-command such as \connect. */
 int sql_split(const char *text, size_t len, struct sql_statement **out, size_t *count,
               char *err, size_t errlen);
 

@@ -526,6 +526,274 @@ static void test_parameters_and_dollar_identifiers(void **state)
     EXPECT_STMT(1, "SELECT $", 1);
 }
 
+/* ---- parentheses and BEGIN ATOMIC bodies (psql's rules) ----------------- */
+
+/* A ';' inside parentheses ends nothing: a rule's DO ALSO/INSTEAD (...; ...)
+ * is one statement, as psql sends it. */
+static void test_semicolons_inside_parentheses(void **state)
+{
+    (void)state;
+    assert_split_ok("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); "
+                    "INSERT INTO b VALUES (2));\nSELECT 1;");
+    EXPECT_COUNT(2);
+    EXPECT_AT(0, "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); "
+                 "INSERT INTO b VALUES (2))", 0, 1);
+    EXPECT_STMT(1, "SELECT 1", 2);
+
+    /* as pg_dump writes it: a ';' right before the closing parenthesis */
+    assert_split_ok("CREATE RULE r AS\n"
+                    "    ON INSERT TO public.t DO INSTEAD ( INSERT INTO public.a (x)\n"
+                    "  VALUES (1);\n"
+                    " INSERT INTO public.b (x)\n"
+                    "  VALUES (2);\n"
+                    ");\n"
+                    "\n"
+                    "CREATE RULE n AS ON DELETE TO t DO INSTEAD NOTHING;\n");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(0, "CREATE RULE r AS\n"
+                   "    ON INSERT TO public.t DO INSTEAD ( INSERT INTO public.a (x)\n"
+                   "  VALUES (1);\n"
+                   " INSERT INTO public.b (x)\n"
+                   "  VALUES (2);\n"
+                   ")", 1);
+    EXPECT_STMT(1, "CREATE RULE n AS ON DELETE TO t DO INSTEAD NOTHING", 8);
+
+    /* nested: only the outermost ')' closes */
+    assert_split_ok("SELECT ((1;2);(3));SELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_AT(0, "SELECT ((1;2);(3))", 0, 1);
+    EXPECT_AT(1, "SELECT 2", 19, 1);
+
+    /* parentheses inside quotes and comments count for nothing */
+    assert_split_ok("SELECT '(', \"(\", $$($$ /* ( */ -- (\n;SELECT ')';SELECT 3;");
+    EXPECT_COUNT(3);
+    EXPECT_STMT(1, "SELECT ')'", 2);
+
+    /* a stray ')' does not open anything (psql ignores it too) */
+    assert_split_ok("SELECT 1);SELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "SELECT 2", 1);
+}
+
+static const char atomic_function[] =
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"  /* 1 */
+    "BEGIN ATOMIC\n"                                   /* 2 */
+    "  SELECT 1;\n"                                    /* 3 */
+    "  SELECT 2;\n"                                    /* 4 */
+    "END;\n"                                           /* 5 */
+    "SELECT f();\n";                                   /* 6 */
+
+/* A SQL-standard function body (PostgreSQL 14+) holds ';'s up to its END. */
+static void test_begin_atomic_function(void **state)
+{
+    (void)state;
+    assert_split_ok(atomic_function);
+    EXPECT_COUNT(2);
+    EXPECT_AT(0, "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                 "BEGIN ATOMIC\n  SELECT 1;\n  SELECT 2;\nEND", 0, 1);
+    EXPECT_STMT(1, "SELECT f()", 6);
+
+    /* the issue's one-liner */
+    assert_split_ok("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; "
+                    "END;");
+    EXPECT_COUNT(1);
+    EXPECT_AT(0, "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; "
+                 "END", 0, 1);
+
+    /* any case; comments between BEGIN and ATOMIC; an empty body */
+    assert_split_ok("create function f() returns int language sql begin /* x; */ -- y;\n"
+                    " atomic select 1; end;\nselect 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "select 2", 3);
+    assert_split_ok("CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC END;SELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(0, "CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC END", 1);
+
+    /* what pg_dump --schema-only writes, then the next statement */
+    assert_split_ok("CREATE FUNCTION public.f() RETURNS integer\n"
+                    "    LANGUAGE sql\n"
+                    "    BEGIN ATOMIC\n"
+                    " SELECT 1;\n"
+                    " SELECT 2;\n"
+                    "END;\n"
+                    "\n"
+                    "\n"
+                    "ALTER FUNCTION public.f() OWNER TO postgres;\n");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "ALTER FUNCTION public.f() OWNER TO postgres", 9);
+}
+
+/* Inside a body CASE ... END nests: its END does not end the body. */
+static void test_begin_atomic_with_case(void **state)
+{
+    (void)state;
+    assert_split_ok("CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql\n"
+                    "BEGIN ATOMIC\n"
+                    "  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n"
+                    "  SELECT CASE x WHEN 1 THEN CASE WHEN x > 0 THEN 2 END END;\n"
+                    "  SELECT (CASE WHEN x > 0 THEN 1 END);\n"
+                    "END;\n"
+                    "SELECT g(1);");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(0, "CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql\n"
+                   "BEGIN ATOMIC\n"
+                   "  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n"
+                   "  SELECT CASE x WHEN 1 THEN CASE WHEN x > 0 THEN 2 END END;\n"
+                   "  SELECT (CASE WHEN x > 0 THEN 1 END);\n"
+                   "END", 1);
+    EXPECT_STMT(1, "SELECT g(1)", 7);
+
+    /* pg_dump's layout, with a column named "case" (quoted: no CASE) */
+    assert_split_ok("CREATE FUNCTION public.g(x integer) RETURNS integer\n"
+                    "    LANGUAGE sql\n"
+                    "    BEGIN ATOMIC\n"
+                    " SELECT\n"
+                    "         CASE\n"
+                    "             WHEN (x > 0) THEN 1\n"
+                    "             ELSE 0\n"
+                    "         END AS \"case\";\n"
+                    "END;\n"
+                    "SELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "SELECT 2", 10);
+}
+
+static void test_begin_atomic_procedure(void **state)
+{
+    (void)state;
+    assert_split_ok("CREATE PROCEDURE p() LANGUAGE sql\n"
+                    "BEGIN ATOMIC\n"
+                    "  INSERT INTO a VALUES (1);\n"
+                    "  INSERT INTO b VALUES (2);\n"
+                    "END;\n"
+                    "CALL p();");
+    EXPECT_COUNT(2);
+    EXPECT_AT(0, "CREATE PROCEDURE p() LANGUAGE sql\n"
+                 "BEGIN ATOMIC\n"
+                 "  INSERT INTO a VALUES (1);\n"
+                 "  INSERT INTO b VALUES (2);\n"
+                 "END", 0, 1);
+    EXPECT_STMT(1, "CALL p()", 6);
+}
+
+static void test_begin_atomic_create_or_replace(void **state)
+{
+    (void)state;
+    assert_split_ok("CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                    "BEGIN ATOMIC SELECT 1; SELECT 2; END;\n"
+                    "Create Or Replace Procedure p() LANGUAGE sql\n"
+                    "begin atomic select 1; end;\n"
+                    "SELECT 3;");
+    EXPECT_COUNT(3);
+    EXPECT_STMT(0, "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                   "BEGIN ATOMIC SELECT 1; SELECT 2; END", 1);
+    EXPECT_STMT(1, "Create Or Replace Procedure p() LANGUAGE sql\nbegin atomic select 1; end", 3);
+    EXPECT_STMT(2, "SELECT 3", 5);
+
+    /* with CRLF line endings: same statements, same lines */
+    assert_split_ok("CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql\r\n"
+                    "BEGIN ATOMIC\r\n  SELECT 1;\r\nEND;\r\nSELECT 2;\r\n");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(0, "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql\r\n"
+                   "BEGIN ATOMIC\r\n  SELECT 1;\r\nEND", 1);
+    EXPECT_STMT(1, "SELECT 2", 5);
+}
+
+/* A file's own transaction is still BEGIN, ..., END: separate statements
+ * (the callers drop them), also around a BEGIN ATOMIC function. */
+static void test_transaction_begin_end_still_split(void **state)
+{
+    (void)state;
+    assert_split_ok("BEGIN;\nINSERT INTO t VALUES (1);\nEND;\nSTART TRANSACTION;\nCOMMIT;");
+    EXPECT_COUNT(5);
+    EXPECT_AT(0, "BEGIN", 0, 1);
+    EXPECT_STMT(1, "INSERT INTO t VALUES (1)", 2);
+    EXPECT_STMT(2, "END", 3);
+    EXPECT_STMT(3, "START TRANSACTION", 4);
+    EXPECT_STMT(4, "COMMIT", 5);
+
+    assert_split_ok("BEGIN;\n"
+                    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;\n"
+                    "END;\n");
+    EXPECT_COUNT(3);
+    EXPECT_STMT(0, "BEGIN", 1);
+    EXPECT_STMT(1, "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", 2);
+    EXPECT_STMT(2, "END", 3);
+
+    /* BEGIN ATOMIC counts only in CREATE FUNCTION/PROCEDURE */
+    assert_split_ok("BEGIN ATOMIC;SELECT 1;END;");
+    EXPECT_COUNT(3);
+    assert_split_ok("CREATE TABLE atomic (a int);BEGIN;SELECT 1;END;");
+    EXPECT_COUNT(4);
+}
+
+/* begin, end, case and atomic as names, or inside longer words, open and
+ * close nothing. */
+static void test_keywords_as_identifiers(void **state)
+{
+    (void)state;
+    assert_split_ok("CREATE TABLE t (begin int, \"end\" int, atomic int);\n"
+                    "SELECT begin, \"end\", t.end, atomic FROM t;\n"
+                    "SELECT 1 AS \"END\";");
+    EXPECT_COUNT(3);
+    EXPECT_STMT(1, "SELECT begin, \"end\", t.end, atomic FROM t", 2);
+    EXPECT_STMT(2, "SELECT 1 AS \"END\"", 3);
+
+    /* a function named begin: no ATOMIC after it, so no body (psql would
+     * run on to the next END here; the server has no body either) */
+    assert_split_ok("CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1;\nSELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "SELECT 2", 2);
+
+    /* inside a body: begin as a label, words holding begin/end/case */
+    assert_split_ok("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC\n"
+                    "  SELECT 1 AS begin;\n"
+                    "  SELECT x_end, endx, begin_at, casey, \"case\" FROM t;\n"
+                    "END;\nSELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "SELECT 2", 5);
+
+    /* E'..' after a body's keywords, a $-identifier */
+    assert_split_ok("CREATE FUNCTION f() RETURNS text LANGUAGE sql BEGIN ATOMIC\n"
+                    "  SELECT E'end\\';' || end$ FROM t;\n"
+                    "END;SELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_STMT(1, "SELECT 2", 3);
+}
+
+/* CASE ... END outside a function body is plain: its END ends nothing. */
+static void test_case_outside_function(void **state)
+{
+    (void)state;
+    assert_split_ok("SELECT CASE WHEN true THEN 1 END;\nSELECT 2;");
+    EXPECT_COUNT(2);
+    EXPECT_AT(0, "SELECT CASE WHEN true THEN 1 END", 0, 1);
+    EXPECT_STMT(1, "SELECT 2", 2);
+
+    assert_split_ok("CREATE VIEW v AS SELECT CASE WHEN a THEN 'x;' ELSE 'y' END AS c FROM t;\n"
+                    "CREATE FUNCTION f(int) RETURNS int LANGUAGE sql\n"
+                    "  RETURN CASE WHEN $1 > 0 THEN 1 END;\n"
+                    "SELECT 3;");
+    EXPECT_COUNT(3);
+    EXPECT_STMT(1, "CREATE FUNCTION f(int) RETURNS int LANGUAGE sql\n"
+                   "  RETURN CASE WHEN $1 > 0 THEN 1 END", 2);
+    EXPECT_STMT(2, "SELECT 3", 4);
+}
+
+/* What psql would glue to the end of the file is an error naming where it
+ * opens: an unclosed '(' or a BEGIN ATOMIC without its END. */
+static void test_unclosed_parenthesis_and_body(void **state)
+{
+    (void)state;
+    EXPECT_ERROR("SELECT 1;\nCREATE TABLE t (\n  a int;\nSELECT 2;\n", 2, "unclosed '('");
+    EXPECT_ERROR("SELECT 1;\n\nSELECT ((1)", 3, "unclosed '('");
+    EXPECT_ERROR("SELECT 1;\n"
+                 "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                 "BEGIN ATOMIC\n"
+                 "  SELECT CASE WHEN true THEN 1 END;\n",
+                 3, "BEGIN ATOMIC without its END");
+}
+
 /* ---- errors -------------------------------------------------------------- */
 
 static void test_unterminated_string(void **state)
@@ -751,6 +1019,15 @@ int main(void)
         cmocka_unit_test_teardown(test_block_comments_nested, teardown),
         cmocka_unit_test_teardown(test_line_comments, teardown),
         cmocka_unit_test_teardown(test_parameters_and_dollar_identifiers, teardown),
+        cmocka_unit_test_teardown(test_semicolons_inside_parentheses, teardown),
+        cmocka_unit_test_teardown(test_begin_atomic_function, teardown),
+        cmocka_unit_test_teardown(test_begin_atomic_with_case, teardown),
+        cmocka_unit_test_teardown(test_begin_atomic_procedure, teardown),
+        cmocka_unit_test_teardown(test_begin_atomic_create_or_replace, teardown),
+        cmocka_unit_test_teardown(test_transaction_begin_end_still_split, teardown),
+        cmocka_unit_test_teardown(test_keywords_as_identifiers, teardown),
+        cmocka_unit_test_teardown(test_case_outside_function, teardown),
+        cmocka_unit_test_teardown(test_unclosed_parenthesis_and_body, teardown),
         cmocka_unit_test_teardown(test_unterminated_string, teardown),
         cmocka_unit_test_teardown(test_unterminated_identifier, teardown),
         cmocka_unit_test_teardown(test_unterminated_dollar_quote, teardown),
