@@ -260,7 +260,7 @@ static int worker_main(const struct config *cfg, int report_fd, pid_t bandage)
     if (code == EXIT_OK && report.old_schemas_pending &&
         drop_beside_app(conn, sfd, &report, bandage))
         _exit(code); /* the connection is the dropper's now: not PQfinish()ed here */
-    db_release_locks(conn, sfd); /* every way out: a pooled session would keep them */
+    db_release_locks(conn, sfd, report.relayed); /* every way out */
     PQfinish(conn);
     if (sfd >= 0)
         close(sfd);

@@ -100,6 +100,7 @@ int pooler_check(struct session *s, const struct config *cfg)
         return 0;
     log_debug("pooler check: server process %d, announced as %d: a pooler relays the "
               "connection", first, PQbackendPID(s->conn));
+    s->report->relayed = 1;
     enum verdict v = probe(s, cfg, first);
     if (v != VERDICT_SHARED) {
         log_info("the connection goes through a session pooler: server process %d stays "

@@ -320,10 +320,10 @@ int db_run(PGconn *conn, int sfd, const char *sql, struct db_error *err)
     return res ? 0 : -1;
 }
 
-void db_release_locks(PGconn *conn, int sfd)
+void db_release_locks(PGconn *conn, int sfd, int relayed)
 {
     struct db_error err;
-    if (conn && PQstatus(conn) == CONNECTION_OK &&
+    if (relayed && conn && PQstatus(conn) == CONNECTION_OK &&
         PQtransactionStatus(conn) == PQTRANS_IDLE &&
         db_run(conn, sfd, "SELECT pg_catalog.pg_advisory_unlock_all()", &err) != 0)
         log_debug("releasing the advisory locks: %s", err.message);

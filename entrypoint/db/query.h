@@ -56,9 +56,10 @@ PGresult *db_exec_within(PGconn *conn, int sfd, const char *sql, int nparams,
 int db_run(PGconn *conn, int sfd, const char *sql, struct db_error *err);
 
 /* Releases every session advisory lock of this session (best effort),
- * before the connection is closed: closing ends the server session, and its
- * locks with it, only when the server session is bandage's own; a pooled
- * one an undetected pooler lent would keep them. */
-void db_release_locks(PGconn *conn, int sfd);
+ * before the connection is closed, when a pooler relays it (`relayed`, see
+ * pooler.c): a pooled server session outlives the connection, and would
+ * keep them. A server session of bandage's own ends with the connection,
+ * and its locks with it: no round trip is spent then. */
+void db_release_locks(PGconn *conn, int sfd, int relayed);
 
 #endif

@@ -379,10 +379,10 @@ static int recover_only(struct reset_run *r)
                           NULL, "looking for an interrupted reset", &exists);
     if (rc || !exists)
         return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
-    if ((rc = take_reset_lock(r)) != 0 || (rc = preflight_writable(&r->s)) != 0 ||
-        (rc = rebuild_lock_budget(&r->s, &r->budget)) != 0)
-        return rc;
-    return settle_interrupted(r);
+    if ((rc = take_reset_lock(r)) == 0 && (rc = preflight_writable(&r->s)) == 0 &&
+        (rc = rebuild_lock_budget(&r->s, &r->budget)) == 0)
+        rc = settle_interrupted(r);
+    return rc;
 }
 
 int reset_database(PGconn *conn, int sfd, const struct config *cfg,
@@ -410,6 +410,6 @@ int reset_drop_old_schemas(PGconn *conn, int sfd, struct deploy_report *report)
         rc = rebuild_drop_old(&s, budget);
     if (rc == 0)
         log_info("dropped the old schema(s) beside the app in %ld ms", monotonic_ms() - start);
-    db_release_locks(conn, sfd);
+    db_release_locks(conn, sfd, report->relayed);
     return rc;
 }
