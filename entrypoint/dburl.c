@@ -11,6 +11,7 @@
  * conninfo is libpq's alone and is only parsed and re-emitted. */
 #include "dburl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,6 +466,215 @@ static char *emit_conninfo(PQconninfoOption *opts, const char *mode, const char 
     return buf;
 }
 
+/* ---- why libpq refused a string --------------------------------------------- */
+
+#define URL_FORM "postgresql://user:password@host:port/dbname"
+
+/* What stopped libpq's key=value parser (conninfo_parse in libpq's
+ * fe-connect.c): the same walk over the string, so that the word libpq
+ * quotes can be judged before it is shown. */
+enum kv_fault { KV_NONE, KV_NO_EQUALS, KV_UNKNOWN_KEYWORD, KV_UNTERMINATED };
+
+struct kv_stop {
+    enum kv_fault fault;
+    const char *word;    /* the keyword, or the word without '=', libpq stopped at */
+    size_t len;
+    int after_password;  /* it follows an unquoted password or sslpassword value */
+};
+
+static const char *skip_spaces(const char *p)
+{
+    while (*p && isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* Past the value at p, read as libpq reads it: up to a space (a backslash
+ * takes the next byte as it is), or within single quotes. NULL when a
+ * quote is never closed. */
+static const char *skip_value(const char *p)
+{
+    if (*p != '\'') {
+        for (; *p && !isspace((unsigned char)*p); p++)
+            if (*p == '\\' && p[1])
+                p++;
+        return p;
+    }
+    for (p++; *p != '\''; p++) {
+        if (!*p)
+            return NULL;
+        if (*p == '\\' && p[1])
+            p++;
+    }
+    return p + 1;
+}
+
+/* libpq itself judges the keyword, so the walk stops where its parse did. */
+static int libpq_takes_keyword(const char *word, size_t len)
+{
+    char probe[64];
+    if (len + 4 > sizeof probe)
+        return 0;
+    snprintf(probe, sizeof probe, "%.*s=''", (int)len, word);
+    PQconninfoOption *opts = PQconninfoParse(probe, NULL);
+    PQconninfoFree(opts);
+    return opts != NULL;
+}
+
+static int is_password_keyword(const char *word, size_t len)
+{
+    return (len == 8 && strncmp(word, "password", 8) == 0) ||
+           (len == 11 && strncmp(word, "sslpassword", 11) == 0);
+}
+
+/* Where and why libpq's parse of the key=value string s stopped. */
+static struct kv_stop kv_walk(const char *s)
+{
+    struct kv_stop st = {KV_NONE, NULL, 0, 0};
+    int after_password = 0;
+    for (const char *p = skip_spaces(s); *p; p = skip_spaces(p)) {
+        st = (struct kv_stop){KV_NONE, p, 0, after_password};
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        st.len = (size_t)(p - st.word);
+        p = skip_spaces(p);
+        if (*p != '=') {
+            st.fault = KV_NO_EQUALS;
+            break;
+        }
+        p = skip_spaces(p + 1);
+        int quoted = *p == '\'';
+        /* libpq reads the value before it looks the keyword up */
+        if (!(p = skip_value(p))) {
+            st.fault = KV_UNTERMINATED;
+            break;
+        }
+        if (!libpq_takes_keyword(st.word, st.len)) {
+            st.fault = KV_UNKNOWN_KEYWORD;
+            break;
+        }
+        after_password = !quoted && is_password_keyword(st.word, st.len);
+    }
+    return st;
+}
+
+static int is_prisma_param(const char *name)
+{
+    for (size_t i = 0; i < N_PRISMA; i++)
+        if (strcmp(name, prisma_params[i].name) == 0)
+            return 1;
+    return 0;
+}
+
+/* libpq's message, first line, without its line break. */
+static void first_line(const char *perr, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%.*s", perr ? (int)strcspn(perr, "\r\n") : 0, perr ? perr : "");
+}
+
+#define KV_ADVICE "write key=value pairs like 'host=db dbname=app', a value with spaces in " \
+                  "single quotes"
+
+/* The word libpq stopped at, which its message (reason) quotes: shown only
+ * when it is a plain word that cannot be a piece of a password, i.e. does
+ * not follow an unquoted one (`password=correct horse` stops at "horse"). */
+static void explain_kv_word(const struct kv_stop *st, const char *reason, char *why, size_t len)
+{
+    char word[48];
+    snprintf(word, sizeof word, "%.*s", (int)st->len, st->word);
+    int plain = st->len < sizeof word && shown_name(word);
+    if (st->after_password)
+        snprintf(why, len, "libpq refused the word after the password (not shown: it may be "
+                           "part of it); if the password holds a space, put it in single quotes: "
+                           "password='...'");
+    else if (!plain)
+        snprintf(why, len, "libpq refused it at %s (not shown: not a plain word, it may be part "
+                           "of a password); " KV_ADVICE,
+                 st->fault == KV_NO_EQUALS ? "a word without \"=\""
+                                           : "an invalid connection option");
+    else if (!strstr(reason, word)) /* not the message the walk expects: not shown */
+        snprintf(why, len, "libpq cannot read it at '%s'; " KV_ADVICE, word);
+    else if (st->fault == KV_NO_EQUALS)
+        snprintf(why, len, "libpq refused it: %s; " KV_ADVICE, reason);
+    else if (is_prisma_param(word))
+        snprintf(why, len, "libpq refused it: %s; %s is Prisma's, read from the query of a "
+                           "postgresql:// URL only: write the URL form, or leave it out",
+                 reason, word);
+    else
+        snprintf(why, len, "libpq refused it: %s; check the keyword's spelling", reason);
+}
+
+/* A key=value string libpq refused (perr its message). */
+static void explain_key_value(const char *url, const char *perr, char *why, size_t len)
+{
+    char reason[256], word[48];
+    struct kv_stop st = kv_walk(url);
+    first_line(perr, reason, sizeof reason);
+    if (st.fault == KV_NO_EQUALS || st.fault == KV_UNKNOWN_KEYWORD) {
+        explain_kv_word(&st, reason, why, len);
+    } else if (st.fault == KV_UNTERMINATED) {
+        /* libpq's message quotes nothing here; the keyword is named if plain */
+        snprintf(word, sizeof word, "%.*s", (int)st.len, st.word);
+        snprintf(why, len, "libpq refused it: %s (the value of %s); close the quote, and write a "
+                           "quote inside a value as \\'", reason,
+                 st.len < sizeof word && shown_name(word) ? word : "a keyword");
+    } else {
+        snprintf(why, len, "libpq cannot read it as key=value pairs; " KV_ADVICE);
+    }
+}
+
+/* ASCII letters, digits, and " -%()": not a quote, a colon or a byte of
+ * a translation's quotation marks (UTF-8). */
+static int is_reason_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr(" -%()", c));
+}
+
+/* libpq's URI messages end in a quote of the whole URI or of a decoded part
+ * of it (a password): only the reason before it is shown. */
+static void explain_uri(const char *perr, char *why, size_t len)
+{
+    char reason[128];
+    size_t n = 0;
+    while (perr && n + 1 < sizeof reason && is_reason_char(perr[n]))
+        n++;
+    while (n > 0 && perr[n - 1] == ' ')
+        n--;
+    snprintf(reason, sizeof reason, "%.*s", (int)n, perr ? perr : "");
+    snprintf(why, len, "libpq refused it%s%s; write it as " URL_FORM ", special characters in "
+                       "the user name, password and database name percent-encoded (%%25 for %%)",
+             n ? ": " : "", reason);
+}
+
+/* Starts like a URL (the first word has ":/" before any '='), but not one
+ * of the two schemes libpq reads. */
+static int looks_like_url(const char *url)
+{
+    size_t first = strcspn(url, "= \t\r\n");
+    const char *mark = strstr(url, ":/");
+    return mark && (size_t)(mark - url) < first;
+}
+
+/* One line on why libpq refused url, with the fix for the form in use (the
+ * other form only when it is the one that would help), never quoting what
+ * may be a piece of a password. */
+static void explain_refusal(const char *url, int is_uri, const char *perr, char *why,
+                            size_t len)
+{
+    if (is_uri)
+        explain_uri(perr, why, len);
+    else if (looks_like_url(url))
+        snprintf(why, len, "it looks like a URL, but only postgresql:// or postgres:// URLs are "
+                           "read; write it as " URL_FORM " (special characters percent-encoded)");
+    else if (!strchr(url, '='))
+        snprintf(why, len, "it is neither a postgresql:// URL nor key=value pairs; write " URL_FORM
+                           " (special characters percent-encoded) or key=value pairs like "
+                           "'host=db dbname=app'");
+    else
+        explain_key_value(url, perr, why, len);
+}
+
 static int has_secret(PQconninfoOption *opts)
 {
     return option_value(opts, "password") || option_value(opts, "sslpassword");
@@ -487,14 +697,11 @@ int dburl_parse(const char *url, struct dburl *out, char *why, size_t len)
     if (body && !(libpq_form = strip_prisma(url, body, &st, why, len)))
         goto out;
     opts = PQconninfoParse(libpq_form ? libpq_form : url, &perr);
-    /* libpq's message may quote part of the string, password included: not shown. */
+    if (!opts)
+        explain_refusal(url, body != NULL, perr, why, len);
     PQfreemem(perr);
-    if (!opts) {
-        snprintf(why, len, "libpq cannot parse it; use postgresql://user:password@host:port/dbname "
-                           "(special characters percent-encoded) or key=value pairs like "
-                           "'host=db dbname=app'");
+    if (!opts)
         goto out;
-    }
     const char *mode, *rootcert;
     if (check_values(opts, why, len) != 0 || map_tls(opts, &st, &mode, &rootcert, why, len) != 0)
         goto out;

@@ -16,7 +16,9 @@ struct dburl {
 /* Parses url as libpq does (PQconninfoParse), after taking Prisma's
  * parameters out of a postgresql:// URI. 0 on success (free with
  * dburl_free); -1 with one line in why naming the parameter and the fix,
- * never quoting a value that may be secret. */
+ * never quoting a value that may be secret. When libpq refuses the string,
+ * why gives libpq's reason, the word libpq quotes only when it cannot be a
+ * piece of a password, and advice for the form in use. */
 int dburl_parse(const char *url, struct dburl *out, char *why, size_t len);
 
 void dburl_free(struct dburl *u);

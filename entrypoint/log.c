@@ -35,26 +35,69 @@ static void write_all(const char *line, size_t len)
     }
 }
 
+/* The code point of the 2- or 3-byte UTF-8 sequence at s (n bytes left) and
+ * its length in *seq, or 0: ASCII, a 4-byte sequence (no escaped character
+ * needs one), a continuation byte, a sequence cut short. */
+static unsigned utf8_code_point(const unsigned char *s, size_t n, size_t *seq)
+{
+    if (s[0] >= 0xC2 && s[0] <= 0xDF && n >= 2 && (s[1] & 0xC0) == 0x80) {
+        *seq = 2;
+        return (unsigned)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    }
+    if ((s[0] & 0xF0) == 0xE0 && n >= 3 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+        *seq = 3;
+        return (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    }
+    return 0;
+}
+
+/* Valid UTF-8 that is still shown escaped: the C1 controls (CSI among them:
+ * it drives a terminal), and the characters that print as nothing or move
+ * the text around them, so that a line shows what it says: a byte-order
+ * mark (a file's, which PostgreSQL quotes back in "syntax error at or near"),
+ * zero-width spaces, joiners and direction marks, the line and paragraph
+ * separators, the bidirectional embeddings, overrides and isolates, word
+ * joiners and invisible operators, the soft hyphen, the interlinear
+ * annotation characters. */
+static int is_escaped_code_point(unsigned cp)
+{
+    static const unsigned ranges[][2] = {
+        {0x80, 0x9F},     {0xAD, 0xAD},     {0x61C, 0x61C},   {0x180E, 0x180E},
+        {0x200B, 0x200F}, {0x2028, 0x202E}, {0x2060, 0x2064}, {0x2066, 0x206F},
+        {0xFEFF, 0xFEFF}, {0xFFF9, 0xFFFB},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
 /* Appends text with every control character shown escaped (\n, \r, \t,
- * \xNN for the other C0 bytes and DEL, \u00NN for the C1 controls
- * U+0080-U+009F in UTF-8, CSI among them), so that a value (a deployment id,
- * a server's multi-line error) can neither start a fake log line nor drive
- * the terminal. Everything else, UTF-8 included, is copied as it is. */
+ * \xNN for the other C0 bytes and DEL, \uNNNN for the C1 controls and the
+ * invisible characters above), so that a value (a deployment id, a server's
+ * multi-line error) can neither start a fake log line, nor drive the
+ * terminal, nor hide in plain sight. Everything else, other UTF-8 and
+ * invalid bytes included, is copied as it is. */
 static void put_escaped_text(struct jbuf *b, const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t plain = 0; /* start of the run of bytes copied as they are */
     for (size_t i = 0; i < len; i++) {
-        int c1 = s[i] == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F;
-        if (s[i] >= 0x20 && s[i] != 0x7F && !c1)
+        size_t seq = 1;
+        unsigned cp = s[i] >= 0x80 ? utf8_code_point(s + i, len - i, &seq) : 0;
+        int escaped = cp ? is_escaped_code_point(cp) : s[i] < 0x20 || s[i] == 0x7F;
+        if (!escaped) {
+            i += seq - 1;
             continue;
+        }
         jbuf_append(b, text + plain, i - plain);
-        if (c1)
-            jbuf_printf(b, "\\u%04x", s[++i]);
+        if (cp)
+            jbuf_printf(b, "\\u%04x", cp);
         else if (s[i] == '\n' || s[i] == '\r' || s[i] == '\t')
             jbuf_puts(b, s[i] == '\n' ? "\\n" : s[i] == '\r' ? "\\r" : "\\t");
         else
             jbuf_printf(b, "\\x%02x", s[i]);
+        i += seq - 1;
         plain = i + 1;
     }
     jbuf_append(b, text + plain, len - plain);

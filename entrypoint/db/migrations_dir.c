@@ -231,6 +231,32 @@ int migration_dir_check(const char *path, char *why, size_t len)
     return -1;
 }
 
+/* Neither psql nor Prisma (which reads migration.sql as a UTF-8 string, the
+ * mark kept as U+FEFF) strips a byte-order mark: the server reads it as part
+ * of the first word and fails with `syntax error at or near "CREATE"`, the
+ * mark invisible. Refused, not stripped: a changed file would be applied
+ * under the checksum of bytes that did not run. */
+const char *sql_byte_order_mark(const char *data, size_t len)
+{
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        return "starts with a UTF-8 byte-order mark (U+FEFF), which PostgreSQL reads as part of "
+               "the first statement; save it without one (UTF-8 without BOM)";
+    if (len >= 2 && (memcmp(data, "\xFF\xFE", 2) == 0 || memcmp(data, "\xFE\xFF", 2) == 0))
+        return "starts with a UTF-16 byte-order mark: it is UTF-16 text, which PostgreSQL "
+               "cannot read; save it as UTF-8 without BOM";
+    return NULL;
+}
+
+int migration_script_check(const struct migration_dir *d, const struct migration *m, char *err,
+                           size_t errlen)
+{
+    const char *why = m->sql ? sql_byte_order_mark(m->sql, m->sql_len) : NULL;
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "--migrations: %s/%s/%s %s", d->path, m->name, SCRIPT_FILE, why);
+    return -1;
+}
+
 void migration_dir_free(struct migration_dir *d)
 {
     for (size_t i = 0; i < d->count; i++) {

@@ -30,6 +30,19 @@ struct migration_dir {
 int migration_dir_read(const char *path, struct migration_dir *out, char *err, size_t errlen);
 void migration_dir_free(struct migration_dir *d);
 
+/* Why a file of SQL that starts with a byte-order mark cannot be run, with
+ * the fix ("starts with a UTF-8 byte-order mark ...; save it without one"),
+ * or NULL when data starts with none. */
+const char *sql_byte_order_mark(const char *data, size_t len);
+
+/* Refuses migration m of d when its migration.sql starts with a byte-order
+ * mark: PostgreSQL would fail on its first statement (as it does under
+ * Prisma). For migrations about to run only: an applied one keeps its bytes,
+ * which its recorded checksum is of. 0, or -1 with err set to one line
+ * naming the file and the fix (exit 64). */
+int migration_script_check(const struct migration_dir *d, const struct migration *m, char *err,
+                           size_t errlen);
+
 /* For config.c's settings table (its `check` slot): 0 when path is a
  * readable migrations directory (migration_dir_read() succeeds), else -1
  * with why set, without the "--migrations: " the caller prefixes. */

@@ -75,6 +75,9 @@ static int drop_transaction_control(struct schema_file *f, struct deploy_report 
 static int check_contents(struct schema_file *f, int allow_empty, struct deploy_report *report)
 {
     char err[256];
+    const char *bom = sql_byte_order_mark(f->sql, f->len);
+    if (bom) /* before the NUL bytes: UTF-16 text is full of them */
+        return refuse(report, EXIT_USAGE, "--schema-file %s: %s", f->path, bom);
     const char *nul = memchr(f->sql, '\0', f->len);
     if (nul) {
         /* libpq sends a statement up to its first NUL: the rest would be
@@ -147,6 +150,20 @@ static int take_statements(struct schema_file *f, const struct migration_stateme
     return 0;
 }
 
+/* A reset runs every migration: each is checked before anything runs. */
+static int check_scripts(const struct migration_dir *dir, struct deploy_report *report)
+{
+    char err[1024]; /* a path and a migration name of up to 255 bytes */
+    for (size_t i = 0; i < dir->count; i++) {
+        if (migration_script_check(dir, &dir->items[i], err, sizeof err) != 0) {
+            log_error("%s", err);
+            report_add_error(report, "schema-file", "config", "%s", err);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 int schema_file_from_migrations(struct schema_file *f, const struct migration_dir *dir,
                                 int server_version, struct deploy_report *report)
 {
@@ -154,6 +171,9 @@ int schema_file_from_migrations(struct schema_file *f, const struct migration_di
     char err[320];
     memset(f, 0, sizeof *f);
     f->path = dir->path;
+    int rc = check_scripts(dir, report);
+    if (rc != 0)
+        return rc;
     if (migration_statements_list(dir, server_version, &list, err, sizeof err) != 0)
         return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", dir->path, err);
     for (size_t i = 0; i < list.count; i++) {
@@ -166,7 +186,7 @@ int schema_file_from_migrations(struct schema_file *f, const struct migration_di
         migration_statements_free(&list);
         return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", dir->path, err);
     }
-    int rc = take_statements(f, &list);
+    rc = take_statements(f, &list);
     migration_statements_free(&list);
     return rc;
 }

@@ -130,6 +130,50 @@ def test_refused_parameter_exits_64_naming_it(run_bandage, db, tmp_path, query, 
     assert kept_rows(db) == 150 and not exists(db, "public.fresh")
 
 
+def keyword_value(pg, db, *extra):
+    """A key=value conninfo for ``db`` as the superuser, password last."""
+    return " ".join([f"host={pg.host}", f"port={pg.port}", f"dbname={db.name}", "user=postgres",
+                     *extra, f"password={pg.superuser_password}"])
+
+
+@pytest.mark.parametrize("setting", ["DATABASE_URL", "DIRECT_URL", "--database-url"])
+def test_bad_keyword_of_key_value_pairs_is_named(run_bandage, db, pg, tmp_path, setting):
+    """libpq's own reason, naming the keyword, on one line naming the setting;
+    advice for key=value pairs, not for the URL form the user did not choose.
+    (Before: "libpq cannot parse it; use postgresql://... or key=value
+    pairs".) Nothing is touched."""
+    seed(db)
+    bad = keyword_value(pg, db, "sslmdoe=require")
+    args = ["--reset", "always", "--confirm-database", db.name,
+            "--schema-file", schema_file(tmp_path, "CREATE TABLE fresh (id int);\n")]
+    env = {"DATABASE_URL": db.dsn()}
+    if setting.startswith("--"):
+        args += [setting, bad]
+        env = {}
+    else:
+        env[setting] = bad
+    run = run_bandage(args, env=env)
+    assert run.wait() == 64, run.stderr
+    named = [line for line in run.stderr.splitlines() if "sslmdoe" in line]
+    assert named == [f'bandage: {setting}: libpq refused it: invalid connection option '
+                     f'"sslmdoe"; check the keyword\'s spelling'], run.stderr
+    assert "cannot parse" not in run.stderr and "postgresql://" not in run.stderr
+    assert pg.superuser_password not in run.stderr
+    assert kept_rows(db) == 150 and not exists(db, "public.fresh")
+
+
+def test_word_after_an_unquoted_password_is_never_shown(run_bandage, db, pg):
+    """`password=correct horse`: libpq stops at "horse", a piece of the
+    password. Not shown; the fix (quotes) is."""
+    piece = "h0rse" + uuid.uuid4().hex[:8]
+    run = run_bandage(["--wait-timeout", "5"],
+                      env={"DATABASE_URL": keyword_value(pg, db) + " " + piece})
+    assert run.wait() == 64, run.stderr
+    assert piece not in run.stderr and pg.superuser_password not in run.stderr
+    assert "DATABASE_URL: libpq refused the word after the password" in run.stderr, run.stderr
+    assert "password='...'" in run.stderr
+
+
 def test_url_schema_chooses_what_the_reset_rebuilds(run_bandage, db, tmp_path):
     """?schema=other is the default of --schemas: `other` is rebuilt, public
     is left alone."""

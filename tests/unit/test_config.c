@@ -871,6 +871,36 @@ static void test_database_url_unparsable(void **state)
     }
 }
 
+/* libpq's reason for a key=value string, on one line naming the setting it
+ * came from; key=value advice, not the URL form's. */
+static void test_bad_keyword_is_named_with_its_setting(void **state)
+{
+    (void)state;
+    static const char *const flags[][2] = {{"--database-url", "--database-url: "},
+                                           {"--direct-url", "--direct-url: "}};
+    static const char *const vars[] = {"DATABASE_URL", "DIRECT_URL"};
+    const char *bad = "host=127.0.0.1 password=s3cret sslmode=require sslmdoe=require";
+    for (int i = 0; i < 4; i++) {
+        if (i < 2) {
+            assert_config_error(LOAD(flags[i][0], bad));
+        } else {
+            set(vars[i - 2], bad);
+            assert_config_error(LOAD0());
+            unsetenv(vars[i - 2]);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "%s%s", i < 2 ? flags[i][1] : vars[i - 2],
+                 i < 2 ? "" : ": ");
+        if (strncmp(g_err, want, strlen(want)) != 0)
+            fail_msg("expected \"%s\" to start with \"%s\"", g_err, want);
+        assert_contains(g_err, "invalid connection option \"sslmdoe\"");
+        assert_not_contains(g_err, "cannot parse");
+        assert_not_contains(g_err, "postgresql://");
+        assert_not_contains(g_err, "s3cret");
+        assert_null(strchr(g_err, '\n'));
+    }
+}
+
 static void test_error_message_fits_buffer(void **state)
 {
     (void)state;
@@ -1588,6 +1618,7 @@ int main(void)
         T(test_schemas_invalid),
         T(test_webhook_url_scheme),
         T(test_database_url_unparsable),
+        T(test_bad_keyword_is_named_with_its_setting),
         T(test_error_message_fits_buffer),
         T(test_bug_empty_schemas_flag),
         T(test_bug_short_option_cluster_message),

@@ -338,11 +338,111 @@ static void test_key_value_conninfo(void **state)
     assert_int_equal(u.has_secret, 1);
     assert_null(u.schema);
     dburl_free(&u);
+    /* Prisma's parameter in libpq's form: the URL form is what would help */
     parse_fails("host=db schema=public", why, sizeof why);
-    assert_contains(why, "libpq cannot parse it");
+    assert_contains(why, "invalid connection option \"schema\"");
+    assert_contains(why, "postgresql://");
     parse_ok("", &u);
     assert_string_equal(u.conninfo, "");
     dburl_free(&u);
+}
+
+/* A key=value string libpq refuses: libpq's own reason, the keyword it
+ * quotes, and advice for key=value, not for the URL form already not in use. */
+static void test_key_value_refusal_names_libpq_reason(void **state)
+{
+    (void)state;
+    char why[320];
+    parse_fails("host=127.0.0.1 sslmdoe=require", why, sizeof why);
+    assert_contains(why, "invalid connection option \"sslmdoe\"");
+    assert_contains(why, "spelling");
+    assert_not_contains(why, "cannot parse");
+    assert_not_contains(why, "postgresql://");
+    assert_null(strchr(why, '\n'));
+
+    parse_fails("host=db dbname", why, sizeof why);
+    assert_contains(why, "missing \"=\" after \"dbname\"");
+    assert_not_contains(why, "postgresql://");
+
+    /* after a quoted password, the next word is the user's own */
+    parse_fails("host=db password='s3 cr3t' sslmdoe=require", why, sizeof why);
+    assert_contains(why, "\"sslmdoe\"");
+    assert_not_contains(why, "s3");
+    assert_not_contains(why, "cr3t");
+
+    /* the quote left open: which value, never the value */
+    parse_fails("host=db password='s3cret", why, sizeof why);
+    assert_contains(why, "unterminated quoted string");
+    assert_contains(why, "password");
+    assert_not_contains(why, "s3cret");
+}
+
+/* The word libpq quotes may be a piece of a password with an unquoted space:
+ * then it is not shown, and the fix (quotes) is. */
+static void test_key_value_refusal_never_quotes_a_password_piece(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"host=db password=correct horse battery", "horse"},
+        {"host=db password=s3cret x3cret=1", "x3cret"},
+        {"host=db user=u password= s3cret w0rd", "w0rd"},
+        {"host=db sslpassword=k3y pa55 sslmode=require", "pa55"},
+        {"password=a\\ b h0rse", "h0rse"}, /* an escaped space: "a b", then h0rse */
+    };
+    char why[320];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        parse_fails(bad[i][0], why, sizeof why);
+        assert_not_contains(why, bad[i][1]);
+        assert_contains(why, "password='");
+    }
+    /* not a plain word: not shown either, wherever it is */
+    parse_fails("host=db pass:w0rd=x", why, sizeof why);
+    assert_not_contains(why, "w0rd");
+    assert_contains(why, "not shown");
+}
+
+/* Neither form, or a URL of another scheme: there the URL form is the
+ * advice; nothing of the string is quoted. */
+static void test_refusal_of_what_is_no_connection_string(void **state)
+{
+    (void)state;
+    static const char *const neither[] = {"s3cret", "localhost:5432/s3cret"};
+    static const char *const other_url[] = {
+        "mysql://u:s3cret@h/db", "postgresq://u:s3cret@h/db?sslmode=require",
+        "jdbc:postgresql://h/db?password=s3cret", "postgresql:/u:s3cret@h/db?sslmode=require",
+    };
+    char why[320];
+    for (size_t i = 0; i < sizeof neither / sizeof neither[0]; i++) {
+        parse_fails(neither[i], why, sizeof why);
+        assert_contains(why, "neither");
+        assert_contains(why, "postgresql://user:password@host:port/dbname");
+        assert_contains(why, "key=value");
+        assert_not_contains(why, "s3cret");
+    }
+    for (size_t i = 0; i < sizeof other_url / sizeof other_url[0]; i++) {
+        parse_fails(other_url[i], why, sizeof why);
+        assert_contains(why, "postgresql:// or postgres://");
+        assert_contains(why, "postgresql://user:password@host:port/dbname");
+        assert_not_contains(why, "key=value");
+        assert_not_contains(why, "s3cret");
+        assert_not_contains(why, "\"");
+    }
+}
+
+/* A URI libpq refuses: its reason without the quote (libpq quotes the whole
+ * URI or a decoded part of it), and advice for the URL form. */
+static void test_uri_refusal_names_libpq_reason_without_the_quote(void **state)
+{
+    (void)state;
+    char why[320];
+    parse_fails("postgresql://u:s3%zzcret@h/db", why, sizeof why);
+    assert_contains(why, "invalid percent-encoded token");
+    assert_not_contains(why, "s3");
+    assert_not_contains(why, "key=value");
+    parse_fails("postgresql://u:s3cret@[]/db", why, sizeof why);
+    assert_contains(why, "IPv6 host address may not be empty");
+    assert_not_contains(why, "s3cret");
+    assert_not_contains(why, "key=value");
 }
 
 /* ---- redact_conninfo ------------------------------------------------------ */
@@ -543,6 +643,10 @@ int main(void)
         T(test_authority_ends_at_path_query_or_fragment),
         T(test_unescaped_delimiter_in_password),
         T(test_key_value_conninfo),
+        T(test_key_value_refusal_names_libpq_reason),
+        T(test_key_value_refusal_never_quotes_a_password_piece),
+        T(test_refusal_of_what_is_no_connection_string),
+        T(test_uri_refusal_names_libpq_reason_without_the_quote),
         T(test_redact_prisma_url),
         T(test_redact_query_at_without_path),
         T(test_conninfo_uri),

@@ -239,6 +239,52 @@ static void test_log_text_escapes_control_characters(void **state)
     log_init(LOG_FORMAT_TEXT, LOG_INFO);
 }
 
+static void emit_invisible(void)
+{
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+    /* what a server says of a file that starts with a byte-order mark */
+    log_error("42601: syntax error at or near \"\xef\xbb\xbf" "CREATE\"");
+    log_info("zero-width: a\xe2\x80\x8b" "b\xe2\x80\x8c" "c\xe2\x80\x8d" "d, marks: "
+             "\xe2\x80\x8e" "l\xe2\x80\x8f" "r");
+    log_info("separators: line\xe2\x80\xa8" "para\xe2\x80\xa9" "end");
+    log_info("bidi: \xe2\x80\xae" "txt.exe\xe2\x80\xac, isolate \xe2\x81\xa6" "x\xe2\x81\xa9");
+    log_info("word joiner \xe2\x81\xa0, soft hyphen \xc2\xad, annotation \xef\xbf\xb9");
+}
+
+static void emit_visible_utf8(void)
+{
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+    /* neighbours of the escaped ranges, other scripts, a 4-byte emoji, and a
+     * sequence cut short at the end: all copied as they are */
+    log_info("\xe2\x80\x8a|\xe2\x80\x90|\xe2\x80\xaf|\xef\xbb\xbe|\xef\xbc\x81|"
+             "\xe6\x97\xa5\xe6\x9c\xac|\xf0\x9f\x98\x80|\xc2\xa0|\xe2\x80");
+}
+
+/* Characters that print as nothing (a byte-order mark, zero-width and
+ * direction marks, line and paragraph separators) or reorder what follows
+ * them are shown escaped like the C1 controls: a line shows what it says. */
+static void test_log_text_escapes_invisible_characters(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(emit_invisible);
+    assert_string_equal(out,
+                        "bandage: error: 42601: syntax error at or near \"\\ufeffCREATE\"\n"
+                        "bandage: zero-width: a\\u200bb\\u200cc\\u200dd, marks: "
+                        "\\u200el\\u200fr\n"
+                        "bandage: separators: line\\u2028para\\u2029end\n"
+                        "bandage: bidi: \\u202etxt.exe\\u202c, isolate \\u2066x\\u2069\n"
+                        "bandage: word joiner \\u2060, soft hyphen \\u00ad, annotation "
+                        "\\ufff9\n");
+    free(out);
+
+    out = capture_stderr(emit_visible_utf8);
+    assert_string_equal(out, "bandage: \xe2\x80\x8a|\xe2\x80\x90|\xe2\x80\xaf|\xef\xbb\xbe|"
+                             "\xef\xbc\x81|\xe6\x97\xa5\xe6\x9c\xac|\xf0\x9f\x98\x80|\xc2\xa0|"
+                             "\xe2\x80\n");
+    free(out);
+    log_init(LOG_FORMAT_TEXT, LOG_INFO);
+}
+
 static size_t count_lines(const char *text)
 {
     size_t n = 0;
@@ -274,6 +320,7 @@ int main(void)
         T(test_log_text),
         T(test_log_json),
         T(test_log_text_escapes_control_characters),
+        T(test_log_text_escapes_invisible_characters),
         T(test_log_json_one_object_per_line),
     };
 #undef T
