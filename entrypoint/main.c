@@ -106,11 +106,17 @@ static void release_code(void)
               bytes > 0 ? bytes / 1024 : 0);
 }
 
-static int run_app(const struct config *cfg, pid_t deploy_sender)
+/* dropper: the process dropping the old schema(s) beside the app (0: none).
+ * When the app exits by itself (a one-shot job, a crash), the drop is not
+ * stopped with what the app left but gets --grace to finish (each batch it
+ * commits stays dropped; the next start resumes the rest). */
+static int run_app(const struct config *cfg, pid_t deploy_sender, pid_t dropper)
 {
     struct supervise_options opt = {.forward_to = cfg->forward_to, .grace_ms = cfg->grace_ms,
                                     .cleanup = 1, .spare = deploy_sender,
-                                    .settled = release_code, .settle_ms = TRIM_AFTER_MS};
+                                    .settled = release_code, .settle_ms = TRIM_AFTER_MS,
+                                    .finisher = dropper,
+                                    .finisher_name = "the drop of the old schema(s)"};
     long started = monotonic_ms();
     int status = 0;
     pid_t pid = supervise_spawn(cfg->command);
@@ -210,13 +216,17 @@ static int dropper_tied_to(pid_t bandage, pid_t worker)
 /* A large reset's old schemas go beside the app: a child of the worker
  * keeps the worker's connection and drops them while the worker exits, so
  * PID 1 starts the app at once. The dropper is reparented to PID 1, which
- * reaps it, and stops it with everything else when the app exits; it dies
- * with bandage (the next start then finishes the drop). 1 when it runs. */
-static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report, pid_t bandage)
+ * reaps it and, told its pid through drop_fd, lets it finish when the app
+ * exits by itself (run_app); it dies with bandage (the next start then
+ * finishes the drop). Its pid when it runs, else 0. */
+static pid_t drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report, pid_t bandage,
+                             int drop_fd)
 {
     pid_t worker = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        if (drop_fd >= 0)
+            close(drop_fd);
         if (!dropper_tied_to(bandage, worker)) {
             log_warn("bandage is gone or did not take the dropper over; the next start drops "
                      "the old schema(s)");
@@ -230,12 +240,42 @@ static int drop_beside_app(PGconn *conn, int sfd, struct deploy_report *report, 
     if (pid < 0)
         log_warn("cannot start dropping the old schema(s) beside the app (fork: %s); the next "
                  "start drops them", strerror(errno));
-    return pid > 0;
+    return pid > 0 ? pid : 0;
+}
+
+/* The dropper's pid, from the worker to bandage, its parent once the worker
+ * has exited: a pipe of its own, as the report goes before the fork. A pid
+ * that does not arrive only costs the grace: the dropper is then stopped
+ * with the rest when the app exits. */
+static void tell_dropper(int drop_fd, pid_t dropper)
+{
+    if (drop_fd >= 0 && write(drop_fd, &dropper, sizeof dropper) != (ssize_t)sizeof dropper)
+        log_warn("cannot tell bandage the dropper's pid (%s); it is stopped when the app exits",
+                 strerror(errno));
+}
+
+/* Read once the worker has exited (never blocks: O_NONBLOCK); 0 when none.
+ * A dropper that ended at once may have been reaped with the worker: its
+ * pid could be anyone's later, so only a child not yet reaped (alive, or a
+ * zombie) counts. */
+static pid_t dropper_told(int fd)
+{
+    pid_t pid = 0;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (fd >= 0 && read(fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
+        pid = 0;
+    if (fd >= 0)
+        close(fd);
+    if (pid > 0 && waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        pid = 0;
+    return pid;
 }
 
 /* The worker process: libpq, OpenSSL and their memory live and die here.
- * bandage: the pid of its parent, bandage's main process. */
-static int worker_main(const struct config *cfg, int report_fd, pid_t bandage)
+ * bandage: the pid of its parent, bandage's main process; drop_fd: where
+ * the dropper's pid goes (-1: nowhere). */
+static int worker_main(const struct config *cfg, int report_fd, int drop_fd, pid_t bandage)
 {
     struct deploy_report report;
     PGconn *conn = NULL;
@@ -257,9 +297,13 @@ static int worker_main(const struct config *cfg, int report_fd, pid_t bandage)
     if (report_pipe_send(report_fd, &report) != 0)
         code = code ? code : EXIT_INTERNAL;
     close(report_fd);
-    if (code == EXIT_OK && report.old_schemas_pending &&
-        drop_beside_app(conn, sfd, &report, bandage))
+    pid_t dropper = 0;
+    if (code == EXIT_OK && report.old_schemas_pending)
+        dropper = drop_beside_app(conn, sfd, &report, bandage, drop_fd);
+    if (dropper > 0) {
+        tell_dropper(drop_fd, dropper);
         _exit(code); /* the connection is the dropper's now: not PQfinish()ed here */
+    }
     db_release_locks(conn, sfd, report.relayed); /* every way out */
     PQfinish(conn);
     if (sfd >= 0)
@@ -302,10 +346,11 @@ static int worker_lost(struct deploy_report *report, int status, int stop_signal
     return code;
 }
 
-/* Runs the database phases in a forked worker that PID 1 forwards signals to. */
-static int run_phases(const struct config *cfg, struct deploy_report *report)
+/* Runs the database phases in a forked worker that PID 1 forwards signals
+ * to; *dropper: the process it left dropping old schemas beside the app. */
+static int run_phases(const struct config *cfg, struct deploy_report *report, pid_t *dropper)
 {
-    int fds[2];
+    int fds[2], drop_fds[2] = {-1, -1};
     report_init(report);
     if (!needs_database(cfg))
         return EXIT_OK;
@@ -313,16 +358,23 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
         log_error("cannot open the report pipe: %s", strerror(errno));
         return EXIT_INTERNAL;
     }
+    if (pipe2(drop_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        drop_fds[0] = drop_fds[1] = -1; /* the dropper, if any, then gets no grace */
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
+        if (drop_fds[0] >= 0)
+            close(drop_fds[0]);
         if (!worker_tied_to(parent))
             _exit(EXIT_INTERNAL); /* bandage is gone: nobody to report to */
-        exit(worker_main(cfg, fds[1], parent));
+        exit(worker_main(cfg, fds[1], drop_fds[1], parent));
     }
     close(fds[1]);
+    if (drop_fds[1] >= 0)
+        close(drop_fds[1]);
     if (pid < 0) {
+        dropper_told(drop_fds[0]);
         close(fds[0]);
         log_error("fork: %s", strerror(errno));
         return EXIT_INTERNAL;
@@ -333,6 +385,7 @@ static int run_phases(const struct config *cfg, struct deploy_report *report)
     supervise_child_status(pid, &opt, &stop_signal, &status);
     int received = report_pipe_receive(fds[0], report);
     close(fds[0]);
+    *dropper = dropper_told(drop_fds[0]);
     if (received != 1)
         return worker_lost(report, status, stop_signal, received);
     return report->exit_code;
@@ -354,7 +407,8 @@ int main(int argc, char **argv)
         return EXIT_INTERNAL;
     }
     struct deploy_report report;
-    code = run_phases(&cfg, &report);
+    pid_t dropper = 0;
+    code = run_phases(&cfg, &report, &dropper);
     pid_t sender = announce_deploy(&cfg, &report, monotonic_ms() - started);
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;
@@ -362,7 +416,8 @@ int main(int argc, char **argv)
         setenv("LAST_DB_MIGRATION", report.last_migration, 1) != 0)
         code = EXIT_INTERNAL;
     if (code == EXIT_OK && cfg.command && !cfg.plan) /* --plan changes nothing, starts nothing */
-        return run_app(&cfg, sender); /* the sender runs beside the app, never before it */
+        return run_app(&cfg, sender, dropper); /* the sender runs beside the app, never
+                                                  before it */
     if (sender) /* nothing to run: the report still goes out, bounded */
         supervise_wait_all(0, cfg.webhook_timeout_ms + 1000);
     return code;

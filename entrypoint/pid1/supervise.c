@@ -148,8 +148,10 @@ pid_t supervise_spawn_announced(char *const argv[], int announce_fd)
     return pid;
 }
 
-/* Reap every child that has exited; returns 1 if `child` was among them. */
-static int reap_all(pid_t child, int *child_status)
+/* Reap every child that has exited; returns 1 if `child` was among them.
+ * *finisher (finisher may be NULL) becomes 0 once reaped: its pid may then
+ * be another process's. */
+static int reap_all(pid_t child, int *child_status, pid_t *finisher)
 {
     int found = 0, status;
     pid_t pid;
@@ -158,6 +160,8 @@ static int reap_all(pid_t child, int *child_status)
             *child_status = status;
             found = 1;
         }
+        if (finisher && pid == *finisher)
+            *finisher = 0;
     }
     return found;
 }
@@ -237,8 +241,9 @@ static size_t read_process_table(struct proc_entry **out)
 
 /* Outside PID 1, kill(-1) would reach the whole host: signal only the
  * processes whose ancestry leads to us, except members of skip_group (the
- * caller signals the group itself, once). Returns how many were signalled. */
-static size_t signal_descendants(int sig, pid_t skip_group)
+ * caller signals the group itself, once) and `except` (0: none). Returns
+ * how many were signalled. */
+static size_t signal_descendants(int sig, pid_t skip_group, pid_t except)
 {
     struct proc_entry *t;
     size_t n = read_process_table(&t), signalled = 0;
@@ -259,7 +264,8 @@ static size_t signal_descendants(int sig, pid_t skip_group)
         }
     }
     for (size_t i = 0; mine && i < n; i++) {
-        if (mine[i] && t[i].pgid != skip_group && kill(t[i].pid, sig) == 0)
+        if (mine[i] && t[i].pgid != skip_group && t[i].pid != except &&
+            kill(t[i].pid, sig) == 0)
             signalled++;
     }
     free(mine);
@@ -267,27 +273,48 @@ static size_t signal_descendants(int sig, pid_t skip_group)
     return signalled;
 }
 
-/* Everyone but bandage: the namespace when PID 1, else the app's group (if
- * group > 0) and every descendant; each process exactly once. */
-static void signal_everyone_left(pid_t group, int sig)
+/* PID 1, leaving one process out, which kill(-1) cannot do: every other
+ * process /proc lists (also those that entered the namespace from outside,
+ * as kill(-1) reaches them). One forked meanwhile escapes this signal; the
+ * SIGKILL at the grace, a kill(-1), takes it. Without /proc: kill(-1), the
+ * one left out included. */
+static void signal_namespace_but(int sig, pid_t except)
+{
+    struct proc_entry *t;
+    size_t n = read_process_table(&t);
+    if (n == 0)
+        kill(-1, sig);
+    for (size_t i = 0; i < n; i++)
+        if (t[i].pid != 1 && t[i].pid != except)
+            kill(t[i].pid, sig);
+    free(t);
+}
+
+/* Everyone but bandage and `except` (0: none): the namespace when PID 1,
+ * else the app's group (if group > 0) and every descendant; each process
+ * exactly once. */
+static void signal_everyone_left(pid_t group, int sig, pid_t except)
 {
     if (getpid() == 1) {
-        kill(-1, sig);
+        if (except > 0)
+            signal_namespace_but(sig, except);
+        else
+            kill(-1, sig);
         return;
     }
     if (group <= 0) { /* no app group: kill(-0) would be bandage's own group */
-        signal_descendants(sig, -1);
+        signal_descendants(sig, -1, except);
         return;
     }
     kill(-group, sig);
-    signal_descendants(sig, group);
+    signal_descendants(sig, group, except);
 }
 
 static void forward_signal(pid_t child, int forward_to, int sig)
 {
     if (forward_to == FORWARD_GROUP && sig == SIGTERM) {
         /* Shutdown reaches daemons that left the group too (setsid). */
-        signal_everyone_left(child, sig);
+        signal_everyone_left(child, sig, 0);
         return;
     }
     if (forward_to == FORWARD_GROUP && kill(-child, sig) == 0)
@@ -297,45 +324,96 @@ static void forward_signal(pid_t child, int forward_to, int sig)
 
 #define FINAL_REAP_MS 5000 /* after SIGKILL only an unkillable (D state) process stays */
 
-/* Reaps until no child but spare is left, or limit_ms passes; 0 when none is. */
-static int reap_until_none(int sfd, long limit_ms, pid_t spare)
+/* The end of the grace a finisher does not get: time to stop cleanly once
+ * SIGTERMed (a database query is cancelled and rolled back in a round trip
+ * or two) rather than be SIGKILLed mid-work, its server session left to
+ * notice the lost client by itself. */
+#define FINISH_MARGIN_MS 1000
+
+/* A finisher while the rest is stopped: SIGTERMed at stop_at. */
+struct finishing {
+    pid_t pid; /* 0: none, reaped, or already SIGTERMed */
+    long stop_at;
+    const char *name;
+};
+
+static void stop_finisher(struct finishing *f, const char *why)
+{
+    log_warn("%s (pid %d) %s; sending it SIGTERM", f->name, (int)f->pid, why);
+    kill(f->pid, SIGTERM);
+    f->pid = 0;
+}
+
+/* Reaps until no child but spare is left, or limit_ms passes; 0 when none
+ * is. f (may be NULL): a finisher to SIGTERM at its time, or at once when a
+ * stop signal comes to bandage meanwhile (the platform's stop outranks it). */
+static int reap_until_none(int sfd, long limit_ms, pid_t spare, struct finishing *f)
 {
     long deadline = monotonic_ms() + limit_ms;
     int status;
     while (has_children_besides(spare)) {
-        long left = deadline - monotonic_ms();
+        long now = monotonic_ms(), left = deadline - now;
         if (left <= 0)
             return -1;
+        if (f && f->pid > 0 && now >= f->stop_at) {
+            stop_finisher(f, "is still running as the grace ends");
+            continue;
+        }
+        if (f && f->pid > 0 && f->stop_at - now < left)
+            left = f->stop_at - now;
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         if (poll(&p, 1, (int)left) > 0) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) != sizeof si)
                 continue;
+            if (f && f->pid > 0 && (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT))
+                stop_finisher(f, "is stopped with the rest: bandage got a stop signal");
         }
-        reap_all(0, &status);
+        reap_all(0, &status, f ? &f->pid : NULL);
     }
     return 0;
 }
 
+/* The finisher waited for after the child exited, if any: only when the
+ * child exited by itself (stopped: bandage forwarded a SIGTERM/SIGINT; then
+ * it is stopped with the rest, as is any helper) and a grace is left. */
+static struct finishing finishing(const struct supervise_options *opt, pid_t finisher,
+                                  int stopped)
+{
+    long margin = opt->grace_ms / 5 < FINISH_MARGIN_MS ? opt->grace_ms / 5 : FINISH_MARGIN_MS;
+    long window = opt->grace_ms - margin;
+    struct finishing f = {.pid = !stopped && window > 0 ? finisher : 0,
+                          .stop_at = monotonic_ms() + window,
+                          .name = opt->finisher_name ? opt->finisher_name : "a helper"};
+    if (f.pid > 0)
+        log_info("%s (pid %d) may finish: it gets up to %ld ms", f.name, (int)f.pid, window);
+    return f;
+}
+
 /* After the child exited: stop everyone left, SIGKILL after grace, reap.
  * kill_at >= 0: everyone already had SIGTERM (forwarded in group mode) and
- * gets SIGKILL at that time, not a second SIGTERM and a new grace. */
-static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at, pid_t spare)
+ * gets SIGKILL at that time, not a second SIGTERM and a new grace (stopped
+ * is then set too). The finisher (0: none) is left out of the SIGTERM after
+ * an exit of the app's own: a one-shot job, or a crash, does not cut its
+ * work short. */
+static void stop_the_rest(int sfd, pid_t group, const struct supervise_options *opt,
+                          long kill_at, int stopped, pid_t finisher)
 {
     /* Every process in a namespace descends from its PID 1, and orphans come
      * to a subreaper: no child left means nobody is left to stop. */
-    if (!has_children_besides(spare))
+    if (!has_children_besides(opt->spare))
         return;
-    long wait_ms = grace_ms;
+    long grace_ms = opt->grace_ms, wait_ms = grace_ms;
+    struct finishing f = finishing(opt, finisher, stopped);
     if (kill_at >= 0)
         wait_ms = kill_at > monotonic_ms() ? kill_at - monotonic_ms() : 0;
     else
-        signal_everyone_left(group, SIGTERM);
-    if (reap_until_none(sfd, wait_ms, spare) == 0)
+        signal_everyone_left(group, SIGTERM, f.pid);
+    if (reap_until_none(sfd, wait_ms, opt->spare, &f) == 0)
         return;
     log_warn("processes still running %ld ms after the app exited; sending SIGKILL", grace_ms);
-    signal_everyone_left(group, SIGKILL);
-    if (reap_until_none(sfd, FINAL_REAP_MS, spare) != 0)
+    signal_everyone_left(group, SIGKILL, 0);
+    if (reap_until_none(sfd, FINAL_REAP_MS, opt->spare, NULL) != 0)
         log_warn("a process survived SIGKILL for %d ms (uninterruptible sleep?); exiting anyway",
                  FINAL_REAP_MS);
 }
@@ -343,10 +421,10 @@ static void stop_the_rest(int sfd, pid_t group, long grace_ms, long kill_at, pid
 void supervise_wait_all(pid_t group, long timeout_ms)
 {
     int sfd = supervise_signalfd();
-    if (sfd < 0 || reap_until_none(sfd, timeout_ms, 0) != 0) {
-        signal_everyone_left(group, SIGKILL);
+    if (sfd < 0 || reap_until_none(sfd, timeout_ms, 0, NULL) != 0) {
+        signal_everyone_left(group, SIGKILL, 0);
         if (sfd >= 0)
-            reap_until_none(sfd, FINAL_REAP_MS, 0);
+            reap_until_none(sfd, FINAL_REAP_MS, 0, NULL);
     }
     if (sfd >= 0)
         close(sfd);
@@ -378,7 +456,8 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
 {
     int sfd = supervise_signalfd();
     long kill_at = -1, term_broadcast_kill_at = -1;
-    int status = 0;
+    int status = 0, stopped = 0;
+    pid_t finisher = opt->finisher;
 
     if (stop_signal)
         *stop_signal = 0;
@@ -391,7 +470,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
     }
     long settle_at = opt->settled ? monotonic_ms() + opt->settle_ms : -1;
     for (;;) {
-        if (reap_all(child, &status))
+        if (reap_all(child, &status, &finisher))
             break;
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         /* no periodic wake-ups while the app runs: at most these two */
@@ -419,6 +498,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             continue; /* reaped at the top of the loop */
         log_debug("forwarding signal %d (%s)", sig, strsignal(sig));
         forward_signal(child, opt->forward_to, sig);
+        stopped |= sig == SIGTERM || sig == SIGINT;
         if ((sig == SIGTERM || sig == SIGINT) && kill_at < 0) {
             kill_at = monotonic_ms() + opt->grace_ms;
             if (stop_signal)
@@ -428,7 +508,7 @@ int supervise_child_status(pid_t child, const struct supervise_options *opt, int
             term_broadcast_kill_at = kill_at;
     }
     if (opt->cleanup)
-        stop_the_rest(sfd, child, opt->grace_ms, term_broadcast_kill_at, opt->spare);
+        stop_the_rest(sfd, child, opt, term_broadcast_kill_at, stopped, finisher);
     close(sfd);
     *status_out = status;
     return exit_code_from_status(status);

@@ -14,6 +14,15 @@ struct supervise_options {
     const char *name; /* what the child is, in log lines ("the database worker"); NULL: "app" */
     void (*settled)(void); /* called once when the child has run settle_ms (NULL: never) */
     long settle_ms;
+    /* A helper of bandage's own with work worth finishing (0: none), and
+     * what it is, for the log. When the child exits by itself, cleanup
+     * leaves it out of the SIGTERM to what is left and waits for it until a
+     * little before grace_ms ends, then SIGTERMs it (time to stop cleanly
+     * before the SIGKILL at grace_ms). A stop of bandage's own (SIGTERM or
+     * SIGINT) gives it nothing more: it is stopped as any leftover is, and
+     * at once if the stop comes while it finishes. */
+    pid_t finisher;
+    const char *finisher_name;
 };
 
 /* Block every signal so that none is lost before a signalfd reads it; call
@@ -46,7 +55,8 @@ int supervise_take_terminal(void);
 /* Supervise the already spawned child until it exits; returns its exit code
  * (its status, or 128+N if it died of signal N). With cleanup set, what is
  * left of its process group, and when PID 1 every process in the namespace
- * (else every descendant), gets SIGTERM, then SIGKILL after grace_ms.
+ * (else every descendant), gets SIGTERM, then SIGKILL after grace_ms (the
+ * finisher: see struct supervise_options).
  * stop_signal (may be NULL) receives the SIGTERM/SIGINT forwarded, or 0. */
 int supervise_child(pid_t child, const struct supervise_options *opt, int *stop_signal);
 

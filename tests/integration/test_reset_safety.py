@@ -10,7 +10,9 @@ after taking a table lock; then the test lets the hook go.
 """
 import os
 import re
+import signal
 import threading
+import time
 
 import psycopg
 import pytest
@@ -20,6 +22,7 @@ from test_reset import (  # noqa: F401  (medium_template and medium_db are fixtu
     EXAMPLE_SCHEMA, MEDIUM, NO_LEFTOVERS, SEED_SQL, assert_same_dump, crash_mid_build,
     deploy_rows, dump, gen_schema, generated_statements, leftovers, medium_db, medium_template,
     prisma_tables, reset_args, wait_no_bandage_session, write_sql)
+from test_reset_scope import TableLock, aside_schemas, bandage_waits_in_drop, built_row
 
 #: bandage's advisory lock key (entrypoint/db/reset.h, RESET_LOCK_KEY).
 RESET_LOCK_KEY = 7089068665867822369
@@ -524,13 +527,13 @@ def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tm
 def test_failed_large_reset_keeps_an_earlier_reset_waiting_for_its_drop(run_bandage, medium_db,
                                                                        pg, tmp_path, app_dir):
     """Deploy A's old schema still waits to be dropped (its app exited, the
-    drop beside it was stopped) when deploy B's large reset fails: B's undo
-    restores B's old schema and leaves A's row as built: A's row is not
-    taken for part of B's build."""
+    drop beside it, blocked, was stopped as the grace ended) when deploy B's
+    large reset fails: B's undo restores B's old schema and leaves A's row
+    as built: A's row is not taken for part of B's build."""
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-    args = reset_args(db, "--deployment-id", "d-a", "--lock-wait", "60", mode="once",
-                      schema_file=schema) + ["--", "true"]
+    args = reset_args(db, "--deployment-id", "d-a", "--lock-wait", "60", "--grace", "2",
+                      mode="once", schema_file=schema) + ["--", "true"]
     run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
                                   'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
                                   scaled(120))
@@ -652,3 +655,111 @@ def test_direct_url_is_used_for_the_reset_and_database_url_reaches_hooks(run_ban
     assert open(seen).read() == pgbouncer.dsn()
     assert db.execute(EXAMPLE_TABLES_SQL, user="postgres") != []
     assert db.execute("SELECT to_regclass('public.customers')", user="postgres") == [(None,)]
+
+
+# --- the drop beside an app that exits by itself ---------------------------------------------
+# PID 1 stops what is left when the app exits. The drop of the old schema is
+# not cut short by that: it gets --grace to finish (SIGTERMed a little before
+# the grace ends, to roll its batch back cleanly); a stop signal to bandage
+# still stops it at once. Before: a one-shot job (or a crash-looping app)
+# left bandage_aside_0, all the old data, after every start.
+
+def test_old_schema_goes_even_when_the_app_exits_at_once(run_bandage, medium_db, tmp_path):
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    run = run_bandage(reset_args(db, "--deployment-id", "d-oneshot", mode="once",
+                                 schema_file=schema) + ["--", "true"], timeout=scaled(180))
+    run.wait_exit_code(0)
+    assert "dropped the old schema(s) beside the app" in run.stderr, run.stderr
+    assert leftovers(db) == NO_LEFTOVERS, run.stderr
+    assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
+
+
+def test_a_drop_cut_short_is_finished_by_the_next_one_shot_start(run_bandage, medium_db, pg,
+                                                                  tmp_path):
+    """--grace 0 leaves the drop no time (SIGKILL with the app's exit): the
+    old schema stays. The next start, without a reset and with an app that
+    exits at once too, resumes the drop and finishes it within its grace."""
+    db, _ = medium_db
+    schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
+    run = run_bandage(reset_args(db, "--deployment-id", "d-cut", "--grace", "0", mode="once",
+                                 schema_file=schema) + ["--", "true"], timeout=scaled(180))
+    run.wait_exit_code(0)
+    wait_no_bandage_session(pg, db, timeout=scaled(10))
+    assert leftovers(db)["aside schemas"] == ["bandage_aside_0"], run.stderr
+    run = run_bandage(["--database-url", db.dsn(), "--", "true"], timeout=scaled(120))
+    run.wait_exit_code(0)
+    assert "dropped the old schema(s) beside the app" in run.stderr, run.stderr
+    assert leftovers(db) == NO_LEFTOVERS, run.stderr
+    assert len(prisma_tables(db, "New")) == MEDIUM and prisma_tables(db, "Model") == {}
+
+
+def test_the_drop_gets_the_grace_when_the_app_exits(run_bandage, pg, db, pid1):
+    """The drop waits for a lock when the app exits; the lock goes a moment
+    later, within the grace: the drop finishes, and bandage exits then."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    lock = TableLock(db, "bandage_aside_0.old")
+    try:
+        run = run_bandage(["--database-url", db.dsn(), "--lock-wait", "60", "--grace", "30",
+                           "--", "true"], pid1=pid1, timeout=scaled(60))
+        wait_until(lambda: bandage_waits_in_drop(pg, db), scaled(30),
+                   lambda: f"the drop to wait for the lock; stderr:\n{run.stderr}")
+        run.wait_for_stderr(r"may finish", timeout=scaled(10))  # the app has exited
+        time.sleep(0.5)
+        assert run.running, run.stderr
+    finally:
+        lock.release()
+    run.wait_exit_code(0, timeout=scaled(20))
+    assert "dropped the old schema(s) beside the app" in run.stderr, run.stderr
+    assert "SIGKILL" not in run.stderr and "sending it SIGTERM" not in run.stderr, run.stderr
+    assert aside_schemas(db) == []
+
+
+def test_a_drop_that_outlasts_the_grace_is_stopped_cleanly_within_it(run_bandage, pg, db, pid1):
+    """The lock stays: the drop is SIGTERMed before the grace ends, rolls its
+    batch back and says so; nothing needs SIGKILL, and bandage has exited
+    within the grace."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    lock = TableLock(db, "bandage_aside_0.old")
+    try:
+        run = run_bandage(["--database-url", db.dsn(), "--lock-wait", "60", "--grace", "3",
+                           "--", "true"], pid1=pid1, timeout=scaled(60))
+        run.wait_for_stderr(r"may finish", timeout=scaled(10))  # the app has exited
+        exited = time.monotonic()
+        run.wait_exit_code(0, timeout=scaled(20))
+        took = time.monotonic() - exited
+    finally:
+        lock.release()
+    assert "still running as the grace ends; sending it SIGTERM" in run.stderr, run.stderr
+    assert "bandage_aside_0 (was public) is left for the next start" in run.stderr
+    assert "SIGKILL" not in run.stderr, run.stderr
+    assert 2.0 <= took < 3.0, f"bandage exited {took:.2f} s after the app; stderr:\n{run.stderr}"
+    assert aside_schemas(db) == ["bandage_aside_0"]
+    wait_no_bandage_session(pg, db, timeout=scaled(10))
+
+
+@pytest.mark.parametrize("app", ["running", "exited"])
+def test_a_stop_signal_stops_the_drop_at_once(run_bandage, pg, db, pid1, app):
+    """docker stop (SIGTERM to bandage) while the drop waits for a lock,
+    with a long grace: the drop stops at once, while the app runs (as
+    before) and also once the app has exited and the drop has its grace."""
+    built_row(db, "bandage_aside_0", "2026-01-01")
+    lock = TableLock(db, "bandage_aside_0.old")
+    command = ["sleep", "60"] if app == "running" else ["true"]
+    try:
+        run = run_bandage(["--database-url", db.dsn(), "--lock-wait", "60", "--grace", "30",
+                           "--", *command], pid1=pid1, timeout=scaled(60))
+        wait_until(lambda: bandage_waits_in_drop(pg, db), scaled(30),
+                   lambda: f"the drop to wait for the lock; stderr:\n{run.stderr}")
+        if app == "exited":
+            run.wait_for_stderr(r"may finish", timeout=scaled(10))
+        stopped = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        run.wait(scaled(20))
+        took = time.monotonic() - stopped
+    finally:
+        lock.release()
+    assert "bandage_aside_0 (was public) is left for the next start" in run.stderr, run.stderr
+    assert took < scaled(5), f"bandage took {took:.2f} s to stop; stderr:\n{run.stderr}"
+    assert "SIGKILL" not in run.stderr, run.stderr
+    assert aside_schemas(db) == ["bandage_aside_0"]
