@@ -23,13 +23,15 @@ struct schema_file {
 
 /* Reads and splits path into f. An empty file (no statements) is refused
  * unless allow_empty. Returns 0 or the exit code (64 unreadable, not a regular
- * file, NUL bytes, empty; 65 unterminated quote or a forbidden statement). */
+ * file, a byte-order mark, NUL bytes, empty; 65 unterminated quote or a
+ * forbidden statement). */
 int schema_file_load(struct schema_file *f, const char *path, int allow_empty,
                      struct deploy_report *report);
 
 /* The statements of every migration of dir, in order, as the reset applies
- * them (see migration_statements_list). Returns 0 or 65 (a migration that
- * does not split, holds ROLLBACK, or cannot run in a transaction block). */
+ * them (see migration_statements_list). Returns 0, 64 (a migration.sql that
+ * starts with a byte-order mark) or 65 (a migration that does not split,
+ * holds ROLLBACK, or cannot run in a transaction block). */
 struct migration_dir;
 int schema_file_from_migrations(struct schema_file *f, const struct migration_dir *dir,
                                 int server_version, struct deploy_report *report);
