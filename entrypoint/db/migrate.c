@@ -425,11 +425,63 @@ static int run_statement(struct migrate_ctx *c, const struct migration *m,
     return db_run(c->conn, c->sfd, text, err);
 }
 
+/* The sessions that may hold what a migration's statement waited for. Once
+ * the statement is cancelled its lock request is gone (pg_blocking_pids() of
+ * bandage's session is empty) and the server does not say which relation it
+ * wanted; so every other session of this database whose open transaction
+ * holds a lock on a relation of the migration's schema is named: a superset
+ * of the blockers (a reader in an open transaction blocks ALTER TABLE), small
+ * in practice, and it names the one to end. $1: the schema. */
+#define SCHEMA_LOCK_HOLDERS_SQL                                                                  \
+    "SELECT l.pid FROM pg_catalog.pg_locks l"                                                   \
+    " JOIN pg_catalog.pg_class k ON k.oid = l.relation"                                         \
+    " JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace"                                 \
+    " JOIN pg_catalog.pg_stat_activity s ON s.pid = l.pid"                                      \
+    " WHERE l.locktype = 'relation' AND l.granted AND n.nspname = $1"                           \
+    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
+    "                   WHERE d.datname = pg_catalog.current_database())"                       \
+    " AND l.pid <> pg_catalog.pg_backend_pid() AND s.xact_start IS NOT NULL"
+
+/* A lock the statement needed was not free in time (55P03): the migration
+ * is fine and a later start may succeed, so 69, as for every lock wait that
+ * runs out, not 65 ("fix the migration"). Called once no transaction is
+ * open: the holders are read after the ROLLBACK. */
+static int lock_not_free(struct migrate_ctx *c, const struct migration *m, int line,
+                         const struct db_error *err, const char *undo, int in_transaction)
+{
+    /* Outside a transaction the wait was allowed --wait-timeout when longer
+     * (apply_outside_transaction). */
+    int patient = !in_transaction && c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms;
+    long waited = patient ? c->cfg->wait_timeout_ms : c->cfg->lock_wait_ms;
+    const char *flag = patient ? "--wait-timeout" : "--lock-wait";
+    int later = c->report->migrations_pending - 1;
+    char lock[200];
+    log_error("migration %s %s: a lock it needs at line %d of %s/%s/migration.sql was not free "
+              "within %ld ms (%s, %s; %s: %s)%s%s; %d later migration%s not tried; the sessions "
+              "holding locks on tables of schema \"%s\" follow: let them finish or end them, "
+              "then start again (or raise %s)", m->name,
+              in_transaction ? "was not applied (rolled back)" : "stopped part-way", line,
+              c->dir->path, m->name, waited, flag,
+              patient ? "BANDAGE_WAIT_TIMEOUT" : "BANDAGE_LOCK_WAIT", err->sqlstate, err->message,
+              in_transaction ? "" : "; ", in_transaction ? "" : undo, later,
+              later == 1 ? "" : "s", c->schema, flag);
+    report_add_error(c->report, "migration", err->sqlstate, "%s line %d: a lock was not free "
+                     "within %ld ms (%s)", m->name, line, waited, flag);
+    const char *params[] = {c->schema};
+    snprintf(lock, sizeof lock, "a lock on a table of schema \"%.100s\"", c->schema);
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        session_log_holders(&c->s, lock, SCHEMA_LOCK_HOLDERS_SQL, 1, params);
+    return EXIT_UNAVAILABLE;
+}
+
+/* Called once no transaction is open (after the ROLLBACK). */
 static int statement_failed(struct migrate_ctx *c, const struct migration *m,
                             const struct sql_statement *s, const struct db_error *err,
-                            const char *undo)
+                            const char *undo, int in_transaction)
 {
     int line = line_of_position(m->sql + s->offset, s->length, s->line, err->position);
+    if (strcmp(err->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && !err->stop_signal)
+        return lock_not_free(c, m, line, err, undo, in_transaction);
     if (err->stop_signal) {
         log_warn("migration %s stopped by signal %d at line %d; %s", m->name, err->stop_signal,
                  line, undo);
@@ -450,25 +502,30 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
 static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m,
                                 const struct pending *p)
 {
-    struct db_error err;
-    int rc = 0;
+    struct db_error err, ignored;
+    size_t i = 0;
     if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
         return session_failed(&c->s, "BEGIN", &err, EXIT_INTERNAL);
-    for (size_t i = 0; i < p->n_stmts && rc == 0; i++)
-        if (run_statement(c, m, &p->stmts[i], &err) != 0)
-            rc = statement_failed(c, m, &p->stmts[i], &err, "rolled back");
-    if (rc == 0 && prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL,
-                                 &err) != 0)
-        rc = session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
-                            EXIT_SCHEMA);
-    if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
+    while (i < p->n_stmts && run_statement(c, m, &p->stmts[i], &err) == 0)
+        i++;
+    /* After a cancel or a lost connection ROLLBACK may fail: the session's
+     * end rolls back. It comes first: a failure's report may query. */
+    if (i < p->n_stmts) {
+        db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
+        return statement_failed(c, m, &p->stmts[i], &err, "rolled back", 1);
+    }
+    if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL, &err) != 0) {
+        int rc = session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
+                                EXIT_SCHEMA);
+        db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
+        return rc;
+    }
+    if (db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
         char what[REPORT_MIGRATION_NAME + 32];
         snprintf(what, sizeof what, "COMMIT of migration %.127s", m->name);
         return session_failed(&c->s, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
     }
-    if (rc != 0) /* after a cancel or a lost connection this may fail: the session's end rolls back */
-        db_run(c->conn, c->sfd, "ROLLBACK", &err);
-    return rc;
+    return 0;
 }
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
@@ -514,7 +571,7 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
              "INDEX CONCURRENTLY leaves an INVALID index) and its row blocks later deploys: "
              "undo or finish it by hand, then npx prisma migrate resolve --rolled-back %s (or "
              "--applied %s)", i, m->name, m->name);
-    return statement_failed(c, m, &p->stmts[i], &err, undo);
+    return statement_failed(c, m, &p->stmts[i], &err, undo, 0);
 }
 
 static int apply_pending(struct migrate_ctx *c)

@@ -329,6 +329,46 @@ def test_sigterm_mid_migration_rolls_it_back(run_bandage, db, mdir, pg):
     assert_same_dump(before, dump(db))
 
 
+# --- locks: a wait that runs out, and Prisma's lock left behind -------------------------------
+
+#: Prisma's migration lock: pg_advisory_lock(72707369).
+PRISMA_LOCK_KEY = 72707369
+
+HOLDER_LINE = (r"{lock} is held by server process {pid} \(application '{app}', client "
+               r"127\.0\.0\.1, {state} for [\d.]+ s, transaction open {open} s\)")
+
+
+@pytest.mark.parametrize("hold", ['SELECT count(*) FROM "Post"',
+                                  'LOCK TABLE "Post" IN ACCESS SHARE MODE'],
+                         ids=["select", "lock-table"])
+def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db, mdir, hold):
+    """Before: exit 65, "migration ... failed at line 2 ...: 55P03: canceling
+    statement due to lock timeout": the code that tells the operator to fix a
+    migration that is fine, and nothing about the session in the way."""
+    run_ok(run_bandage, db, mdir)
+    name = "20240104110000_post_views"
+    mdir.add(name, '-- AlterTable\nALTER TABLE "Post" ADD COLUMN "views" INTEGER;\n')
+    before = dump(db)
+    app = db.connect(user="postgres", application_name="app-in-a-transaction")
+    try:
+        app.autocommit = False
+        app.execute(hold)  # ACCESS SHARE on "Post" until the transaction ends
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "0.5"))
+        run.wait_exit_code(69)
+        pid = app.info.backend_pid
+    finally:
+        app.close()
+    assert re.search(rf"bandage: error: migration {name} was not applied \(rolled back\): a "
+                     rf"lock it needs at line 2 of \S+/{name}/migration.sql was not free within "
+                     r"500 ms \(--lock-wait, BANDAGE_LOCK_WAIT; 55P03: ", run.stderr), run.stderr
+    assert re.search(HOLDER_LINE.format(lock='a lock on a table of schema "public"', pid=pid,
+                                        app="app-in-a-transaction",
+                                        state="idle in transaction", open=r"[\d.]+"),
+                     run.stderr), run.stderr
+    assert name not in [r[0] for r in rows(db)]
+    assert_same_dump(before, dump(db))
+
+
 # --- --plan -------------------------------------------------------------------------------
 
 def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
