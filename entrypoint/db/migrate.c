@@ -118,6 +118,30 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
     return 1;
 }
 
+/* The sessions holding Prisma's lock in this database: an advisory lock
+ * belongs to one database, and the same key may be held in another. */
+#define PRISMA_LOCK_HOLDERS_SQL                                                                  \
+    SESSION_ADVISORY_HOLDERS_SQL                                                                 \
+    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
+    "                   WHERE d.datname = pg_catalog.current_database())"
+
+static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
+{
+    const char *params[] = {PRISMA_LOCK_KEY};
+    /* --wait-timeout 0 (one attempt) leaves one connection attempt's limit. */
+    const char *setting = c->cfg->wait_timeout_ms > 0
+                              ? "--wait-timeout, BANDAGE_WAIT_TIMEOUT"
+                              : "--connect-timeout, BANDAGE_CONNECT_TIMEOUT";
+    log_error("the migrations lock (pg_advisory_lock(%s)) was not free within %ld ms (%s); "
+              "nothing was applied; its holder follows: let it finish, or end it, then start "
+              "again", PRISMA_LOCK_KEY, waited, setting);
+    report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
+                     "within %ld ms", waited);
+    session_log_holders(&c->s, "the migrations lock (pg_advisory_lock(" PRISMA_LOCK_KEY "))",
+                        PRISMA_LOCK_HOLDERS_SQL, 1, params);
+    return EXIT_UNAVAILABLE;
+}
+
 /* Polls pg_try_advisory_lock rather than waiting in pg_advisory_lock: a
  * session waiting inside a statement holds a snapshot, and CREATE INDEX
  * CONCURRENTLY run by the lock holder waits for every such snapshot to go:
@@ -144,13 +168,8 @@ static int hold_lock(struct migrate_ctx *c)
             log_info("waiting for the migrations lock (pg_advisory_lock(%s)): another bandage "
                      "or prisma migrate is migrating this database", PRISMA_LOCK_KEY);
         long left = deadline - monotonic_ms();
-        if (left <= 0) {
-            log_error("the migrations lock (pg_advisory_lock(%s)) was not free within %ld ms "
-                      "(--wait-timeout)", PRISMA_LOCK_KEY, wait);
-            report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
-                             "within %ld ms", wait);
-            return EXIT_UNAVAILABLE;
-        }
+        if (left <= 0)
+            return lock_wait_ran_out(c, wait);
         int sig = 0, waited = db_wait(-1, 0, c->sfd, pause < left ? pause : left, &sig);
         if (waited == DB_WAIT_STOPPED) {
             report_add_error(c->report, "migrate", "signal",

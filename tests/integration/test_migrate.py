@@ -369,6 +369,30 @@ def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db
     assert_same_dump(before, dump(db))
 
 
+def test_prisma_lock_wait_names_its_holder_in_this_database(run_bandage, db, db_factory, mdir):
+    """Before: "the migrations lock ... was not free within 1000 ms" and
+    nothing about who holds it. The same key held in another database is
+    another lock (advisory locks are per database): not named."""
+    other = db_factory()
+    holder = db.connect(user="postgres", application_name="prisma-migrate-deploy")
+    elsewhere = other.connect(user="postgres", application_name="another-database")
+    try:
+        holder.execute(f"SELECT pg_advisory_lock({PRISMA_LOCK_KEY})")
+        elsewhere.execute(f"SELECT pg_advisory_lock({PRISMA_LOCK_KEY})")
+        run = run_bandage(migrate_args(db, mdir, "--wait-timeout", "1"))
+        run.wait_exit_code(69)
+        pid = holder.info.backend_pid
+    finally:
+        holder.close()
+        elsewhere.close()
+    assert re.search(HOLDER_LINE.format(lock=rf"the migrations lock \(pg_advisory_lock\("
+                                             rf"{PRISMA_LOCK_KEY}\)\)",
+                                        pid=pid, app="prisma-migrate-deploy", state="idle",
+                                        open="-"), run.stderr), run.stderr
+    assert "another-database" not in run.stderr
+    assert tables(db) == set()
+
+
 # --- --plan -------------------------------------------------------------------------------
 
 def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
