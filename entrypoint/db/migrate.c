@@ -37,13 +37,15 @@ struct migrate_ctx {
     struct pending *pending; /* per migration, for STATE_PENDING ones */
     size_t n_pending;
     char settings[400];      /* "SET lock_timeout ...; [SET search_path ...;] " */
+    int server_pid;          /* the server process of the first round trip; 0 before */
+    int lock_taken;          /* Prisma's lock may be held: given back on the way out */
     char *scratch;           /* one statement, NUL-terminated */
     size_t scratch_cap;
 };
 
 /* The columns of read_rows()'s result. */
 enum { COL_LOCKED, COL_DATABASE, COL_NAME, COL_CHECKSUM, COL_FINISHED, COL_ROLLED_BACK,
-       COL_STARTED, COL_LOGS };
+       COL_STARTED, COL_LOGS, COL_PID, COL_RELEASED };
 
 /* The line, in its file, of character `position` (1-based, as the server
  * counts: characters, not bytes) of a statement that starts at `line`. */
@@ -75,30 +77,50 @@ static int make_settings(struct migrate_ctx *c)
     return fits ? 0 : -1;
 }
 
+/* Prisma's lock, taken only when _prisma_migrations exists (to_regclass):
+ * when it does not, the read fails after this statement and could not give
+ * the lock back. */
+static const char try_lock_sql[] =
+    "%sSELECT pg_catalog.pg_try_advisory_lock(" PRISMA_LOCK_KEY ")"
+    " WHERE pg_catalog.to_regclass(%s) IS NOT NULL; ";
+
+/* The rows, read with a snapshot taken after the lock (READ COMMITTED: one
+ * per statement); with `release` true, the same statement gives the lock
+ * back (its snapshot is taken already; the OFFSET 0s keep the subqueries
+ * from being flattened, so that the unlock runs once). */
+static const char read_rows_sql[] =
+    "SELECT l.locked, pg_catalog.current_database(), m.migration_name, m.checksum,"
+    " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs,"
+    " l.pid, l.released"
+    " FROM (SELECT x.locked, pg_catalog.pg_backend_pid() AS pid,"
+    "       CASE WHEN x.locked AND %s THEN pg_catalog.pg_advisory_unlock(" PRISMA_LOCK_KEY ")"
+    "       END AS released"
+    "       FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+    "             AND pid = pg_catalog.pg_backend_pid() AND classid = 0"
+    "             AND objid = " PRISMA_LOCK_KEY " AND objsubid = 1 AND granted) AS locked"
+    "             OFFSET 0) x OFFSET 0) l"
+    " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
+
+/* bandage's own calls are qualified: a database's search_path may put a
+ * writable schema before pg_catalog. */
 static char *read_sql(struct migrate_ctx *c, int take_lock)
 {
-    /* bandage's own calls are qualified: a database's search_path may put a
-     * writable schema before pg_catalog. */
-    static const char head[] = "%sSELECT pg_catalog.pg_try_advisory_lock(" PRISMA_LOCK_KEY "); ";
-    static const char body[] =
-        "SELECT l.locked, pg_catalog.current_database(), m.migration_name, m.checksum,"
-        " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs"
-        " FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
-        " AND pid = pg_catalog.pg_backend_pid() AND classid = 0 AND objid = " PRISMA_LOCK_KEY
-        " AND objsubid = 1 AND granted) AS locked) l"
-        " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
-    size_t cap = sizeof head + sizeof c->settings + sizeof body + strlen(c->table);
-    char *sql = malloc(cap);
-    if (!sql)
-        return NULL;
-    int n = take_lock ? snprintf(sql, cap, head, c->settings) : 0;
-    snprintf(sql + n, cap - (size_t)n, body, c->table);
+    char *literal = PQescapeLiteral(c->conn, c->table, strlen(c->table));
+    size_t cap = sizeof try_lock_sql + sizeof c->settings + sizeof read_rows_sql +
+                 2 * strlen(c->table) + (literal ? strlen(literal) : 0);
+    char *sql = literal ? malloc(cap) : NULL;
+    int n = sql && take_lock ? snprintf(sql, cap, try_lock_sql, c->settings, literal) : 0;
+    if (sql)
+        snprintf(sql + n, cap - (size_t)n, read_rows_sql, take_lock ? "true" : "false",
+                 c->table);
+    PQfreemem(literal);
     return sql;
 }
 
-/* Reads _prisma_migrations after trying the lock. 1: read (*locked says
- * whether the lock is held), 0: the table (or its schema) does not exist,
- * else an exit code. */
+/* Reads _prisma_migrations; with take_lock, under Prisma's lock when it is
+ * free, given back in the same round trip. 1: read (*locked: the lock was
+ * free, or is held), 0: the table (or its schema) does not exist, else an
+ * exit code. */
 static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
 {
     struct db_error err;
@@ -108,14 +130,48 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
     PQclear(c->rows);
     c->rows = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
     free(sql);
+    /* Failed after the lock was taken, maybe (a table dropped meanwhile). */
+    c->lock_taken |= take_lock && !c->rows;
     if (!c->rows && (strcmp(err.sqlstate, "42P01") == 0 || strcmp(err.sqlstate, "3F000") == 0))
         return 0;
     if (!c->rows)
         return session_failed(&c->s, "reading _prisma_migrations", &err, EXIT_INTERNAL);
     *locked = strcmp(PQgetvalue(c->rows, 0, COL_LOCKED), "t") == 0;
+    if (!c->server_pid)
+        c->server_pid = atoi(PQgetvalue(c->rows, 0, COL_PID));
     snprintf(c->report->database, sizeof c->report->database, "%s",
              PQgetvalue(c->rows, 0, COL_DATABASE));
     return 1;
+}
+
+/* When the first read failed (no table yet): which server process, and
+ * which database, this is. */
+static int identify(struct migrate_ctx *c)
+{
+    int rc;
+    PGresult *res = session_query(&c->s, "SELECT pg_catalog.pg_backend_pid(),"
+                                         " pg_catalog.current_database()",
+                                  0, NULL, "reading the server process", &rc);
+    if (!res)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    c->server_pid = atoi(PQgetvalue(res, 0, 0));
+    snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return 0;
+}
+
+/* Through a transaction pooler each round trip may reach another server
+ * connection: a session lock taken in one protects nothing in the others,
+ * and stays with its server connection after bandage exits. */
+static int through_a_pooler(struct migrate_ctx *c, int pid)
+{
+    log_error("the database connection goes through a transaction pooler (server process %d "
+              "answered, then %d): Prisma's migrations lock cannot be held there; set "
+              "DIRECT_URL (or --direct-url) to the database's direct, unpooled URL; nothing "
+              "was applied", c->server_pid, pid);
+    report_add_error(c->report, "migrate", "pooler", "connection through a transaction "
+                     "pooler; set DIRECT_URL");
+    return EXIT_USAGE;
 }
 
 /* The sessions holding Prisma's lock in this database: an advisory lock
@@ -148,20 +204,25 @@ static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
  * the two would deadlock. Bounded by --wait-timeout. */
 static int hold_lock(struct migrate_ctx *c)
 {
-    char sql[sizeof c->settings + 128];
+    char sql[sizeof c->settings + 256];
     long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
     long deadline = monotonic_ms() + wait, pause = 10;
-    snprintf(sql, sizeof sql, "%sSELECT pg_catalog.pg_try_advisory_lock(%s), "
-             "pg_catalog.current_database()",
-             c->settings, PRISMA_LOCK_KEY);
+    /* Taken only in the server process of the first round trip: one that
+     * answers from another is a pooler's, found before the lock is taken. */
+    snprintf(sql, sizeof sql, "%sSELECT CASE WHEN pg_catalog.pg_backend_pid() = %d THEN "
+             "pg_catalog.pg_try_advisory_lock(%s) END, pg_catalog.pg_backend_pid()",
+             c->settings, c->server_pid, PRISMA_LOCK_KEY);
     for (int tries = 0;; tries++) {
         struct db_error err;
         PGresult *res = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
         if (!res)
             return session_failed(&c->s, "taking the migrations lock", &err, EXIT_INTERNAL);
+        int other = PQgetisnull(res, 0, 0), pid = atoi(PQgetvalue(res, 0, 1));
         int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
+        if (other)
+            return through_a_pooler(c, pid);
+        c->lock_taken |= got;
         if (got)
             return 0;
         if (tries == 0)
@@ -186,21 +247,72 @@ static int hold_lock(struct migrate_ctx *c)
     }
 }
 
-/* Step 1: the lock and the rows; one round trip when the lock is free. */
+static int applied_row(const struct migrate_ctx *c, const char *name);
+
+/* Is a migration of the directory to be applied? */
+static int anything_to_apply(const struct migrate_ctx *c)
+{
+    for (size_t i = 0; i < c->dir->count && !c->cfg->plan; i++)
+        if (applied_row(c, c->dir->items[i].name) < 0)
+            return 1;
+    return 0;
+}
+
+/* Step 1: the rows, read under the lock in one round trip that gives it
+ * back: a start with nothing to apply, and a --plan, end holding nothing,
+ * also through a pooler that keeps the server connection after bandage
+ * exits. The lock is held for the run when something is to be applied, or
+ * waited for when another migrator holds it; then the rows are read again. */
 static int lock_and_read(struct migrate_ctx *c)
 {
     int locked = 0;
     int rc = read_rows(c, 1, &locked);
-    if (rc == 1 && locked)
-        return 0;
     if (rc > 1)
         return rc;
-    /* Busy, or no table yet (its error rolled back the SET): wait for the
-     * lock, then read what the previous holder left. */
+    if (rc == 0 && (rc = identify(c)) != 0)
+        return rc;
+    /* Each transaction that changes something checks it runs here. */
+    c->s.backend_pid = c->server_pid;
+    if ((!c->rows || locked) && !anything_to_apply(c))
+        return 0;
+    /* (A failed read rolled back the SETs: hold_lock sends them again.) */
     if ((rc = hold_lock(c)) != 0)
         return rc;
     rc = read_rows(c, 0, &locked);
     return rc > 1 ? rc : 0;
+}
+
+/* Prisma's lock is given back on every way out once taken: a session's end
+ * releases it, but a pooler keeps the server connection (and its locks)
+ * after bandage exits. Only in the server process that took it (0: any of
+ * bandage's), never another client's; best effort. */
+static const char release_sql[] =
+    "SELECT pg_catalog.pg_backend_pid(), (SELECT pg_catalog.pg_advisory_unlock("
+    PRISMA_LOCK_KEY ") FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory'"
+    " AND l.classid = 0 AND l.objid = " PRISMA_LOCK_KEY " AND l.objsubid = 1 AND l.granted"
+    " AND l.pid = pg_catalog.pg_backend_pid() AND $1::int IN (0, l.pid))";
+
+/* Through a pooler a round trip may reach another server connection than
+ * the one holding the lock: a few more tries. */
+#define RELEASE_TRIES 8
+
+static void release_lock(struct migrate_ctx *c)
+{
+    char pid[16];
+    const char *params[] = {pid};
+    snprintf(pid, sizeof pid, "%d", c->server_pid);
+    for (int i = 0; c->lock_taken && i < RELEASE_TRIES && PQstatus(c->conn) == CONNECTION_OK;
+         i++) {
+        struct db_error err;
+        PGresult *res = db_exec(c->conn, c->sfd, release_sql, 1, params, &err);
+        if (!res)
+            return; /* a session that cannot run a query ends, and its locks with it */
+        int here = !c->server_pid || atoi(PQgetvalue(res, 0, 0)) == c->server_pid;
+        int released = !PQgetisnull(res, 0, 1);
+        PQclear(res);
+        if (here && !released) /* held no more (one release per time it was taken) */
+            c->lock_taken = 0;
+    }
 }
 
 /* ---- comparing the directory with the table ------------------------------ */
@@ -523,8 +635,9 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
 {
     struct db_error err, ignored;
     size_t i = 0;
-    if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
-        return session_failed(&c->s, "BEGIN", &err, EXIT_INTERNAL);
+    int rc = session_begin(&c->s); /* in the server process holding the lock, or 64 */
+    if (rc != 0)
+        return rc;
     while (i < p->n_stmts && run_statement(c, m, &p->stmts[i], &err) == 0)
         i++;
     /* After a cancel or a lost connection ROLLBACK may fail: the session's
@@ -558,6 +671,9 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
     struct db_error err, ignored;
     char id[37], logs[600], undo[512];
     size_t i = 0;
+    int rc = session_check_pinned(&c->s);
+    if (rc != 0)
+        return rc;
     log_info("migration %s runs statement by statement, outside a transaction (line %d: %s "
              "cannot run in a transaction block): a failure part-way leaves it half applied",
              m->name, p->autocommit_line, p->autocommit_what);
@@ -569,7 +685,7 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
      * than --lock-wait (made for locks that queue the app behind them). */
     long patient = c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms ? c->cfg->wait_timeout_ms
                                                                    : c->cfg->lock_wait_ms;
-    int rc = session_set_lock_timeout(&c->s, patient);
+    rc = session_set_lock_timeout(&c->s, patient);
     if (rc != 0)
         return rc;
     for (; i < p->n_stmts; i++)
@@ -596,9 +712,9 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
 static int apply_pending(struct migrate_ctx *c)
 {
     struct db_error err;
+    int rc = 0;
     if (!c->rows) { /* the first migrations of this database */
-        int rc = check_empty_schema(c);
-        if (rc != 0)
+        if ((rc = session_check_pinned(&c->s)) != 0 || (rc = check_empty_schema(c)) != 0)
             return rc;
         if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
             return session_failed(&c->s, "creating _prisma_migrations", &err, EXIT_SCHEMA);
@@ -609,8 +725,8 @@ static int apply_pending(struct migrate_ctx *c)
         const struct migration *m = &c->dir->items[i];
         const struct pending *p = &c->pending[i];
         long started = monotonic_ms();
-        int rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
-                                    : apply_in_transaction(c, m, p);
+        rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
+                                : apply_in_transaction(c, m, p);
         long ms = monotonic_ms() - started;
         report_add_migration(c->report, m->name, rc != 0, ms);
         c->report->migrations_pending--;
@@ -723,6 +839,7 @@ int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
     c.pending = calloc(dir->count + 1, sizeof *c.pending);
     if (c.table && c.state && c.pending && make_settings(&c) == 0)
         rc = run(&c);
+    release_lock(&c);
     report->migrate_ms = monotonic_ms() - started;
     for (size_t i = 0; c.pending && i < dir->count; i++)
         free(c.pending[i].stmts);

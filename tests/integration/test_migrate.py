@@ -393,6 +393,66 @@ def test_prisma_lock_wait_names_its_holder_in_this_database(run_bandage, db, db_
     assert tables(db) == set()
 
 
+def prisma_lock_holders(pg, db):
+    """Server sessions holding Prisma's lock in ``db``, read on the server
+    itself (not through a pooler)."""
+    return pg.execute("SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                      " WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %s"
+                      " AND l.objsubid = 1 AND d.datname = %s", (PRISMA_LOCK_KEY, db.name))
+
+
+def test_prisma_lock_is_free_after_a_run_that_succeeded_and_one_that_failed(run_bandage, db, pg,
+                                                                            mdir):
+    """Direct connection: bandage's session ends with it, so this held before
+    the explicit release too; the pooler test below is the one that needs it."""
+    run_ok(run_bandage, db, mdir)
+    wait_until(lambda: not prisma_lock_holders(pg, db), scaled(5), "no holder after success")
+    mdir.add("20240201000000_broken", 'ALTER TABLE "Nope" ADD "x" INT;\n')
+    run_bandage(migrate_args(db, mdir)).wait_exit_code(65)
+    wait_until(lambda: not prisma_lock_holders(pg, db), scaled(5), "no holder after failure")
+    with db.connect(user="postgres") as conn:
+        assert conn.execute(f"SELECT pg_try_advisory_lock({PRISMA_LOCK_KEY})").fetchone()[0]
+
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+@pytest.fixture
+def pgbouncer(pg, db):
+    """pgbouncer in transaction mode in front of ``db`` (helpers/pgbouncer.py:
+    round robin over a warm pool), without pgbouncer=true in the URL: a pooler
+    bandage is not told about."""
+    if not os.path.exists(PGBOUNCER):
+        pytest.fail("pgbouncer is not installed (make deps installs it)")
+    from helpers.pgbouncer import PgBouncer
+    bouncer = PgBouncer(PGBOUNCER, pg, db)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.mark.parametrize("case", ["up-to-date", "plan", "pending"])
+def test_no_prisma_lock_is_left_on_a_pooled_server_connection(run_bandage, db, pg, mdir,
+                                                              pgbouncer, case):
+    """pgbouncer keeps its server connections after bandage exits: a session
+    lock taken through it stays with one of them, and every later `prisma
+    migrate deploy` or bandage waits for it in vain. Before: the lock stayed
+    in all three cases, and the pending migration was applied through the
+    pooler (its transactions on other server connections than the lock)."""
+    run_ok(run_bandage, db, mdir)
+    if case == "pending":
+        mdir.add(*HISTORY[3])
+    extra = ["--plan", "true"] if case == "plan" else []
+    run = run_bandage(migrate_args(db, mdir, *extra, url=pgbouncer.dsn()), timeout=scaled(30))
+    code = run.wait()
+    if case == "pending":
+        assert code == 64, run.stderr
+        assert "transaction pooler" in run.stderr and "DIRECT_URL" in run.stderr, run.stderr
+        assert applied_names(db) == mdir.names[:3]
+    else:
+        assert code == 0, run.stderr
+    assert prisma_lock_holders(pg, db) == []
+
+
 # --- --plan -------------------------------------------------------------------------------
 
 def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
