@@ -1,6 +1,7 @@
 #include "migrate.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ struct migrate_ctx {
     enum migration_state *state;
     struct pending *pending; /* per migration, for STATE_PENDING ones */
     size_t n_pending;
+    int n_changed;
+    char refused[300];       /* why the start stops before applying anything; "" if not */
     char settings[400];      /* "SET lock_timeout ...; [SET search_path ...;] " */
     int server_pid;          /* the server process of the first round trip; 0 before */
     int lock_taken;          /* Prisma's lock may be held: given back on the way out */
@@ -356,8 +359,22 @@ static int row_is_failed(const struct migrate_ctx *c, int r)
     return !row_is_finished(c, r) && !row_is_rolled_back(c, r);
 }
 
+/* The start stops before applying anything: the error is reported, and
+ * kept for --plan's last line. Returns 65. */
+__attribute__((format(printf, 3, 4)))
+static int refuse(struct migrate_ctx *c, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
+    va_end(ap);
+    report_add_error(c->report, "migrate", code, "%s", c->refused);
+    return EXIT_SCHEMA;
+}
+
 /* Prisma's P3009: a migration that started and neither finished nor was
- * rolled back blocks every later one until someone resolves it. */
+ * rolled back blocks every later one until someone resolves it. A --plan
+ * says it in the same words as the start, and exits as it would. */
 static int check_failed_rows(struct migrate_ctx *c)
 {
     for (int r = 0; r < row_count(c); r++) {
@@ -365,17 +382,13 @@ static int check_failed_rows(struct migrate_ctx *c)
             continue;
         const char *name = PQgetvalue(c->rows, r, COL_NAME);
         const char *logs = PQgetisnull(c->rows, r, COL_LOGS) ? "" : PQgetvalue(c->rows, r, COL_LOGS);
-        log_msg(c->cfg->plan ? LOG_WARN : LOG_ERROR,
-                "migration %s started at %s and did not finish (Prisma's P3009%s%.200s): fix "
-                "the database, then mark it: npx prisma migrate resolve --rolled-back %s (or "
-                "--applied %s if you completed it by hand); no migration %s applied", name,
-                PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name, name,
-                c->cfg->plan ? "can be" : "was");
-        if (c->cfg->plan)
-            continue;
-        report_add_error(c->report, "migrate", "P3009", "migration %s failed before; resolve "
-                         "it: npx prisma migrate resolve --rolled-back %s", name, name);
-        return EXIT_SCHEMA;
+        log_error("migration %s started at %s and did not finish (Prisma's P3009%s%.200s): fix "
+                  "the database, then mark it: npx prisma migrate resolve --rolled-back %s (or "
+                  "--applied %s if you completed it by hand); no migration was applied", name,
+                  PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name,
+                  name);
+        return refuse(c, "P3009", "migration %s failed before; resolve it: npx prisma migrate "
+                      "resolve --rolled-back %s", name, name);
     }
     return 0;
 }
@@ -383,35 +396,42 @@ static int check_failed_rows(struct migrate_ctx *c)
 /* Sorts each migration of the directory into applied, changed or pending. */
 static int classify(struct migrate_ctx *c)
 {
-    int changed = 0;
     for (size_t i = 0; i < c->dir->count; i++) {
         const struct migration *m = &c->dir->items[i];
         int r = applied_row(c, m->name);
-        c->state[i] = STATE_PENDING;
-        if (r < 0) {
-            c->n_pending++;
+        c->state[i] = r < 0 ? STATE_PENDING : STATE_APPLIED;
+        c->n_pending += r < 0;
+        if (r < 0 || !m->sql)
             continue;
-        }
-        c->state[i] = STATE_APPLIED;
-        const char *recorded = PQgetvalue(c->rows, r, COL_CHECKSUM);
-        if (!m->sql) {
-            log_warn("migration %s is applied but %s/%s/migration.sql is missing: its checksum "
-                     "cannot be checked", m->name, c->dir->path, m->name);
-            continue;
-        }
-        int same = migration_checksum_matches(m->sql, m->sql_len, recorded);
+        int same = migration_checksum_matches(m->sql, m->sql_len,
+                                              PQgetvalue(c->rows, r, COL_CHECKSUM));
         if (same < 0)
             return EXIT_INTERNAL;
-        if (same)
-            continue;
-        c->state[i] = STATE_CHANGED;
-        changed++;
-        if (c->cfg->migrations_strict && !c->cfg->plan)
+        if (!same) {
+            c->state[i] = STATE_CHANGED;
+            c->n_changed++;
+        }
+    }
+    return 0;
+}
+
+/* What the comparison found that the operator should know; with
+ * --migrations-strict a changed applied migration stops the start. */
+static int report_differences(struct migrate_ctx *c)
+{
+    for (size_t i = 0; i < c->dir->count; i++) {
+        const struct migration *m = &c->dir->items[i];
+        int r = applied_row(c, m->name);
+        const char *recorded = r < 0 ? "" : PQgetvalue(c->rows, r, COL_CHECKSUM);
+        if (c->state[i] == STATE_APPLIED && !m->sql)
+            log_warn("migration %s is applied but %s/%s/migration.sql is missing: its checksum "
+                     "cannot be checked", m->name, c->dir->path, m->name);
+        else if (c->state[i] == STATE_CHANGED && c->cfg->migrations_strict)
             log_error("migration %s was applied from another file (recorded checksum %.12s…, "
                       "%s/%s/migration.sql has %.12s…): with --migrations-strict nothing is "
                       "applied; restore the file, or put the change in a new migration",
                       m->name, recorded, c->dir->path, m->name, m->checksum);
-        else
+        else if (c->state[i] == STATE_CHANGED)
             log_warn("migration %s was applied from another file (recorded checksum %.12s…, "
                      "the file has %.12s…): edits to an applied migration never run; put the "
                      "change in a new migration", m->name, recorded, m->checksum);
@@ -422,11 +442,9 @@ static int classify(struct migrate_ctx *c)
             log_warn("migration %s is recorded in %s but is not in %s", name, c->table,
                      c->dir->path);
     }
-    if (changed && c->cfg->migrations_strict && !c->cfg->plan) {
-        report_add_error(c->report, "migrate", "checksum", "%d applied migration(s) changed "
-                         "(--migrations-strict)", changed);
-        return EXIT_SCHEMA;
-    }
+    if (c->n_changed && c->cfg->migrations_strict)
+        return refuse(c, "checksum", "%d applied migration(s) changed (--migrations-strict)",
+                      c->n_changed);
     return 0;
 }
 
@@ -522,9 +540,8 @@ static int check_empty_schema(struct migrate_ctx *c)
               "not built by these migrations; rebuild it with --reset once --migrations %s, or "
               "baseline it (npx prisma migrate resolve --applied NAME for each migration already "
               "in it); nothing was applied", c->schema, tables, c->dir->path);
-    report_add_error(c->report, "migrate", "P3005", "schema %s is not empty and has no "
-                     "_prisma_migrations", c->schema);
-    return EXIT_SCHEMA;
+    return refuse(c, "P3005", "schema %s is not empty and has no _prisma_migrations",
+                  c->schema);
 }
 
 /* ---- applying ------------------------------------------------------------- */
@@ -741,27 +758,34 @@ static int apply_pending(struct migrate_ctx *c)
 
 /* ---- --plan ----------------------------------------------------------------- */
 
-static void print_plan(struct migrate_ctx *c)
+static void print_pending(const struct migrate_ctx *c, const struct migration *m,
+                          const struct pending *p)
 {
-    int changed = 0;
+    if (c->refused[0]) /* not prepared: the start stops before it */
+        printf("  pending  %s (not applied: the start is refused, see the last line)\n",
+               m->name);
+    else if (p->autocommit_line)
+        printf("  pending  %s (%zu statement%s, outside a transaction: line %d: %s)\n",
+               m->name, p->n_stmts, p->n_stmts == 1 ? "" : "s", p->autocommit_line,
+               p->autocommit_what);
+    else
+        printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
+               p->n_stmts == 1 ? "" : "s");
+}
+
+/* rc: what the start would exit with (0, or a refusal's 65). */
+static void print_plan(struct migrate_ctx *c, int rc)
+{
     printf("bandage --plan: %zu migration(s) in %s, database \"%s\", table %s%s\n",
            c->dir->count, c->dir->path, c->report->database, c->table,
            c->rows ? "" : " (does not exist yet)");
     for (size_t i = 0; i < c->dir->count; i++) {
         const struct migration *m = &c->dir->items[i];
-        const struct pending *p = &c->pending[i];
-        if (c->state[i] == STATE_CHANGED)
-            changed++;
         if (c->state[i] == STATE_CHANGED)
             printf("  changed  %s (applied; its file's checksum differs%s)\n", m->name,
                    c->cfg->migrations_strict ? ": --migrations-strict stops here" : "");
-        else if (c->state[i] == STATE_PENDING && p->autocommit_line)
-            printf("  pending  %s (%zu statement%s, outside a transaction: line %d: %s)\n",
-                   m->name, p->n_stmts, p->n_stmts == 1 ? "" : "s", p->autocommit_line,
-                   p->autocommit_what);
         else if (c->state[i] == STATE_PENDING)
-            printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
-                   p->n_stmts == 1 ? "" : "s");
+            print_pending(c, m, &c->pending[i]);
         else
             printf("  applied  %s\n", m->name);
     }
@@ -774,8 +798,34 @@ static void print_plan(struct migrate_ctx *c)
         else if (row_is_finished(c, r) && !row_is_rolled_back(c, r) && !find_migration(c, name))
             printf("  missing  %s (recorded in the database, not in the directory)\n", name);
     }
-    printf("%zu pending, %d changed: nothing was changed (--plan)\n", c->n_pending, changed);
+    if (rc)
+        printf("refused (exit %d): %s; a real start applies no migration; nothing was changed "
+               "(--plan)\n", rc, c->refused);
+    else
+        printf("%zu pending, %d changed: nothing was changed (--plan)\n", c->n_pending,
+               c->n_changed);
     fflush(stdout);
+}
+
+/* The plan of a reset that would run came first (a skipped one marks the
+ * report): the reset rebuilds the schemas from these migrations and records
+ * every one as applied, so the start finds nothing pending, whatever the
+ * table holds now (a failed row, or no table over a schema of tables). */
+static int reset_planned(const struct migrate_ctx *c)
+{
+    return c->cfg->plan && c->cfg->reset != RESET_NEVER &&
+           c->report->outcome != OUTCOME_SKIPPED;
+}
+
+static void plan_after_reset(struct migrate_ctx *c)
+{
+    printf("bandage --plan: then migrations: the reset records the %zu migration(s) in %s as "
+           "applied; none pending\n", c->dir->count, c->dir->path);
+    fflush(stdout);
+    for (size_t i = 0; i < c->dir->count; i++)
+        c->state[i] = STATE_APPLIED;
+    c->report->migrations_ran = 1;
+    c->report->migrations_skipped = (int)c->dir->count;
 }
 
 /* ---- the phase --------------------------------------------------------------- */
@@ -801,20 +851,46 @@ static void note_newest(struct migrate_ctx *c)
         }
 }
 
-static int run(struct migrate_ctx *c)
+/* A --plan goes as far as the start would without changing anything, and
+ * exits as it would: 0, or the refusal's code (after showing what it found). */
+static int plan(struct migrate_ctx *c, int refused)
 {
-    int rc;
-    if ((rc = lock_and_read(c)) != 0 || (rc = check_failed_rows(c)) != 0 ||
-        (rc = classify(c)) != 0 || (rc = prepare_pending(c)) != 0)
+    int rc = refused ? 0 : prepare_pending(c);
+    if (rc != 0)
         return rc;
+    if (!refused && !c->rows && c->n_pending > 0) /* as apply_pending() checks first */
+        refused = check_empty_schema(c);
+    print_plan(c, refused);
+    return refused;
+}
+
+static void count_for_report(struct migrate_ctx *c)
+{
     c->report->migrations_ran = 1;
     c->report->migrations_skipped = (int)(c->dir->count - c->n_pending);
     c->report->migrations_pending = (int)c->n_pending;
-    if (c->cfg->plan) {
-        print_plan(c);
-        note_newest(c);
+}
+
+static int run(struct migrate_ctx *c)
+{
+    int rc, refused;
+    if (reset_planned(c)) {
+        plan_after_reset(c);
         return 0;
     }
+    if ((rc = lock_and_read(c)) != 0 || (rc = classify(c)) != 0)
+        return rc;
+    if ((refused = check_failed_rows(c)) == 0)
+        refused = report_differences(c);
+    if (c->cfg->plan) {
+        count_for_report(c);
+        rc = plan(c, refused);
+        note_newest(c);
+        return rc;
+    }
+    if (refused || (rc = prepare_pending(c)) != 0)
+        return refused ? refused : rc;
+    count_for_report(c);
     if (c->n_pending == 0)
         log_info("migrations: all %zu applied, nothing pending", c->dir->count);
     else

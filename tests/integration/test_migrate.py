@@ -243,7 +243,8 @@ def test_failed_row_left_by_prisma_blocks_until_resolved(run_bandage, db, mdir):
     assert f"npx prisma migrate resolve --rolled-back {failed}" in run.stderr
     assert "P3009" in run.stderr
     assert_same_dump(before, dump(db))
-    plan = run_ok(run_bandage, db, mdir, "--plan", "true")
+    plan = run_bandage(migrate_args(db, mdir, "--plan", "true"))
+    plan.wait_exit_code(65)
     assert f"  failed   {failed} (started " in plan.stdout
     # `prisma migrate resolve --rolled-back` sets rolled_back_at: then it is applied again
     db.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s",
@@ -463,11 +464,9 @@ def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
         f.write("-- edited\n")
     before = dump(db)
     started = os.path.join(app_dir, "started")
-    run = run_ok(run_bandage, db, mdir, "--plan", "true", "--migrations-strict", "true", "--",
-                 "touch", started)
+    run = run_ok(run_bandage, db, mdir, "--plan", "true", "--", "touch", started)
     out = run.stdout
-    assert (f"  changed  {HISTORY[0][0]} (applied; its file's checksum differs: "
-            "--migrations-strict stops here)") in out
+    assert f"  changed  {HISTORY[0][0]} (applied; its file's checksum differs)" in out
     assert f"  applied  {HISTORY[1][0]}" in out
     assert f"  pending  {HISTORY[3][0]} (6 statements)" in out
     assert re.search(rf"  pending  {HISTORY[4][0]} \(1 statement, outside a transaction: "
@@ -475,6 +474,57 @@ def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
     assert "2 pending, 1 changed: nothing was changed (--plan)" in out
     assert not os.path.exists(started), "--plan must not start the app"
     assert_same_dump(before, dump(db))
+
+
+def failed_row(db, mdir):
+    """A row as Prisma's deploy leaves a failed migration (P3009), and that
+    migration pending in the directory."""
+    mdir.add(*HISTORY[3])
+    db.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, logs)"
+               " VALUES (%s, %s, %s, now(), 'Database error code: 42P07')",
+               (str(uuid.uuid4()), mdir.checksum(HISTORY[3][0]), HISTORY[3][0]), user="postgres")
+    return "P3009", []
+
+
+def changed_strict(db, mdir):
+    """An applied migration edited since, with --migrations-strict."""
+    with open(mdir.file(HISTORY[1][0]), "a") as f:
+        f.write("-- edited after it was applied\n")
+    mdir.add(*HISTORY[3])
+    return "checksum", ["--migrations-strict", "true"]
+
+
+def tables_without_history(db, mdir):
+    """A database built without migrations (Prisma's P3005)."""
+    db.execute("DROP TABLE _prisma_migrations", user="postgres")
+    return "P3005", []
+
+
+@pytest.mark.parametrize("refusal", [failed_row, changed_strict, tables_without_history],
+                         ids=["failed-row", "changed-strict", "tables-without-history"])
+def test_plan_of_a_start_that_would_be_refused_says_so_and_exits_as_it(run_bandage, db, mdir,
+                                                                       refusal):
+    """Before: the plan listed the pending migrations, ended "N pending: nothing
+    was changed" and exited 0 ("deploy ok"), while the start it described
+    applied none and exited 65. The plan now exits with the start's code and
+    logs the start's own error lines."""
+    run_ok(run_bandage, db, mdir)
+    code, extra = refusal(db, mdir)
+    before = dump(db)
+    plan = run_bandage(migrate_args(db, mdir, "--plan", "true", *extra))
+    plan_code = plan.wait()
+    assert_same_dump(before, dump(db))
+    start = run_bandage(migrate_args(db, mdir, *extra))
+    start.wait_exit_code(65)
+    assert_same_dump(before, dump(db))
+    assert plan_code == 65, plan.stdout + plan.stderr
+    errors = [l for l in start.stderr.splitlines() if l.startswith("bandage: error: ")]
+    assert errors and all(l in plan.stderr.splitlines() for l in errors), \
+        (errors, plan.stderr)
+    assert re.search(r"^refused \(exit 65\): .+; a real start applies no migration; nothing "
+                     r"was changed \(--plan\)$", plan.stdout, re.M), plan.stdout
+    assert "pending, " not in plan.stdout.splitlines()[-1]
+    assert "deploy failed" in plan.stderr and f"migrate {code}" in plan.stderr, plan.stderr
 
 
 def test_plan_on_an_empty_database_creates_nothing(run_bandage, db, mdir):
@@ -601,6 +651,9 @@ def test_plan_of_a_reset_changes_nothing(run_bandage, db, tmp_path, app_dir):
     run.wait_exit_code(0)
     assert "drop and recreate schema public: 1 table(s), about 2 row(s)" in run.stdout, run.stdout
     assert "in one transaction" in run.stdout
+    # what the migrations find after the reset, not in the database as it is (no history)
+    assert f"the reset records the 5 migration(s) in {mdir.path} as applied; none pending" \
+        in run.stdout, run.stdout
     assert "nothing was changed (--plan)" in run.stdout
     assert not os.path.exists(started)
     assert_same_dump(before, dump(db))
