@@ -63,6 +63,19 @@ static int line_of_position(const char *text, size_t len, int line, int position
     return line;
 }
 
+/* The start stops before applying anything: the error (logged by the
+ * caller) is reported, and kept for --plan's last line. Returns rc. */
+__attribute__((format(printf, 4, 5)))
+static int refuse(struct migrate_ctx *c, int rc, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
+    va_end(ap);
+    report_add_error(c->report, "migrate", code, "%s", c->refused);
+    return rc;
+}
+
 /* ---- the lock and the table, in one round trip ---------------------------- */
 
 /* Table locks are waited for at most --lock-wait; with the URL's schema
@@ -172,9 +185,8 @@ static int through_a_pooler(struct migrate_ctx *c, int pid)
               "answered, then %d): Prisma's migrations lock cannot be held there; set "
               "DIRECT_URL (or --direct-url) to the database's direct, unpooled URL; nothing "
               "was applied", c->server_pid, pid);
-    report_add_error(c->report, "migrate", "pooler", "connection through a transaction "
-                     "pooler; set DIRECT_URL");
-    return EXIT_USAGE;
+    return refuse(c, EXIT_USAGE, "pooler", "connection through a transaction pooler; set "
+                  "DIRECT_URL");
 }
 
 /* The sessions holding Prisma's lock in this database: an advisory lock
@@ -252,13 +264,28 @@ static int hold_lock(struct migrate_ctx *c)
 
 static int applied_row(const struct migrate_ctx *c, const char *name);
 
-/* Is a migration of the directory to be applied? */
+/* Is a migration of the directory to be applied (by a start, not a plan)? */
 static int anything_to_apply(const struct migrate_ctx *c)
 {
     for (size_t i = 0; i < c->dir->count && !c->cfg->plan; i++)
         if (applied_row(c, c->dir->items[i].name) < 0)
             return 1;
     return 0;
+}
+
+/* --plan, with something pending: the start would take the lock for the
+ * run now, where the first round trip ran, and refuse a transaction pooler
+ * that answers from another server process (hold_lock). */
+static int plan_same_server(struct migrate_ctx *c)
+{
+    int rc;
+    PGresult *res = session_query(&c->s, "SELECT pg_catalog.pg_backend_pid()", 0, NULL,
+                                  "reading the server process", &rc);
+    if (!res)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    int pid = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return pid == c->server_pid ? 0 : through_a_pooler(c, pid);
 }
 
 /* Step 1: the rows, read under the lock in one round trip that gives it
@@ -359,19 +386,6 @@ static int row_is_failed(const struct migrate_ctx *c, int r)
     return !row_is_finished(c, r) && !row_is_rolled_back(c, r);
 }
 
-/* The start stops before applying anything: the error is reported, and
- * kept for --plan's last line. Returns 65. */
-__attribute__((format(printf, 3, 4)))
-static int refuse(struct migrate_ctx *c, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
-    va_end(ap);
-    report_add_error(c->report, "migrate", code, "%s", c->refused);
-    return EXIT_SCHEMA;
-}
-
 /* Prisma's P3009: a migration that started and neither finished nor was
  * rolled back blocks every later one until someone resolves it. A --plan
  * says it in the same words as the start, and exits as it would. */
@@ -387,8 +401,8 @@ static int check_failed_rows(struct migrate_ctx *c)
                   "--applied %s if you completed it by hand); no migration was applied", name,
                   PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name,
                   name);
-        return refuse(c, "P3009", "migration %s failed before; resolve it: npx prisma migrate "
-                      "resolve --rolled-back %s", name, name);
+        return refuse(c, EXIT_SCHEMA, "P3009", "migration %s failed before; resolve it: npx "
+                      "prisma migrate resolve --rolled-back %s", name, name);
     }
     return 0;
 }
@@ -443,8 +457,8 @@ static int report_differences(struct migrate_ctx *c)
                      c->dir->path);
     }
     if (c->n_changed && c->cfg->migrations_strict)
-        return refuse(c, "checksum", "%d applied migration(s) changed (--migrations-strict)",
-                      c->n_changed);
+        return refuse(c, EXIT_SCHEMA, "checksum", "%d applied migration(s) changed "
+                      "(--migrations-strict)", c->n_changed);
     return 0;
 }
 
@@ -540,8 +554,8 @@ static int check_empty_schema(struct migrate_ctx *c)
               "not built by these migrations; rebuild it with --reset once --migrations %s, or "
               "baseline it (npx prisma migrate resolve --applied NAME for each migration already "
               "in it); nothing was applied", c->schema, tables, c->dir->path);
-    return refuse(c, "P3005", "schema %s is not empty and has no _prisma_migrations",
-                  c->schema);
+    return refuse(c, EXIT_SCHEMA, "P3005", "schema %s is not empty and has no "
+                  "_prisma_migrations", c->schema);
 }
 
 /* ---- applying ------------------------------------------------------------- */
@@ -773,7 +787,7 @@ static void print_pending(const struct migrate_ctx *c, const struct migration *m
                p->n_stmts == 1 ? "" : "s");
 }
 
-/* rc: what the start would exit with (0, or a refusal's 65). */
+/* rc: what the start would exit with (0, or a refusal's code). */
 static void print_plan(struct migrate_ctx *c, int rc)
 {
     printf("bandage --plan: %zu migration(s) in %s, database \"%s\", table %s%s\n",
@@ -880,7 +894,9 @@ static int run(struct migrate_ctx *c)
     }
     if ((rc = lock_and_read(c)) != 0 || (rc = classify(c)) != 0)
         return rc;
-    if ((refused = check_failed_rows(c)) == 0)
+    /* In the start's order: the lock for the run, then the table's rows. */
+    refused = c->cfg->plan && c->n_pending > 0 ? plan_same_server(c) : 0;
+    if (refused == 0 && (refused = check_failed_rows(c)) == 0)
         refused = report_differences(c);
     if (c->cfg->plan) {
         count_for_report(c);
