@@ -870,10 +870,10 @@ static void note_newest(struct migrate_ctx *c)
 static int plan(struct migrate_ctx *c, int refused)
 {
     int rc = refused ? 0 : prepare_pending(c);
-    if (rc != 0)
-        return rc;
-    if (!refused && !c->rows && c->n_pending > 0) /* as apply_pending() checks first */
+    if (rc == 0 && !refused && !c->rows && c->n_pending > 0) /* as apply_pending() first */
         refused = check_empty_schema(c);
+    if (rc != 0 || (refused && !c->refused[0])) /* not a refusal: a failure, logged */
+        return rc ? rc : refused;
     print_plan(c, refused);
     return refused;
 }
