@@ -890,6 +890,7 @@ static int run(struct migrate_ctx *c)
     int rc, refused;
     if (reset_planned(c)) {
         plan_after_reset(c);
+        note_newest(c);
         return 0;
     }
     if ((rc = lock_and_read(c)) != 0 || (rc = classify(c)) != 0)
