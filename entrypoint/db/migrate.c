@@ -1,6 +1,7 @@
 #include "migrate.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +37,18 @@ struct migrate_ctx {
     enum migration_state *state;
     struct pending *pending; /* per migration, for STATE_PENDING ones */
     size_t n_pending;
+    int n_changed;
+    char refused[300];       /* why the start stops before applying anything; "" if not */
     char settings[400];      /* "SET lock_timeout ...; [SET search_path ...;] " */
+    int server_pid;          /* the server process of the first round trip; 0 before */
+    int lock_taken;          /* Prisma's lock may be held: given back on the way out */
     char *scratch;           /* one statement, NUL-terminated */
     size_t scratch_cap;
 };
 
 /* The columns of read_rows()'s result. */
 enum { COL_LOCKED, COL_DATABASE, COL_NAME, COL_CHECKSUM, COL_FINISHED, COL_ROLLED_BACK,
-       COL_STARTED, COL_LOGS };
+       COL_STARTED, COL_LOGS, COL_PID, COL_RELEASED };
 
 /* The line, in its file, of character `position` (1-based, as the server
  * counts: characters, not bytes) of a statement that starts at `line`. */
@@ -56,6 +61,19 @@ static int line_of_position(const char *text, size_t len, int line, int position
         line += text[i] == '\n';
     }
     return line;
+}
+
+/* The start stops before applying anything: the error (logged by the
+ * caller) is reported, and kept for --plan's last line. Returns rc. */
+__attribute__((format(printf, 4, 5)))
+static int refuse(struct migrate_ctx *c, int rc, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
+    va_end(ap);
+    report_add_error(c->report, "migrate", code, "%s", c->refused);
+    return rc;
 }
 
 /* ---- the lock and the table, in one round trip ---------------------------- */
@@ -75,30 +93,50 @@ static int make_settings(struct migrate_ctx *c)
     return fits ? 0 : -1;
 }
 
+/* Prisma's lock, taken only when _prisma_migrations exists (to_regclass):
+ * when it does not, the read fails after this statement and could not give
+ * the lock back. */
+static const char try_lock_sql[] =
+    "%sSELECT pg_catalog.pg_try_advisory_lock(" PRISMA_LOCK_KEY ")"
+    " WHERE pg_catalog.to_regclass(%s) IS NOT NULL; ";
+
+/* The rows, read with a snapshot taken after the lock (READ COMMITTED: one
+ * per statement); with `release` true, the same statement gives the lock
+ * back (its snapshot is taken already; the OFFSET 0s keep the subqueries
+ * from being flattened, so that the unlock runs once). */
+static const char read_rows_sql[] =
+    "SELECT l.locked, pg_catalog.current_database(), m.migration_name, m.checksum,"
+    " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs,"
+    " l.pid, l.released"
+    " FROM (SELECT x.locked, pg_catalog.pg_backend_pid() AS pid,"
+    "       CASE WHEN x.locked AND %s THEN pg_catalog.pg_advisory_unlock(" PRISMA_LOCK_KEY ")"
+    "       END AS released"
+    "       FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+    "             AND pid = pg_catalog.pg_backend_pid() AND classid = 0"
+    "             AND objid = " PRISMA_LOCK_KEY " AND objsubid = 1 AND granted) AS locked"
+    "             OFFSET 0) x OFFSET 0) l"
+    " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
+
+/* bandage's own calls are qualified: a database's search_path may put a
+ * writable schema before pg_catalog. */
 static char *read_sql(struct migrate_ctx *c, int take_lock)
 {
-    /* bandage's own calls are qualified: a database's search_path may put a
-     * writable schema before pg_catalog. */
-    static const char head[] = "%sSELECT pg_catalog.pg_try_advisory_lock(" PRISMA_LOCK_KEY "); ";
-    static const char body[] =
-        "SELECT l.locked, pg_catalog.current_database(), m.migration_name, m.checksum,"
-        " m.finished_at IS NOT NULL, m.rolled_back_at IS NOT NULL, m.started_at::text, m.logs"
-        " FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
-        " AND pid = pg_catalog.pg_backend_pid() AND classid = 0 AND objid = " PRISMA_LOCK_KEY
-        " AND objsubid = 1 AND granted) AS locked) l"
-        " LEFT JOIN (SELECT * FROM %s) m ON true ORDER BY m.started_at, m.migration_name";
-    size_t cap = sizeof head + sizeof c->settings + sizeof body + strlen(c->table);
-    char *sql = malloc(cap);
-    if (!sql)
-        return NULL;
-    int n = take_lock ? snprintf(sql, cap, head, c->settings) : 0;
-    snprintf(sql + n, cap - (size_t)n, body, c->table);
+    char *literal = PQescapeLiteral(c->conn, c->table, strlen(c->table));
+    size_t cap = sizeof try_lock_sql + sizeof c->settings + sizeof read_rows_sql +
+                 2 * strlen(c->table) + (literal ? strlen(literal) : 0);
+    char *sql = literal ? malloc(cap) : NULL;
+    int n = sql && take_lock ? snprintf(sql, cap, try_lock_sql, c->settings, literal) : 0;
+    if (sql)
+        snprintf(sql + n, cap - (size_t)n, read_rows_sql, take_lock ? "true" : "false",
+                 c->table);
+    PQfreemem(literal);
     return sql;
 }
 
-/* Reads _prisma_migrations after trying the lock. 1: read (*locked says
- * whether the lock is held), 0: the table (or its schema) does not exist,
- * else an exit code. */
+/* Reads _prisma_migrations; with take_lock, under Prisma's lock when it is
+ * free, given back in the same round trip. 1: read (*locked: the lock was
+ * free, or is held), 0: the table (or its schema) does not exist, else an
+ * exit code. */
 static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
 {
     struct db_error err;
@@ -108,14 +146,71 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
     PQclear(c->rows);
     c->rows = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
     free(sql);
+    /* Failed after the lock was taken, maybe (a table dropped meanwhile). */
+    c->lock_taken |= take_lock && !c->rows;
     if (!c->rows && (strcmp(err.sqlstate, "42P01") == 0 || strcmp(err.sqlstate, "3F000") == 0))
         return 0;
     if (!c->rows)
         return session_failed(&c->s, "reading _prisma_migrations", &err, EXIT_INTERNAL);
     *locked = strcmp(PQgetvalue(c->rows, 0, COL_LOCKED), "t") == 0;
+    if (!c->server_pid)
+        c->server_pid = atoi(PQgetvalue(c->rows, 0, COL_PID));
     snprintf(c->report->database, sizeof c->report->database, "%s",
              PQgetvalue(c->rows, 0, COL_DATABASE));
     return 1;
+}
+
+/* When the first read failed (no table yet): which server process, and
+ * which database, this is. */
+static int identify(struct migrate_ctx *c)
+{
+    int rc;
+    PGresult *res = session_query(&c->s, "SELECT pg_catalog.pg_backend_pid(),"
+                                         " pg_catalog.current_database()",
+                                  0, NULL, "reading the server process", &rc);
+    if (!res)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    c->server_pid = atoi(PQgetvalue(res, 0, 0));
+    snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return 0;
+}
+
+/* Through a transaction pooler each round trip may reach another server
+ * connection: a session lock taken in one protects nothing in the others,
+ * and stays with its server connection after bandage exits. */
+static int through_a_pooler(struct migrate_ctx *c, int pid)
+{
+    log_error("the database connection goes through a transaction pooler (server process %d "
+              "answered, then %d): Prisma's migrations lock cannot be held there; set "
+              "DIRECT_URL (or --direct-url) to the database's direct, unpooled URL; nothing "
+              "was applied", c->server_pid, pid);
+    return refuse(c, EXIT_USAGE, "pooler", "connection through a transaction pooler; set "
+                  "DIRECT_URL");
+}
+
+/* The sessions holding Prisma's lock in this database: an advisory lock
+ * belongs to one database, and the same key may be held in another. */
+#define PRISMA_LOCK_HOLDERS_SQL                                                                  \
+    SESSION_ADVISORY_HOLDERS_SQL                                                                 \
+    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
+    "                   WHERE d.datname = pg_catalog.current_database())"
+
+static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
+{
+    const char *params[] = {PRISMA_LOCK_KEY};
+    /* --wait-timeout 0 (one attempt) leaves one connection attempt's limit. */
+    const char *setting = c->cfg->wait_timeout_ms > 0
+                              ? "--wait-timeout, BANDAGE_WAIT_TIMEOUT"
+                              : "--connect-timeout, BANDAGE_CONNECT_TIMEOUT";
+    log_error("the migrations lock (pg_advisory_lock(%s)) was not free within %ld ms (%s); "
+              "nothing was applied; its holder follows: let it finish, or end it, then start "
+              "again", PRISMA_LOCK_KEY, waited, setting);
+    report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
+                     "within %ld ms", waited);
+    session_log_holders(&c->s, "the migrations lock (pg_advisory_lock(" PRISMA_LOCK_KEY "))",
+                        PRISMA_LOCK_HOLDERS_SQL, 1, params);
+    return EXIT_UNAVAILABLE;
 }
 
 /* Polls pg_try_advisory_lock rather than waiting in pg_advisory_lock: a
@@ -124,33 +219,33 @@ static int read_rows(struct migrate_ctx *c, int take_lock, int *locked)
  * the two would deadlock. Bounded by --wait-timeout. */
 static int hold_lock(struct migrate_ctx *c)
 {
-    char sql[sizeof c->settings + 128];
+    char sql[sizeof c->settings + 256];
     long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
     long deadline = monotonic_ms() + wait, pause = 10;
-    snprintf(sql, sizeof sql, "%sSELECT pg_catalog.pg_try_advisory_lock(%s), "
-             "pg_catalog.current_database()",
-             c->settings, PRISMA_LOCK_KEY);
+    /* Taken only in the server process of the first round trip: one that
+     * answers from another is a pooler's, found before the lock is taken. */
+    snprintf(sql, sizeof sql, "%sSELECT CASE WHEN pg_catalog.pg_backend_pid() = %d THEN "
+             "pg_catalog.pg_try_advisory_lock(%s) END, pg_catalog.pg_backend_pid()",
+             c->settings, c->server_pid, PRISMA_LOCK_KEY);
     for (int tries = 0;; tries++) {
         struct db_error err;
         PGresult *res = db_exec(c->conn, c->sfd, sql, 0, NULL, &err);
         if (!res)
             return session_failed(&c->s, "taking the migrations lock", &err, EXIT_INTERNAL);
+        int other = PQgetisnull(res, 0, 0), pid = atoi(PQgetvalue(res, 0, 1));
         int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        snprintf(c->report->database, sizeof c->report->database, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
+        if (other)
+            return through_a_pooler(c, pid);
+        c->lock_taken |= got;
         if (got)
             return 0;
         if (tries == 0)
             log_info("waiting for the migrations lock (pg_advisory_lock(%s)): another bandage "
                      "or prisma migrate is migrating this database", PRISMA_LOCK_KEY);
         long left = deadline - monotonic_ms();
-        if (left <= 0) {
-            log_error("the migrations lock (pg_advisory_lock(%s)) was not free within %ld ms "
-                      "(--wait-timeout)", PRISMA_LOCK_KEY, wait);
-            report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
-                             "within %ld ms", wait);
-            return EXIT_UNAVAILABLE;
-        }
+        if (left <= 0)
+            return lock_wait_ran_out(c, wait);
         int sig = 0, waited = db_wait(-1, 0, c->sfd, pause < left ? pause : left, &sig);
         if (waited == DB_WAIT_STOPPED) {
             report_add_error(c->report, "migrate", "signal",
@@ -167,21 +262,87 @@ static int hold_lock(struct migrate_ctx *c)
     }
 }
 
-/* Step 1: the lock and the rows; one round trip when the lock is free. */
+static int applied_row(const struct migrate_ctx *c, const char *name);
+
+/* Is a migration of the directory to be applied (by a start, not a plan)? */
+static int anything_to_apply(const struct migrate_ctx *c)
+{
+    for (size_t i = 0; i < c->dir->count && !c->cfg->plan; i++)
+        if (applied_row(c, c->dir->items[i].name) < 0)
+            return 1;
+    return 0;
+}
+
+/* --plan, with something pending: the start would take the lock for the
+ * run now, where the first round trip ran, and refuse a transaction pooler
+ * that answers from another server process (hold_lock). */
+static int plan_same_server(struct migrate_ctx *c)
+{
+    int rc;
+    PGresult *res = session_query(&c->s, "SELECT pg_catalog.pg_backend_pid()", 0, NULL,
+                                  "reading the server process", &rc);
+    if (!res)
+        return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+    int pid = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return pid == c->server_pid ? 0 : through_a_pooler(c, pid);
+}
+
+/* Step 1: the rows, read under the lock in one round trip that gives it
+ * back: a start with nothing to apply, and a --plan, end holding nothing,
+ * also through a pooler that keeps the server connection after bandage
+ * exits. The lock is held for the run when something is to be applied, or
+ * waited for when another migrator holds it; then the rows are read again. */
 static int lock_and_read(struct migrate_ctx *c)
 {
     int locked = 0;
     int rc = read_rows(c, 1, &locked);
-    if (rc == 1 && locked)
-        return 0;
     if (rc > 1)
         return rc;
-    /* Busy, or no table yet (its error rolled back the SET): wait for the
-     * lock, then read what the previous holder left. */
+    if (rc == 0 && (rc = identify(c)) != 0)
+        return rc;
+    /* Each transaction that changes something checks it runs here. */
+    c->s.backend_pid = c->server_pid;
+    if ((!c->rows || locked) && !anything_to_apply(c))
+        return 0;
+    /* (A failed read rolled back the SETs: hold_lock sends them again.) */
     if ((rc = hold_lock(c)) != 0)
         return rc;
     rc = read_rows(c, 0, &locked);
     return rc > 1 ? rc : 0;
+}
+
+/* Prisma's lock is given back on every way out once taken: a session's end
+ * releases it, but a pooler keeps the server connection (and its locks)
+ * after bandage exits. Only in the server process that took it (0: any of
+ * bandage's), never another client's; best effort. */
+static const char release_sql[] =
+    "SELECT pg_catalog.pg_backend_pid(), (SELECT pg_catalog.pg_advisory_unlock("
+    PRISMA_LOCK_KEY ") FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory'"
+    " AND l.classid = 0 AND l.objid = " PRISMA_LOCK_KEY " AND l.objsubid = 1 AND l.granted"
+    " AND l.pid = pg_catalog.pg_backend_pid() AND $1::int IN (0, l.pid))";
+
+/* Through a pooler a round trip may reach another server connection than
+ * the one holding the lock: a few more tries. */
+#define RELEASE_TRIES 8
+
+static void release_lock(struct migrate_ctx *c)
+{
+    char pid[16];
+    const char *params[] = {pid};
+    snprintf(pid, sizeof pid, "%d", c->server_pid);
+    for (int i = 0; c->lock_taken && i < RELEASE_TRIES && PQstatus(c->conn) == CONNECTION_OK;
+         i++) {
+        struct db_error err;
+        PGresult *res = db_exec(c->conn, c->sfd, release_sql, 1, params, &err);
+        if (!res)
+            return; /* a session that cannot run a query ends, and its locks with it */
+        int here = !c->server_pid || atoi(PQgetvalue(res, 0, 0)) == c->server_pid;
+        int released = !PQgetisnull(res, 0, 1);
+        PQclear(res);
+        if (here && !released) /* held no more (one release per time it was taken) */
+            c->lock_taken = 0;
+    }
 }
 
 /* ---- comparing the directory with the table ------------------------------ */
@@ -226,7 +387,8 @@ static int row_is_failed(const struct migrate_ctx *c, int r)
 }
 
 /* Prisma's P3009: a migration that started and neither finished nor was
- * rolled back blocks every later one until someone resolves it. */
+ * rolled back blocks every later one until someone resolves it. A --plan
+ * says it in the same words as the start, and exits as it would. */
 static int check_failed_rows(struct migrate_ctx *c)
 {
     for (int r = 0; r < row_count(c); r++) {
@@ -234,17 +396,13 @@ static int check_failed_rows(struct migrate_ctx *c)
             continue;
         const char *name = PQgetvalue(c->rows, r, COL_NAME);
         const char *logs = PQgetisnull(c->rows, r, COL_LOGS) ? "" : PQgetvalue(c->rows, r, COL_LOGS);
-        log_msg(c->cfg->plan ? LOG_WARN : LOG_ERROR,
-                "migration %s started at %s and did not finish (Prisma's P3009%s%.200s): fix "
-                "the database, then mark it: npx prisma migrate resolve --rolled-back %s (or "
-                "--applied %s if you completed it by hand); no migration %s applied", name,
-                PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name, name,
-                c->cfg->plan ? "can be" : "was");
-        if (c->cfg->plan)
-            continue;
-        report_add_error(c->report, "migrate", "P3009", "migration %s failed before; resolve "
-                         "it: npx prisma migrate resolve --rolled-back %s", name, name);
-        return EXIT_SCHEMA;
+        log_error("migration %s started at %s and did not finish (Prisma's P3009%s%.200s): fix "
+                  "the database, then mark it: npx prisma migrate resolve --rolled-back %s (or "
+                  "--applied %s if you completed it by hand); no migration was applied", name,
+                  PQgetvalue(c->rows, r, COL_STARTED), logs[0] ? "; logs: " : "", logs, name,
+                  name);
+        return refuse(c, EXIT_SCHEMA, "P3009", "migration %s failed before; resolve it: npx "
+                      "prisma migrate resolve --rolled-back %s", name, name);
     }
     return 0;
 }
@@ -252,35 +410,42 @@ static int check_failed_rows(struct migrate_ctx *c)
 /* Sorts each migration of the directory into applied, changed or pending. */
 static int classify(struct migrate_ctx *c)
 {
-    int changed = 0;
     for (size_t i = 0; i < c->dir->count; i++) {
         const struct migration *m = &c->dir->items[i];
         int r = applied_row(c, m->name);
-        c->state[i] = STATE_PENDING;
-        if (r < 0) {
-            c->n_pending++;
+        c->state[i] = r < 0 ? STATE_PENDING : STATE_APPLIED;
+        c->n_pending += r < 0;
+        if (r < 0 || !m->sql)
             continue;
-        }
-        c->state[i] = STATE_APPLIED;
-        const char *recorded = PQgetvalue(c->rows, r, COL_CHECKSUM);
-        if (!m->sql) {
-            log_warn("migration %s is applied but %s/%s/migration.sql is missing: its checksum "
-                     "cannot be checked", m->name, c->dir->path, m->name);
-            continue;
-        }
-        int same = migration_checksum_matches(m->sql, m->sql_len, recorded);
+        int same = migration_checksum_matches(m->sql, m->sql_len,
+                                              PQgetvalue(c->rows, r, COL_CHECKSUM));
         if (same < 0)
             return EXIT_INTERNAL;
-        if (same)
-            continue;
-        c->state[i] = STATE_CHANGED;
-        changed++;
-        if (c->cfg->migrations_strict && !c->cfg->plan)
+        if (!same) {
+            c->state[i] = STATE_CHANGED;
+            c->n_changed++;
+        }
+    }
+    return 0;
+}
+
+/* What the comparison found that the operator should know; with
+ * --migrations-strict a changed applied migration stops the start. */
+static int report_differences(struct migrate_ctx *c)
+{
+    for (size_t i = 0; i < c->dir->count; i++) {
+        const struct migration *m = &c->dir->items[i];
+        int r = applied_row(c, m->name);
+        const char *recorded = r < 0 ? "" : PQgetvalue(c->rows, r, COL_CHECKSUM);
+        if (c->state[i] == STATE_APPLIED && !m->sql)
+            log_warn("migration %s is applied but %s/%s/migration.sql is missing: its checksum "
+                     "cannot be checked", m->name, c->dir->path, m->name);
+        else if (c->state[i] == STATE_CHANGED && c->cfg->migrations_strict)
             log_error("migration %s was applied from another file (recorded checksum %.12s…, "
                       "%s/%s/migration.sql has %.12s…): with --migrations-strict nothing is "
                       "applied; restore the file, or put the change in a new migration",
                       m->name, recorded, c->dir->path, m->name, m->checksum);
-        else
+        else if (c->state[i] == STATE_CHANGED)
             log_warn("migration %s was applied from another file (recorded checksum %.12s…, "
                      "the file has %.12s…): edits to an applied migration never run; put the "
                      "change in a new migration", m->name, recorded, m->checksum);
@@ -291,11 +456,9 @@ static int classify(struct migrate_ctx *c)
             log_warn("migration %s is recorded in %s but is not in %s", name, c->table,
                      c->dir->path);
     }
-    if (changed && c->cfg->migrations_strict && !c->cfg->plan) {
-        report_add_error(c->report, "migrate", "checksum", "%d applied migration(s) changed "
-                         "(--migrations-strict)", changed);
-        return EXIT_SCHEMA;
-    }
+    if (c->n_changed && c->cfg->migrations_strict)
+        return refuse(c, EXIT_SCHEMA, "checksum", "%d applied migration(s) changed "
+                      "(--migrations-strict)", c->n_changed);
     return 0;
 }
 
@@ -391,9 +554,8 @@ static int check_empty_schema(struct migrate_ctx *c)
               "not built by these migrations; rebuild it with --reset once --migrations %s, or "
               "baseline it (npx prisma migrate resolve --applied NAME for each migration already "
               "in it); nothing was applied", c->schema, tables, c->dir->path);
-    report_add_error(c->report, "migrate", "P3005", "schema %s is not empty and has no "
-                     "_prisma_migrations", c->schema);
-    return EXIT_SCHEMA;
+    return refuse(c, EXIT_SCHEMA, "P3005", "schema %s is not empty and has no "
+                  "_prisma_migrations", c->schema);
 }
 
 /* ---- applying ------------------------------------------------------------- */
@@ -425,11 +587,63 @@ static int run_statement(struct migrate_ctx *c, const struct migration *m,
     return db_run(c->conn, c->sfd, text, err);
 }
 
+/* The sessions that may hold what a migration's statement waited for. Once
+ * the statement is cancelled its lock request is gone (pg_blocking_pids() of
+ * bandage's session is empty) and the server does not say which relation it
+ * wanted; so every other session of this database whose open transaction
+ * holds a lock on a relation of the migration's schema is named: a superset
+ * of the blockers (a reader in an open transaction blocks ALTER TABLE), small
+ * in practice, and it names the one to end. $1: the schema. */
+#define SCHEMA_LOCK_HOLDERS_SQL                                                                  \
+    "SELECT l.pid FROM pg_catalog.pg_locks l"                                                   \
+    " JOIN pg_catalog.pg_class k ON k.oid = l.relation"                                         \
+    " JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace"                                 \
+    " JOIN pg_catalog.pg_stat_activity s ON s.pid = l.pid"                                      \
+    " WHERE l.locktype = 'relation' AND l.granted AND n.nspname = $1"                           \
+    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
+    "                   WHERE d.datname = pg_catalog.current_database())"                       \
+    " AND l.pid <> pg_catalog.pg_backend_pid() AND s.xact_start IS NOT NULL"
+
+/* A lock the statement needed was not free in time (55P03): the migration
+ * is fine and a later start may succeed, so 69, as for every lock wait that
+ * runs out, not 65 ("fix the migration"). Called once no transaction is
+ * open: the holders are read after the ROLLBACK. */
+static int lock_not_free(struct migrate_ctx *c, const struct migration *m, int line,
+                         const struct db_error *err, const char *undo, int in_transaction)
+{
+    /* Outside a transaction the wait was allowed --wait-timeout when longer
+     * (apply_outside_transaction). */
+    int patient = !in_transaction && c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms;
+    long waited = patient ? c->cfg->wait_timeout_ms : c->cfg->lock_wait_ms;
+    const char *flag = patient ? "--wait-timeout" : "--lock-wait";
+    int later = c->report->migrations_pending - 1;
+    char lock[200];
+    log_error("migration %s %s: a lock it needs at line %d of %s/%s/migration.sql was not free "
+              "within %ld ms (%s, %s; %s: %s)%s%s; %d later migration%s not tried; the sessions "
+              "holding locks on tables of schema \"%s\" follow: let them finish or end them, "
+              "then start again (or raise %s)", m->name,
+              in_transaction ? "was not applied (rolled back)" : "stopped part-way", line,
+              c->dir->path, m->name, waited, flag,
+              patient ? "BANDAGE_WAIT_TIMEOUT" : "BANDAGE_LOCK_WAIT", err->sqlstate, err->message,
+              in_transaction ? "" : "; ", in_transaction ? "" : undo, later,
+              later == 1 ? "" : "s", c->schema, flag);
+    report_add_error(c->report, "migration", err->sqlstate, "%s line %d: a lock was not free "
+                     "within %ld ms (%s)", m->name, line, waited, flag);
+    const char *params[] = {c->schema};
+    snprintf(lock, sizeof lock, "a lock on a table of schema \"%.100s\"", c->schema);
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        session_log_holders(&c->s, lock, SCHEMA_LOCK_HOLDERS_SQL, 1, params);
+    return EXIT_UNAVAILABLE;
+}
+
+/* Called once no transaction is open (after the ROLLBACK). */
 static int statement_failed(struct migrate_ctx *c, const struct migration *m,
                             const struct sql_statement *s, const struct db_error *err,
-                            const char *undo)
+                            const char *undo, int in_transaction)
 {
     int line = line_of_position(m->sql + s->offset, s->length, s->line, err->position);
+    if (strcmp(err->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && !err->stop_signal)
+        return lock_not_free(c, m, line, err, undo, in_transaction);
     if (err->stop_signal) {
         log_warn("migration %s stopped by signal %d at line %d; %s", m->name, err->stop_signal,
                  line, undo);
@@ -450,25 +664,31 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
 static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m,
                                 const struct pending *p)
 {
-    struct db_error err;
-    int rc = 0;
-    if (db_run(c->conn, c->sfd, "BEGIN", &err) != 0)
-        return session_failed(&c->s, "BEGIN", &err, EXIT_INTERNAL);
-    for (size_t i = 0; i < p->n_stmts && rc == 0; i++)
-        if (run_statement(c, m, &p->stmts[i], &err) != 0)
-            rc = statement_failed(c, m, &p->stmts[i], &err, "rolled back");
-    if (rc == 0 && prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL,
-                                 &err) != 0)
-        rc = session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
-                            EXIT_SCHEMA);
-    if (rc == 0 && db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
+    struct db_error err, ignored;
+    size_t i = 0;
+    int rc = session_begin(&c->s); /* in the server process holding the lock, or 64 */
+    if (rc != 0)
+        return rc;
+    while (i < p->n_stmts && run_statement(c, m, &p->stmts[i], &err) == 0)
+        i++;
+    /* After a cancel or a lost connection ROLLBACK may fail: the session's
+     * end rolls back. It comes first: a failure's report may query. */
+    if (i < p->n_stmts) {
+        db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
+        return statement_failed(c, m, &p->stmts[i], &err, "rolled back", 1);
+    }
+    if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL, &err) != 0) {
+        int rc = session_failed(&c->s, "recording the migration in _prisma_migrations", &err,
+                                EXIT_SCHEMA);
+        db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
+        return rc;
+    }
+    if (db_run(c->conn, c->sfd, "COMMIT", &err) != 0) {
         char what[REPORT_MIGRATION_NAME + 32];
         snprintf(what, sizeof what, "COMMIT of migration %.127s", m->name);
         return session_failed(&c->s, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
     }
-    if (rc != 0) /* after a cancel or a lost connection this may fail: the session's end rolls back */
-        db_run(c->conn, c->sfd, "ROLLBACK", &err);
-    return rc;
+    return 0;
 }
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
@@ -482,6 +702,9 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
     struct db_error err, ignored;
     char id[37], logs[600], undo[512];
     size_t i = 0;
+    int rc = session_check_pinned(&c->s);
+    if (rc != 0)
+        return rc;
     log_info("migration %s runs statement by statement, outside a transaction (line %d: %s "
              "cannot run in a transaction block): a failure part-way leaves it half applied",
              m->name, p->autocommit_line, p->autocommit_what);
@@ -493,7 +716,7 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
      * than --lock-wait (made for locks that queue the app behind them). */
     long patient = c->cfg->wait_timeout_ms > c->cfg->lock_wait_ms ? c->cfg->wait_timeout_ms
                                                                    : c->cfg->lock_wait_ms;
-    int rc = session_set_lock_timeout(&c->s, patient);
+    rc = session_set_lock_timeout(&c->s, patient);
     if (rc != 0)
         return rc;
     for (; i < p->n_stmts; i++)
@@ -514,15 +737,15 @@ static int apply_outside_transaction(struct migrate_ctx *c, const struct migrati
              "INDEX CONCURRENTLY leaves an INVALID index) and its row blocks later deploys: "
              "undo or finish it by hand, then npx prisma migrate resolve --rolled-back %s (or "
              "--applied %s)", i, m->name, m->name);
-    return statement_failed(c, m, &p->stmts[i], &err, undo);
+    return statement_failed(c, m, &p->stmts[i], &err, undo, 0);
 }
 
 static int apply_pending(struct migrate_ctx *c)
 {
     struct db_error err;
+    int rc = 0;
     if (!c->rows) { /* the first migrations of this database */
-        int rc = check_empty_schema(c);
-        if (rc != 0)
+        if ((rc = session_check_pinned(&c->s)) != 0 || (rc = check_empty_schema(c)) != 0)
             return rc;
         if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
             return session_failed(&c->s, "creating _prisma_migrations", &err, EXIT_SCHEMA);
@@ -533,8 +756,8 @@ static int apply_pending(struct migrate_ctx *c)
         const struct migration *m = &c->dir->items[i];
         const struct pending *p = &c->pending[i];
         long started = monotonic_ms();
-        int rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
-                                    : apply_in_transaction(c, m, p);
+        rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
+                                : apply_in_transaction(c, m, p);
         long ms = monotonic_ms() - started;
         report_add_migration(c->report, m->name, rc != 0, ms);
         c->report->migrations_pending--;
@@ -549,27 +772,34 @@ static int apply_pending(struct migrate_ctx *c)
 
 /* ---- --plan ----------------------------------------------------------------- */
 
-static void print_plan(struct migrate_ctx *c)
+static void print_pending(const struct migrate_ctx *c, const struct migration *m,
+                          const struct pending *p)
 {
-    int changed = 0;
+    if (c->refused[0]) /* not prepared: the start stops before it */
+        printf("  pending  %s (not applied: the start is refused, see the last line)\n",
+               m->name);
+    else if (p->autocommit_line)
+        printf("  pending  %s (%zu statement%s, outside a transaction: line %d: %s)\n",
+               m->name, p->n_stmts, p->n_stmts == 1 ? "" : "s", p->autocommit_line,
+               p->autocommit_what);
+    else
+        printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
+               p->n_stmts == 1 ? "" : "s");
+}
+
+/* rc: what the start would exit with (0, or a refusal's code). */
+static void print_plan(struct migrate_ctx *c, int rc)
+{
     printf("bandage --plan: %zu migration(s) in %s, database \"%s\", table %s%s\n",
            c->dir->count, c->dir->path, c->report->database, c->table,
            c->rows ? "" : " (does not exist yet)");
     for (size_t i = 0; i < c->dir->count; i++) {
         const struct migration *m = &c->dir->items[i];
-        const struct pending *p = &c->pending[i];
-        if (c->state[i] == STATE_CHANGED)
-            changed++;
         if (c->state[i] == STATE_CHANGED)
             printf("  changed  %s (applied; its file's checksum differs%s)\n", m->name,
                    c->cfg->migrations_strict ? ": --migrations-strict stops here" : "");
-        else if (c->state[i] == STATE_PENDING && p->autocommit_line)
-            printf("  pending  %s (%zu statement%s, outside a transaction: line %d: %s)\n",
-                   m->name, p->n_stmts, p->n_stmts == 1 ? "" : "s", p->autocommit_line,
-                   p->autocommit_what);
         else if (c->state[i] == STATE_PENDING)
-            printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
-                   p->n_stmts == 1 ? "" : "s");
+            print_pending(c, m, &c->pending[i]);
         else
             printf("  applied  %s\n", m->name);
     }
@@ -582,8 +812,34 @@ static void print_plan(struct migrate_ctx *c)
         else if (row_is_finished(c, r) && !row_is_rolled_back(c, r) && !find_migration(c, name))
             printf("  missing  %s (recorded in the database, not in the directory)\n", name);
     }
-    printf("%zu pending, %d changed: nothing was changed (--plan)\n", c->n_pending, changed);
+    if (rc)
+        printf("refused (exit %d): %s; a real start applies no migration; nothing was changed "
+               "(--plan)\n", rc, c->refused);
+    else
+        printf("%zu pending, %d changed: nothing was changed (--plan)\n", c->n_pending,
+               c->n_changed);
     fflush(stdout);
+}
+
+/* The plan of a reset that would run came first (a skipped one marks the
+ * report): the reset rebuilds the schemas from these migrations and records
+ * every one as applied, so the start finds nothing pending, whatever the
+ * table holds now (a failed row, or no table over a schema of tables). */
+static int reset_planned(const struct migrate_ctx *c)
+{
+    return c->cfg->plan && c->cfg->reset != RESET_NEVER &&
+           c->report->outcome != OUTCOME_SKIPPED;
+}
+
+static void plan_after_reset(struct migrate_ctx *c)
+{
+    printf("bandage --plan: then migrations: the reset records the %zu migration(s) in %s as "
+           "applied; none pending\n", c->dir->count, c->dir->path);
+    fflush(stdout);
+    for (size_t i = 0; i < c->dir->count; i++)
+        c->state[i] = STATE_APPLIED;
+    c->report->migrations_ran = 1;
+    c->report->migrations_skipped = (int)c->dir->count;
 }
 
 /* ---- the phase --------------------------------------------------------------- */
@@ -609,20 +865,49 @@ static void note_newest(struct migrate_ctx *c)
         }
 }
 
-static int run(struct migrate_ctx *c)
+/* A --plan goes as far as the start would without changing anything, and
+ * exits as it would: 0, or the refusal's code (after showing what it found). */
+static int plan(struct migrate_ctx *c, int refused)
 {
-    int rc;
-    if ((rc = lock_and_read(c)) != 0 || (rc = check_failed_rows(c)) != 0 ||
-        (rc = classify(c)) != 0 || (rc = prepare_pending(c)) != 0)
-        return rc;
+    int rc = refused ? 0 : prepare_pending(c);
+    if (rc == 0 && !refused && !c->rows && c->n_pending > 0) /* as apply_pending() first */
+        refused = check_empty_schema(c);
+    if (rc != 0 || (refused && !c->refused[0])) /* not a refusal: a failure, logged */
+        return rc ? rc : refused;
+    print_plan(c, refused);
+    return refused;
+}
+
+static void count_for_report(struct migrate_ctx *c)
+{
     c->report->migrations_ran = 1;
     c->report->migrations_skipped = (int)(c->dir->count - c->n_pending);
     c->report->migrations_pending = (int)c->n_pending;
-    if (c->cfg->plan) {
-        print_plan(c);
+}
+
+static int run(struct migrate_ctx *c)
+{
+    int rc, refused;
+    if (reset_planned(c)) {
+        plan_after_reset(c);
         note_newest(c);
         return 0;
     }
+    if ((rc = lock_and_read(c)) != 0 || (rc = classify(c)) != 0)
+        return rc;
+    /* In the start's order: the lock for the run, then the table's rows. */
+    refused = c->cfg->plan && c->n_pending > 0 ? plan_same_server(c) : 0;
+    if (refused == 0 && (refused = check_failed_rows(c)) == 0)
+        refused = report_differences(c);
+    if (c->cfg->plan) {
+        count_for_report(c);
+        rc = plan(c, refused);
+        note_newest(c);
+        return rc;
+    }
+    if (refused || (rc = prepare_pending(c)) != 0)
+        return refused ? refused : rc;
+    count_for_report(c);
     if (c->n_pending == 0)
         log_info("migrations: all %zu applied, nothing pending", c->dir->count);
     else
@@ -647,6 +932,7 @@ int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
     c.pending = calloc(dir->count + 1, sizeof *c.pending);
     if (c.table && c.state && c.pending && make_settings(&c) == 0)
         rc = run(&c);
+    release_lock(&c);
     report->migrate_ms = monotonic_ms() - started;
     for (size_t i = 0; c.pending && i < dir->count; i++)
         free(c.pending[i].stmts);

@@ -18,13 +18,17 @@
 int migrate_load(const struct config *cfg, struct migration_dir *dir,
                  struct deploy_report *report);
 
-/* --migrations without --reset: takes pg_advisory_lock(72707369), reads
- * _prisma_migrations (in cfg->url_schema, default public), stops on a failed
- * row (Prisma's P3009) and, with --migrations-strict, on a changed applied
- * file; then applies the pending migrations in order, each all-or-nothing
- * (statement by statement outside a transaction when it must be). With
- * --plan, prints what it would do and changes nothing. With nothing
- * pending it costs one round trip. Returns the exit code. */
+/* --migrations without --reset: reads _prisma_migrations (in
+ * cfg->url_schema, default public) under Prisma's pg_advisory_lock(72707369),
+ * stops on a failed row (Prisma's P3009) and, with --migrations-strict, on a
+ * changed applied file; then, holding the lock, applies the pending
+ * migrations in order, each all-or-nothing (statement by statement outside a
+ * transaction when it must be). The lock is given back on every way out
+ * (the read gives it back at once when nothing is to be applied); a
+ * transaction pooler, found by the server process changing, is refused
+ * (64) before the lock is held. With --plan, prints what it would do and
+ * changes nothing. With nothing pending it costs one round trip. Returns
+ * the exit code. */
 int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
                      const struct migration_dir *dir, struct deploy_report *report);
 

@@ -290,21 +290,42 @@ static int print_plan(struct reset_run *r, int batched)
 {
     const char *params[] = {r->cfg->schemas};
     int rc;
+    /* Rows are the planner's estimate (reltuples), never a count: counting a
+     * big table is not cheap. A table never analysed (nor vacuumed) has none:
+     * reltuples -1 since PostgreSQL 14; before, 0 with relpages 0, which an
+     * empty table analysed also has. Those are named (the first 5), not
+     * counted as 0. A partitioned table's rows are its partitions'. */
     PGresult *res = session_query(
         &r->s, "SELECT w, count(c.oid) FILTER (WHERE c.relkind IN ('r', 'p')),"
-               "  coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relkind = 'r'), 0)::bigint"
+               "  coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.known), 0)::bigint,"
+               "  count(*) FILTER (WHERE c.known), count(*) FILTER (WHERE NOT c.known),"
+               "  array_to_string((array_agg(c.relname::text ORDER BY c.relname)"
+               "                   FILTER (WHERE NOT c.known))[1:5], ', ')"
                " FROM unnest(string_to_array($1, ',')) w"
                " LEFT JOIN pg_namespace n ON n.nspname = w"
-               " LEFT JOIN pg_class c ON c.relnamespace = n.oid GROUP BY w ORDER BY min(w)",
+               " LEFT JOIN LATERAL (SELECT k.oid, k.relkind, k.relname, k.reltuples,"
+               "   CASE WHEN k.relkind = 'r' THEN NOT (k.reltuples < 0 OR (k.reltuples = 0"
+               "        AND k.relpages = 0"
+               "        AND current_setting('server_version_num')::int < 140000)) END AS known"
+               "   FROM pg_class k WHERE k.relnamespace = n.oid) c"
+               "   ON c.relkind IN ('r', 'p') GROUP BY w ORDER BY min(w)",
         1, params, "reading the schemas' sizes", &rc);
     if (!res)
         return rc;
     printf("bandage --plan: reset of database \"%s\" (%s, %s)\n", r->s.report->database,
            config_reset_mode_name(r->cfg->reset),
            batched ? "large: moved aside, then built in batches" : "in one transaction");
-    for (int i = 0; i < PQntuples(res); i++)
-        printf("  drop and recreate schema %s: %s table(s), about %s row(s)\n",
-               PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    for (int i = 0; i < PQntuples(res); i++) {
+        long known = atol(PQgetvalue(res, i, 3)), unknown = atol(PQgetvalue(res, i, 4));
+        printf("  drop and recreate schema %s: %s table(s)", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1));
+        if (known > 0 || unknown == 0)
+            printf(", about %s row(s)", PQgetvalue(res, i, 2));
+        if (unknown > 0)
+            printf("%s rows unknown (never analysed) in %ld: %s%s", known > 0 ? ", and" : ",",
+                   unknown, PQgetvalue(res, i, 5), unknown > 5 ? ", ..." : "");
+        printf("\n");
+    }
     PQclear(res);
     if (r->cfg->before_reset)
         printf("  first run --before-reset: %s\n", r->cfg->before_reset);

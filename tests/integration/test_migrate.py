@@ -243,7 +243,8 @@ def test_failed_row_left_by_prisma_blocks_until_resolved(run_bandage, db, mdir):
     assert f"npx prisma migrate resolve --rolled-back {failed}" in run.stderr
     assert "P3009" in run.stderr
     assert_same_dump(before, dump(db))
-    plan = run_ok(run_bandage, db, mdir, "--plan", "true")
+    plan = run_bandage(migrate_args(db, mdir, "--plan", "true"))
+    plan.wait_exit_code(65)
     assert f"  failed   {failed} (started " in plan.stdout
     # `prisma migrate resolve --rolled-back` sets rolled_back_at: then it is applied again
     db.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s",
@@ -329,6 +330,135 @@ def test_sigterm_mid_migration_rolls_it_back(run_bandage, db, mdir, pg):
     assert_same_dump(before, dump(db))
 
 
+# --- locks: a wait that runs out, and Prisma's lock left behind -------------------------------
+
+#: Prisma's migration lock: pg_advisory_lock(72707369).
+PRISMA_LOCK_KEY = 72707369
+
+HOLDER_LINE = (r"{lock} is held by server process {pid} \(application '{app}', client "
+               r"127\.0\.0\.1, {state} for [\d.]+ s, transaction open {open} s\)")
+
+
+@pytest.mark.parametrize("hold", ['SELECT count(*) FROM "Post"',
+                                  'LOCK TABLE "Post" IN ACCESS SHARE MODE'],
+                         ids=["select", "lock-table"])
+def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db, mdir, hold):
+    """Before: exit 65, "migration ... failed at line 2 ...: 55P03: canceling
+    statement due to lock timeout": the code that tells the operator to fix a
+    migration that is fine, and nothing about the session in the way."""
+    run_ok(run_bandage, db, mdir)
+    name = "20240104110000_post_views"
+    mdir.add(name, '-- AlterTable\nALTER TABLE "Post" ADD COLUMN "views" INTEGER;\n')
+    before = dump(db)
+    app = db.connect(user="postgres", application_name="app-in-a-transaction")
+    try:
+        app.autocommit = False
+        app.execute(hold)  # ACCESS SHARE on "Post" until the transaction ends
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "0.5"))
+        run.wait_exit_code(69)
+        pid = app.info.backend_pid
+    finally:
+        app.close()
+    assert re.search(rf"bandage: error: migration {name} was not applied \(rolled back\): a "
+                     rf"lock it needs at line 2 of \S+/{name}/migration.sql was not free within "
+                     r"500 ms \(--lock-wait, BANDAGE_LOCK_WAIT; 55P03: ", run.stderr), run.stderr
+    assert re.search(HOLDER_LINE.format(lock='a lock on a table of schema "public"', pid=pid,
+                                        app="app-in-a-transaction",
+                                        state="idle in transaction", open=r"[\d.]+"),
+                     run.stderr), run.stderr
+    assert name not in [r[0] for r in rows(db)]
+    assert_same_dump(before, dump(db))
+
+
+def test_prisma_lock_wait_names_its_holder_in_this_database(run_bandage, db, db_factory, mdir):
+    """Before: "the migrations lock ... was not free within 1000 ms" and
+    nothing about who holds it. The same key held in another database is
+    another lock (advisory locks are per database): not named."""
+    other = db_factory()
+    holder = db.connect(user="postgres", application_name="prisma-migrate-deploy")
+    elsewhere = other.connect(user="postgres", application_name="another-database")
+    try:
+        holder.execute(f"SELECT pg_advisory_lock({PRISMA_LOCK_KEY})")
+        elsewhere.execute(f"SELECT pg_advisory_lock({PRISMA_LOCK_KEY})")
+        run = run_bandage(migrate_args(db, mdir, "--wait-timeout", "1"))
+        run.wait_exit_code(69)
+        pid = holder.info.backend_pid
+    finally:
+        holder.close()
+        elsewhere.close()
+    assert re.search(HOLDER_LINE.format(lock=rf"the migrations lock \(pg_advisory_lock\("
+                                             rf"{PRISMA_LOCK_KEY}\)\)",
+                                        pid=pid, app="prisma-migrate-deploy", state="idle",
+                                        open="-"), run.stderr), run.stderr
+    assert "another-database" not in run.stderr
+    assert tables(db) == set()
+
+
+def prisma_lock_holders(pg, db):
+    """Server sessions holding Prisma's lock in ``db``, read on the server
+    itself (not through a pooler)."""
+    return pg.execute("SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                      " WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %s"
+                      " AND l.objsubid = 1 AND d.datname = %s", (PRISMA_LOCK_KEY, db.name))
+
+
+def test_prisma_lock_is_free_after_a_run_that_succeeded_and_one_that_failed(run_bandage, db, pg,
+                                                                            mdir):
+    """Direct connection: bandage's session ends with it, so this held before
+    the explicit release too; the pooler test below is the one that needs it."""
+    run_ok(run_bandage, db, mdir)
+    wait_until(lambda: not prisma_lock_holders(pg, db), scaled(5), "no holder after success")
+    mdir.add("20240201000000_broken", 'ALTER TABLE "Nope" ADD "x" INT;\n')
+    run_bandage(migrate_args(db, mdir)).wait_exit_code(65)
+    wait_until(lambda: not prisma_lock_holders(pg, db), scaled(5), "no holder after failure")
+    with db.connect(user="postgres") as conn:
+        assert conn.execute(f"SELECT pg_try_advisory_lock({PRISMA_LOCK_KEY})").fetchone()[0]
+
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+@pytest.fixture
+def pgbouncer(pg, db):
+    """pgbouncer in transaction mode in front of ``db`` (helpers/pgbouncer.py:
+    round robin over a warm pool), without pgbouncer=true in the URL: a pooler
+    bandage is not told about."""
+    if not os.path.exists(PGBOUNCER):
+        pytest.fail("pgbouncer is not installed (make deps installs it)")
+    from helpers.pgbouncer import PgBouncer
+    bouncer = PgBouncer(PGBOUNCER, pg, db)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.mark.parametrize("case", ["up-to-date", "plan", "pending", "plan-pending"])
+def test_no_prisma_lock_is_left_on_a_pooled_server_connection(run_bandage, db, pg, mdir,
+                                                              pgbouncer, case):
+    """pgbouncer keeps its server connections after bandage exits: a session
+    lock taken through it stays with one of them, and every later `prisma
+    migrate deploy` or bandage waits for it in vain. Before: the lock stayed
+    in every case, the pending migration was applied through the pooler (its
+    transactions on other server connections than the lock), and the plan
+    of it said it would be."""
+    run_ok(run_bandage, db, mdir)
+    if case.endswith("pending"):
+        mdir.add(*HISTORY[3])
+    extra = ["--plan", "true"] if case.startswith("plan") else []
+    run = run_bandage(migrate_args(db, mdir, *extra, url=pgbouncer.dsn()), timeout=scaled(30))
+    code = run.wait()
+    if case.endswith("pending"):
+        assert code == 64, run.stderr
+        assert re.search(r"bandage: error: the database connection goes through a transaction "
+                         r"pooler \(server process \d+ answered, then \d+\): .*set DIRECT_URL",
+                         run.stderr), run.stderr
+        assert applied_names(db) == mdir.names[:3]
+    else:
+        assert code == 0, run.stderr
+    if case == "plan-pending":
+        assert "refused (exit 64): connection through a transaction pooler" in run.stdout
+    assert prisma_lock_holders(pg, db) == []
+
+
 # --- --plan -------------------------------------------------------------------------------
 
 def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
@@ -339,11 +469,9 @@ def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
         f.write("-- edited\n")
     before = dump(db)
     started = os.path.join(app_dir, "started")
-    run = run_ok(run_bandage, db, mdir, "--plan", "true", "--migrations-strict", "true", "--",
-                 "touch", started)
+    run = run_ok(run_bandage, db, mdir, "--plan", "true", "--", "touch", started)
     out = run.stdout
-    assert (f"  changed  {HISTORY[0][0]} (applied; its file's checksum differs: "
-            "--migrations-strict stops here)") in out
+    assert f"  changed  {HISTORY[0][0]} (applied; its file's checksum differs)" in out
     assert f"  applied  {HISTORY[1][0]}" in out
     assert f"  pending  {HISTORY[3][0]} (6 statements)" in out
     assert re.search(rf"  pending  {HISTORY[4][0]} \(1 statement, outside a transaction: "
@@ -351,6 +479,57 @@ def test_plan_lists_pending_and_changes_nothing(run_bandage, db, mdir, app_dir):
     assert "2 pending, 1 changed: nothing was changed (--plan)" in out
     assert not os.path.exists(started), "--plan must not start the app"
     assert_same_dump(before, dump(db))
+
+
+def failed_row(db, mdir):
+    """A row as Prisma's deploy leaves a failed migration (P3009), and that
+    migration pending in the directory."""
+    mdir.add(*HISTORY[3])
+    db.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, logs)"
+               " VALUES (%s, %s, %s, now(), 'Database error code: 42P07')",
+               (str(uuid.uuid4()), mdir.checksum(HISTORY[3][0]), HISTORY[3][0]), user="postgres")
+    return "P3009", []
+
+
+def changed_strict(db, mdir):
+    """An applied migration edited since, with --migrations-strict."""
+    with open(mdir.file(HISTORY[1][0]), "a") as f:
+        f.write("-- edited after it was applied\n")
+    mdir.add(*HISTORY[3])
+    return "checksum", ["--migrations-strict", "true"]
+
+
+def tables_without_history(db, mdir):
+    """A database built without migrations (Prisma's P3005)."""
+    db.execute("DROP TABLE _prisma_migrations", user="postgres")
+    return "P3005", []
+
+
+@pytest.mark.parametrize("refusal", [failed_row, changed_strict, tables_without_history],
+                         ids=["failed-row", "changed-strict", "tables-without-history"])
+def test_plan_of_a_start_that_would_be_refused_says_so_and_exits_as_it(run_bandage, db, mdir,
+                                                                       refusal):
+    """Before: the plan listed the pending migrations, ended "N pending: nothing
+    was changed" and exited 0 ("deploy ok"), while the start it described
+    applied none and exited 65. The plan now exits with the start's code and
+    logs the start's own error lines."""
+    run_ok(run_bandage, db, mdir)
+    code, extra = refusal(db, mdir)
+    before = dump(db)
+    plan = run_bandage(migrate_args(db, mdir, "--plan", "true", *extra))
+    plan_code = plan.wait()
+    assert_same_dump(before, dump(db))
+    start = run_bandage(migrate_args(db, mdir, *extra))
+    start.wait_exit_code(65)
+    assert_same_dump(before, dump(db))
+    assert plan_code == 65, plan.stdout + plan.stderr
+    errors = [l for l in start.stderr.splitlines() if l.startswith("bandage: error: ")]
+    assert errors and all(l in plan.stderr.splitlines() for l in errors), \
+        (errors, plan.stderr)
+    assert re.search(r"^refused \(exit 65\): .+; a real start applies no migration; nothing "
+                     r"was changed \(--plan\)$", plan.stdout, re.M), plan.stdout
+    assert "pending, " not in plan.stdout.splitlines()[-1]
+    assert "deploy failed" in plan.stderr and f"migrate {code}" in plan.stderr, plan.stderr
 
 
 def test_plan_on_an_empty_database_creates_nothing(run_bandage, db, mdir):
@@ -477,6 +656,9 @@ def test_plan_of_a_reset_changes_nothing(run_bandage, db, tmp_path, app_dir):
     run.wait_exit_code(0)
     assert "drop and recreate schema public: 1 table(s), about 2 row(s)" in run.stdout, run.stdout
     assert "in one transaction" in run.stdout
+    # what the migrations find after the reset, not in the database as it is (no history)
+    assert f"the reset records the 5 migration(s) in {mdir.path} as applied; none pending" \
+        in run.stdout, run.stdout
     assert "nothing was changed (--plan)" in run.stdout
     assert not os.path.exists(started)
     assert_same_dump(before, dump(db))

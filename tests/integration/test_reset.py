@@ -607,6 +607,27 @@ def test_error_in_multiline_statement_names_its_line(run_bandage, db, tmp_path):
 
 # --- once per deploy, one at a time -----------------------------------------------------
 
+def test_plan_does_not_call_a_never_analysed_table_empty(run_bandage, db):
+    """Before: "1 table(s), about 0 row(s)" for a table of 50,000 rows that was
+    never analysed: its reltuples is -1 (unknown) since PostgreSQL 14, 0
+    before, and the plan counted it as 0. The plan says which tables it
+    cannot size, without counting them (a full count of a big table is not
+    cheap)."""
+    db.execute("CREATE TABLE big (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);"
+               " INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 50000) g;"
+               " CREATE TABLE small (id int); INSERT INTO small VALUES (1), (2), (3);"
+               " ANALYZE small", user="postgres")
+    assert db.execute("SELECT reltuples <= 0 FROM pg_class WHERE oid = 'big'::regclass",
+                      user="postgres") == [(True,)], "the premise: big was never analysed"
+    before = dump(db)
+    run = run_bandage(reset_args(db, "--plan", "true"))
+    run.wait_exit_code(0)
+    assert ("  drop and recreate schema public: 2 table(s), about 3 row(s), and rows unknown "
+            "(never analysed) in 1: big\n") in run.stdout, run.stdout
+    assert "about 0 row(s)" not in run.stdout
+    assert_same_dump(before, dump(db))
+
+
 def test_reset_once_per_deployment_id(run_bandage, db):
     db.execute(SEED_SQL)
     run = run_bandage(reset_args(db, "--deployment-id", "deploy-1", mode="once"))
