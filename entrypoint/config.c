@@ -117,7 +117,8 @@ static const struct setting settings[] = {
      NULL},
     {"lock-wait", "BANDAGE_LOCK_WAIT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(lock_wait_ms),
-     "how long a reset keeps trying to lock the tables it drops (then exit 69)", NULL},
+     "how long a reset keeps trying to lock the tables it drops, and a migration's statement "
+     "waits for a lock (then exit 69, the migration rolled back)", NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
      "SQL applied by the reset, all-or-nothing (a regular file of plain SQL statements)",
@@ -142,7 +143,8 @@ static const struct setting settings[] = {
      "an applied migration whose file changed is an error, not a warning", NULL},
     {"plan", "BANDAGE_PLAN", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(plan),
-     "print what this start would do to the database, change nothing, exit 0", NULL},
+     "print what this start would do to the database, change nothing; exit 0, or the code "
+     "the start would exit with when it would be refused", NULL},
     {"deployment-id", "BANDAGE_DEPLOYMENT_ID", &railway_deployment_id, NULL,
      "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
      "identifies one deploy for --reset once", NULL},

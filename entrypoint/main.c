@@ -19,7 +19,6 @@
 #include "pid1/memtrim.h"
 #include "report/report.h"
 #include "db/migrate.h"
-#include "db/pooler.h"
 #include "db/query.h"
 #include "report/report_pipe.h"
 #include "db/reset.h"
@@ -146,15 +145,6 @@ static int needs_database(const struct config *cfg)
 /* The database phases in order: a bad --migrations directory fails before
  * connecting; the reset (rebuilt from the migrations when both are given)
  * comes first, then what is pending. */
-/* Migrations alone take Prisma's session lock: not through a transaction
- * pooler (a reset has checked already). */
-static int migrations_pooler_check(PGconn *conn, int sfd, const struct config *cfg,
-                                   struct deploy_report *report)
-{
-    struct session s = {.conn = conn, .sfd = sfd, .report = report, .phase = "migrate"};
-    return pooler_check(&s, cfg);
-}
-
 /* How many times a start connects again when its session was ended before it
  * took the reset lock. */
 #define RECONNECTS 5
@@ -181,8 +171,6 @@ static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
     }
     /* After a reset from migrations this finds everything applied (one round
      * trip); after a skipped one it applies what a later deploy added. */
-    if (code == EXIT_OK && cfg->migrations && cfg->reset == RESET_NEVER)
-        code = migrations_pooler_check(*conn, sfd, cfg, report);
     if (code == EXIT_OK && cfg->migrations)
         code = migrate_database(*conn, sfd, cfg, &migrations, report);
     migration_dir_free(&migrations);

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "pooler.h"
 #include "prisma_table.h"
 #include "session.h"
 #include "sqlclass.h"
@@ -189,12 +190,6 @@ static int through_a_pooler(struct migrate_ctx *c, int pid)
                   "DIRECT_URL");
 }
 
-/* The sessions holding Prisma's lock in this database: an advisory lock
- * belongs to one database, and the same key may be held in another. */
-#define PRISMA_LOCK_HOLDERS_SQL                                                                  \
-    SESSION_ADVISORY_HOLDERS_SQL                                                                 \
-    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
-    "                   WHERE d.datname = pg_catalog.current_database())"
 
 static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
 {
@@ -209,7 +204,7 @@ static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
     report_add_error(c->report, "migrate", "lock", "the migrations lock was not free "
                      "within %ld ms", waited);
     session_log_holders(&c->s, "the migrations lock (pg_advisory_lock(" PRISMA_LOCK_KEY "))",
-                        PRISMA_LOCK_HOLDERS_SQL, 1, params);
+                        SESSION_ADVISORY_HOLDERS_SQL, 1, params);
     return EXIT_UNAVAILABLE;
 }
 
@@ -278,7 +273,12 @@ static int anything_to_apply(const struct migrate_ctx *c)
  * that answers from another server process (hold_lock). */
 static int plan_same_server(struct migrate_ctx *c)
 {
-    int rc;
+    int rc = c->cfg->reset == RESET_NEVER ? pooler_check(&c->s, c->cfg) : 0;
+    if (rc == EXIT_USAGE) /* the plan's last line says why, as for every refusal */
+        snprintf(c->refused, sizeof c->refused, "connection through a transaction pooler; "
+                 "set DIRECT_URL");
+    if (rc != 0)
+        return rc;
     PGresult *res = session_query(&c->s, "SELECT pg_catalog.pg_backend_pid()", 0, NULL,
                                   "reading the server process", &rc);
     if (!res)
@@ -305,6 +305,10 @@ static int lock_and_read(struct migrate_ctx *c)
     c->s.backend_pid = c->server_pid;
     if ((!c->rows || locked) && !anything_to_apply(c))
         return 0;
+    /* Held for the run from here: not through a transaction pooler, however
+     * quiet (pooler.c; a reset before has checked already). */
+    if (c->cfg->reset == RESET_NEVER && (rc = pooler_check(&c->s, c->cfg)) != 0)
+        return rc;
     /* (A failed read rolled back the SETs: hold_lock sends them again.) */
     if ((rc = hold_lock(c)) != 0)
         return rc;
@@ -485,6 +489,12 @@ static int prepare_one(struct migrate_ctx *c, const struct migration *m, struct 
         log_error("--migrations: %s/%s has no migration.sql: add it, or remove the directory",
                   c->dir->path, m->name);
         report_add_error(c->report, "config", "migrations", "%s has no migration.sql", m->name);
+        return EXIT_USAGE;
+    }
+    char bom[1024];
+    if (migration_script_check(c->dir, m, bom, sizeof bom) != 0) {
+        log_error("%s", bom);
+        report_add_error(c->report, "config", "migrations", "%s", bom);
         return EXIT_USAGE;
     }
     if (sql_split(m->sql, m->sql_len, &p->stmts, &p->n_stmts, err, sizeof err) != 0) {

@@ -99,14 +99,14 @@ static int backend_of(struct session *s, const char *sql, const char *what, int 
 
 static int pooled(struct session *s, int pid)
 {
-    /* Best effort: the lock may sit on a pooled server connection that this
-     * statement does not reach. */
-    struct db_error err;
-    db_run(s->conn, s->sfd, "SELECT pg_catalog.pg_advisory_unlock_all()", &err);
+    /* No pg_advisory_unlock_all here: this statement may reach a pooled
+     * server connection another client is using, and release its locks;
+     * the worker's last statement gives bandage's back (db_release_locks). */
+    s->report->relayed = 1;
     log_error("the database connection goes through a transaction pooler (server process %d "
               "held the lock, %d runs this transaction): locks do not hold there; set DIRECT_URL "
               "(or --direct-url) to the database's direct, unpooled URL", s->backend_pid, pid);
-    report_add_error(s->report, "reset", "pooler",
+    report_add_error(s->report, s->phase ? s->phase : "reset", "pooler",
                      "connection through a transaction pooler; set DIRECT_URL");
     return EXIT_USAGE;
 }

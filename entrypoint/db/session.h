@@ -77,12 +77,14 @@ int session_pin(struct session *s, long lock_timeout_ms);
  * connection sets it (pg_catalog still comes first, implicitly). */
 int session_set_search_path(struct session *s, const char *schema);
 
-/* The pids holding the session advisory lock of key $1 (a bigint is shown
- * in pg_locks as classid = high 32 bits, objid = low 32 bits, objsubid 1). */
+/* The pids holding the session advisory lock of key $1 in this database (a
+ * bigint is shown in pg_locks as classid = high 32 bits, objid = low 32
+ * bits, objsubid 1). */
 #define SESSION_ADVISORY_HOLDERS_SQL                                                             \
     "SELECT l.pid FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"       \
     " AND l.objsubid = 1 AND l.classid = ($1::bigint >> 32)::oid"                              \
-    " AND l.objid = ($1::bigint & 4294967295)::oid"
+    " AND l.objid = ($1::bigint & 4294967295)::oid AND l.database = (SELECT oid"               \
+    " FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
 
 /* After a lock wait ran out: one error line per session that holds `lock`
  * (named in the line), those `pids_sql` yields (a query of pids, with its

@@ -12,7 +12,6 @@ resolved) as they are.
 """
 import hashlib
 
-import pytest
 
 from helpers.migrations import HISTORY, MigrationsDir
 from test_reset import EXAMPLE_SQL, dump, reset_args, write_sql
@@ -55,8 +54,6 @@ def test_reset_from_a_migration_with_a_byte_order_mark_is_refused(run_bandage, d
     assert_untouched(db, before, run)
 
 
-@pytest.mark.xfail(strict=True, reason="needs migrate.c's prepare_one() to call "
-                   "migration_script_check() (migrations_dir.h); remove this mark with it")
 def test_pending_migration_with_a_byte_order_mark_is_refused(run_bandage, db, tmp_path):
     """Before: the migration ran and failed on its first statement (exit 65,
     `syntax error at or near "<U+FEFF>"`, the mark invisible in the log)."""
