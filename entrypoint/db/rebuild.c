@@ -428,12 +428,16 @@ static int finish_drop(struct session *s, const struct move *m, long budget)
 {
     int dependents = 0;
     int rc = preflight_count_dependents(s, m->aside, &dependents);
-    if (rc == 0 && dependents > 0) {
+    if (rc == 0 && dependents > 0 && !s->report->may_drop_dependents) {
         log_warn("the old schema %s (was %s) is kept: %d object(s) outside it depend on it; "
                  "remove the dependency (or drop the schema by hand, with what depends on "
-                 "it) and the next start drops it", m->aside, m->original, dependents);
+                 "it, or deploy with --drop-dependents) and the next start drops it",
+                 m->aside, m->original, dependents);
         return EXIT_REFUSED;
     }
+    if (rc == 0 && dependents > 0)
+        log_info("dropping the %d object(s) outside the old schema %s that depend on it "
+                 "(--drop-dependents)", dependents, m->aside);
     if (rc == 0)
         rc = drop_contents(s, m->aside, m->aside, "dropping", budget);
     if (rc == 0 && (rc = step_begin(s)) == 0) {

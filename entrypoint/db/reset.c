@@ -411,6 +411,7 @@ int reset_database(PGconn *conn, int sfd, const struct config *cfg,
 {
     struct reset_run r = {.s = {.conn = conn, .sfd = sfd, .report = report}, .cfg = cfg,
                           .migrations = cfg->migrations ? migrations : NULL};
+    report->may_drop_dependents = cfg->drop_dependents;
     int rc = cfg->reset == RESET_NEVER ? recover_only(&r) : run_reset(&r);
     if (rc == EXIT_UNAVAILABLE && r.s.backend_pid == 0 && !r.s.lost_silently &&
         PQstatus(conn) != CONNECTION_OK)

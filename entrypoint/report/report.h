@@ -43,6 +43,7 @@ struct deploy_report {
     int dependents_dropped; /* objects outside --schemas dropped (--drop-dependents) */
     int old_schemas_pending; /* a large reset's old schemas are left to drop beside the app */
     int relayed;            /* a pooler relays the connection (not sent: for db_release_locks) */
+    int may_drop_dependents; /* --drop-dependents, for the old schemas' drop (not sent) */
     char first_dependent[160]; /* the first of them, described */
     int n_errors;
     struct report_error errors[REPORT_MAX_ERRORS];

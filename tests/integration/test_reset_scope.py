@@ -138,6 +138,19 @@ def test_large_reset_keeps_extension_dependents_elsewhere(run_bandage, medium_db
                       user="postgres") == [(True,)], run.stderr
 
 
+def test_large_reset_drops_dependents_when_allowed(run_bandage, medium_db):
+    """--drop-dependents on the large path: the view follows the old table
+    aside and goes with the old schema, which must not be kept for it."""
+    db, _ = medium_db
+    db.execute('CREATE SCHEMA audit; CREATE VIEW audit.v AS SELECT * FROM public."Model0"',
+               user="postgres")
+    run = run_bandage(reset_args(db, "--drop-dependents", "true"))
+    run.wait_exit_code(0)
+    assert "large reset" in run.stderr, run.stderr
+    assert aside_schemas(db) == [], run.stderr
+    assert db.execute("SELECT to_regclass('audit.v')", user="postgres") == [(None,)]
+
+
 # --- 2. a dependent made while --before-reset runs -------------------------------------------
 
 def hook_making_view(db):
