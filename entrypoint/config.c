@@ -666,6 +666,9 @@ static int derive_connection(struct config *cfg, char *err, size_t errlen)
         used->conninfo = NULL; /* kept */
         cfg->url_pgbouncer = used->pgbouncer;
     }
+    if (used && used->note[0])
+        snprintf(cfg->url_note, sizeof cfg->url_note, "%s: %s",
+                 cfg->direct_url ? "DIRECT_URL" : "DATABASE_URL", used->note);
     rc = 0;
 out:
     dburl_free(&app);

@@ -47,6 +47,9 @@ struct config {
      * blanked in argv; a Railway draining time of 0), "; "-joined: main logs
      * them once the log is set up. */
     char start_warnings[640];
+    /* Where the app's driver reads the database URL more strictly than libpq
+     * (dburl's note), "" when nowhere: main logs it on its own line. */
+    char url_note[360];
 };
 
 enum config_result {

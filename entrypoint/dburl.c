@@ -1,11 +1,13 @@
 /* Database URLs: libpq's own forms, and Prisma's DATABASE_URL.
  *
- * Prisma's meanings come from its query engine, prisma-engines
+ * Prisma 6's meanings come from its query engine, prisma-engines
  * quaint/src/connector/postgres/url.rs (PostgresNativeUrl::parse_query_params)
  * and quaint/src/connector/postgres/native/mod.rs (how the TLS connector is
  * built from them), and Prisma's "PostgreSQL connection URL arguments" docs.
- * libpq's are the keywords libpq itself lists (PQconninfoParse, as
- * PQconndefaults does).
+ * Prisma 7's are node-postgres's (the app connects through @prisma/adapter-pg):
+ * pg-connection-string's parse() (ssl, sslmode=no-verify, uselibpqcompat) and
+ * pg's own sslnegotiation. libpq's are the keywords libpq itself lists
+ * (PQconninfoParse, as PQconndefaults does).
  *
  * Only a postgresql:// or postgres:// URI can be Prisma's: a key=value
  * conninfo is libpq's alone and is only parsed and re-emitted. */
@@ -25,13 +27,19 @@ enum prisma_kind {
     PRISMA_COUNT,       /* pool and cache sizes, timeouts: unsigned integers in Prisma */
     PRISMA_SSLACCEPT,   /* strict | accept_invalid_certs */
     PRISMA_SSLCERT,     /* the server's CA file (added as a root certificate) */
-    PRISMA_SSLIDENTITY  /* a PKCS#12 client identity (Identity::from_pkcs12) */
+    PRISMA_SSLIDENTITY, /* a PKCS#12 client identity (Identity::from_pkcs12) */
+    URL_SSLMODE,        /* libpq's values, and node-postgres's no-verify */
+    NODEPG_SSL,         /* node-postgres: true|1 (TLS, verified), 0 (none) */
+    NODEPG_LIBPQCOMPAT, /* node-postgres: "true" gives sslmode libpq's meanings */
+    NODEPG_NEGOTIATION  /* sslnegotiation: postgres | direct (libpq 17, node-postgres) */
 };
 
-/* Parameters Prisma reads and libpq does not know (or, sslcert, knows with
- * another meaning). Taken out before libpq parses the URL. Those both read
- * with one meaning (host, sslmode, connect_timeout, application_name,
- * options, channel_binding, sslpassword) are libpq's and stay. */
+/* Parameters Prisma or node-postgres reads and libpq does not know (or knows
+ * with another meaning: sslcert, sslmode's values, ssl). Taken out before
+ * libpq parses the URL; the TLS ones are decided together (map_tls). Those
+ * all read with one meaning (host, connect_timeout, application_name,
+ * options, channel_binding, sslpassword, sslkey, sslrootcert) are libpq's and
+ * stay. */
 static const struct {
     const char *name;
     enum prisma_kind kind;
@@ -47,6 +55,10 @@ static const struct {
     {"sslaccept", PRISMA_SSLACCEPT},
     {"sslcert", PRISMA_SSLCERT},
     {"sslidentity", PRISMA_SSLIDENTITY},
+    {"sslmode", URL_SSLMODE},
+    {"ssl", NODEPG_SSL},
+    {"uselibpqcompat", NODEPG_LIBPQCOMPAT},
+    {"sslnegotiation", NODEPG_NEGOTIATION},
 };
 
 #define N_PRISMA (sizeof prisma_params / sizeof prisma_params[0])
@@ -56,9 +68,14 @@ struct prisma_state {
     char *schema;
     int pgbouncer;
     int sslaccept_strict;
-    char *sslcert;     /* Prisma's CA file: libpq's sslrootcert */
-    int has_sslkey;    /* libpq's client key: then sslcert is ambiguous */
+    char *sslcert;     /* Prisma 6's CA file, or (with sslkey) the client certificate */
+    int has_sslkey;    /* libpq's and node-postgres's client key */
     int has_sslrootcert;
+    char sslmode[16];  /* as given, "" when none */
+    char ssl[16];      /* node-postgres's ssl as given (true, 1, 0, no-verify), "" when none */
+    int sslaccept;     /* Prisma 6's sslaccept given: the URL is Prisma 6's */
+    int libpq_compat;  /* uselibpqcompat=true */
+    int direct_tls;    /* sslnegotiation=direct */
 };
 
 static const char *uri_body(const char *s)
@@ -141,13 +158,59 @@ static int is_libpq_keyword(const char *name)
     for (PQconninfoOption *o = defs; o && o->keyword && !found; o++)
         found = strcmp(o->keyword, name) == 0;
     PQconninfoFree(defs);
-    /* libpq's URI parser also takes ssl=true (JDBC's spelling of sslmode=require) */
-    return found || strcmp(name, "ssl") == 0;
+    return found;
 }
 
 static int is_unsigned(const char *v)
 {
     return v[0] && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 19;
+}
+
+static int one_of(const char *value, const char *const *words)
+{
+    for (int i = 0; words[i]; i++)
+        if (strcmp(value, words[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The TLS parameters node-postgres reads (Prisma 7's driver), and sslmode
+ * with its extra value: checked, recorded for map_tls. */
+static int take_driver_param(enum prisma_kind kind, const char *value, struct prisma_state *st,
+                             char *why, size_t len)
+{
+    static const char *const modes[] = {"disable", "allow",       "prefer",    "require",
+                                        "verify-ca", "verify-full", "no-verify", NULL};
+    switch (kind) {
+    case URL_SSLMODE:
+        if (!one_of(value, modes)) {
+            snprintf(why, len, "sslmode must be disable, allow, prefer, require, verify-ca, "
+                               "verify-full or no-verify (node-postgres: TLS, not verified)");
+            return -1;
+        }
+        snprintf(st->sslmode, sizeof st->sslmode, "%s", value);
+        return 0;
+    case NODEPG_SSL:
+        if (!one_of(value, (const char *const[]){"true", "1", "0", "no-verify", NULL})) {
+            snprintf(why, len, "ssl must be true, 1, 0 or no-verify (node-postgres's values); for "
+                               "libpq's meanings write sslmode instead");
+            return -1;
+        }
+        snprintf(st->ssl, sizeof st->ssl, "%s", value);
+        return 0;
+    case NODEPG_LIBPQCOMPAT:
+        st->libpq_compat = strcmp(value, "true") == 0; /* as node-postgres: only "true" */
+        return 0;
+    case NODEPG_NEGOTIATION:
+        if (!one_of(value, (const char *const[]){"postgres", "direct", NULL})) {
+            snprintf(why, len, "sslnegotiation must be postgres or direct");
+            return -1;
+        }
+        st->direct_tls = strcmp(value, "direct") == 0;
+        return 0;
+    default:
+        return -1;
+    }
 }
 
 /* One of Prisma's own parameters: checked as Prisma would, then recorded. */
@@ -181,20 +244,12 @@ static int take_prisma_param(enum prisma_kind kind, const char *name, char *valu
          * host name are verified; accept_invalid_certs (its default) = neither. */
         if (strcmp(value, "strict") == 0 || strcmp(value, "accept_invalid_certs") == 0) {
             st->sslaccept_strict = strcmp(value, "strict") == 0;
+            st->sslaccept = 1;
             return 0;
         }
         snprintf(why, len, "sslaccept must be strict or accept_invalid_certs");
         return -1;
     case PRISMA_SSLCERT:
-        /* Prisma resolves a relative path from the folder of schema.prisma,
-         * libpq from the working directory: only an absolute one means the
-         * same file to both. */
-        if (value[0] != '/') {
-            snprintf(why, len, "sslcert (Prisma: the server's CA file) must be an absolute path "
-                               "for bandage: Prisma reads a relative one from schema.prisma's "
-                               "folder");
-            return -1;
-        }
         free(st->sslcert);
         st->sslcert = strdup(value);
         return st->sslcert ? 0 : -1;
@@ -203,6 +258,8 @@ static int take_prisma_param(enum prisma_kind kind, const char *name, char *valu
                            "convert it to PEM (openssl pkcs12 -clcerts -nokeys / -nocerts "
                            "-nodes) and give bandage PGSSLCERT and PGSSLKEY instead");
         return -1;
+    default:
+        return take_driver_param(kind, value, st, why, len);
     }
     return -1;
 }
@@ -406,28 +463,115 @@ static int check_values(PQconninfoOption *opts, char *why, size_t len)
     return 0;
 }
 
-/* The TLS settings Prisma's parameters ask for, in libpq's words:
- *  - sslaccept=strict verifies chain and host name: libpq's verify-full (no
- *    plaintext fallback even with Prisma's default sslmode=prefer: stricter).
- *  - sslcert is Prisma's CA file: libpq's sslrootcert (libpq then checks the
- *    chain whatever sslmode says, where Prisma without strict would not). */
-static int map_tls(PQconninfoOption *opts, const struct prisma_state *st, const char **mode,
-                   const char **rootcert, char *why, size_t len)
+/* The TLS settings the URL asks for, in libpq's words. */
+struct tls_choice {
+    const char *mode;        /* sslmode, NULL: as given (or libpq's default) */
+    const char *rootcert;    /* sslrootcert, NULL: as given */
+    const char *clientcert;  /* sslcert, NULL: none */
+    const char *negotiation; /* sslnegotiation, where this libpq has it */
+};
+
+static const char *const weak_modes[] = {"allow", "prefer", NULL};
+
+/* sslcert is Prisma 6's CA file, and libpq's and node-postgres's client
+ * certificate. With sslkey (which Prisma 6 never reads) it is the client
+ * certificate; alone, Prisma 6's CA: libpq's sslrootcert (libpq then checks
+ * the chain whatever sslmode says, where Prisma without strict would not). */
+static int map_sslcert(const struct prisma_state *st, struct tls_choice *c, char *why, size_t len)
 {
-    const char *given = option_value(opts, "sslmode");
-    *mode = NULL;
-    *rootcert = NULL;
-    if (st->sslaccept_strict && !(given && strcmp(given, "disable") == 0))
-        *mode = "verify-full";
-    if (st->sslcert && (st->has_sslkey || st->has_sslrootcert)) {
-        snprintf(why, len, "sslcert is the server's CA in Prisma's URL but the client certificate "
-                           "in libpq's: with %s, write the CA as sslrootcert, and give a client "
-                           "certificate as PGSSLCERT/PGSSLKEY",
-                 st->has_sslkey ? "sslkey" : "sslrootcert");
+    if (!st->sslcert)
+        return 0;
+    if (st->has_sslkey && !st->sslaccept_strict) {
+        c->clientcert = st->sslcert;
+        return 0;
+    }
+    if (st->has_sslkey || st->has_sslrootcert) {
+        snprintf(why, len, "sslcert is the server's CA in Prisma 6's URL but the client "
+                           "certificate in libpq's and node-postgres's: with %s, write the CA as "
+                           "sslrootcert, and give a client certificate as PGSSLCERT/PGSSLKEY",
+                 st->has_sslkey ? "sslaccept" : "sslrootcert");
         return -1;
     }
-    *rootcert = st->sslcert;
+    /* Prisma resolves a relative path from the folder of schema.prisma, libpq
+     * from the working directory: only an absolute one means the same file. */
+    if (st->sslcert[0] != '/') {
+        snprintf(why, len, "sslcert (Prisma: the server's CA file) must be an absolute path for "
+                           "bandage: Prisma reads a relative one from schema.prisma's folder");
+        return -1;
+    }
+    c->rootcert = st->sslcert;
     return 0;
+}
+
+/* Where the app's driver is stricter than libpq's meaning, which bandage
+ * keeps: said once in the log (note), never silently weakened or tightened. */
+static void note_stricter_app(const struct prisma_state *st, char *note, size_t len)
+{
+    static const char *const weaker_in_libpq[] = {"allow", "prefer", "require", "verify-ca",
+                                                  NULL};
+    const char *given = st->sslmode;
+    if (st->sslaccept) /* Prisma 6's URL: quaint's meanings are libpq's (above) */
+        return;
+    if (!st->libpq_compat && (one_of(given, weaker_in_libpq) ||
+                              (!given[0] && one_of(st->ssl, (const char *const[]){"true", "1",
+                                                                                 NULL}))))
+        snprintf(note, len, "%s=%s: node-postgres (Prisma 7's driver) verifies the server's "
+                            "certificate and host name for it, libpq does not, and bandage "
+                            "keeps libpq's meaning; write sslmode=verify-full to verify in "
+                            "both, or sslmode=no-verify in neither",
+                 given[0] ? "sslmode" : "ssl", given[0] ? given : st->ssl);
+    else if (st->libpq_compat && strcmp(given, "no-verify") == 0)
+        snprintf(note, len, "sslmode=no-verify with uselibpqcompat=true: node-postgres then "
+                            "verifies the certificate and host name, bandage does not (libpq's "
+                            "require); drop uselibpqcompat=true to verify in neither");
+}
+
+/* Direct TLS (sslnegotiation=direct) never falls back to plaintext: with
+ * sslmode=disable it is refused (node-postgres refuses it too); with none,
+ * allow or prefer it means require (libpq 17 refuses those, node-postgres
+ * enables TLS). A libpq without it negotiates the standard way, which every
+ * PostgreSQL server answers, and says so. */
+static int map_negotiation(const struct prisma_state *st, struct tls_choice *c, char *note,
+                           size_t notelen, char *why, size_t len)
+{
+    if (!st->direct_tls)
+        return 0;
+    if (c->mode && strcmp(c->mode, "disable") == 0) {
+        snprintf(why, len, "sslnegotiation=direct is TLS from the first byte: it cannot go "
+                           "with sslmode=disable; remove one of them");
+        return -1;
+    }
+    if (!c->mode || one_of(c->mode, weak_modes))
+        c->mode = "require";
+    if (is_libpq_keyword("sslnegotiation"))
+        c->negotiation = "direct";
+    else if (!note[0])
+        snprintf(note, notelen, "sslnegotiation=direct: this libpq (%d) has no direct TLS, so "
+                                "bandage asks for TLS the standard way (PostgreSQL answers "
+                                "both; a proxy that takes only direct TLS does not)",
+                 PQlibVersion() / 10000);
+    return 0;
+}
+
+/* sslmode from the URL's TLS words, libpq's meaning kept where they agree:
+ *  - node-postgres's sslmode=no-verify (TLS, not verified) is libpq's require;
+ *    its ssl=true|1 without sslmode is libpq's own ssl=true, require.
+ *  - Prisma 6's sslaccept=strict verifies chain and host name: verify-full
+ *    (no plaintext fallback even with Prisma's default sslmode=prefer). */
+static int map_tls(const struct prisma_state *st, struct tls_choice *c, char *note,
+                   size_t notelen, char *why, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    if (st->sslmode[0])
+        c->mode = strcmp(st->sslmode, "no-verify") == 0 ? "require" : st->sslmode;
+    else if (st->ssl[0] && strcmp(st->ssl, "0") != 0)
+        c->mode = "require"; /* libpq's own ssl=true; no-verify: TLS, not verified */
+    if (st->sslaccept_strict && !(c->mode && strcmp(c->mode, "disable") == 0))
+        c->mode = "verify-full";
+    note_stricter_app(st, note, notelen);
+    if (map_negotiation(st, c, note, notelen, why, len) != 0)
+        return -1;
+    return map_sslcert(st, c, why, len);
 }
 
 static void put_quoted(FILE *out, const char *keyword, const char *value)
@@ -443,7 +587,7 @@ static void put_quoted(FILE *out, const char *keyword, const char *value)
 
 /* The parsed options as key=value conninfo, with the mapped TLS settings.
  * PQconninfoParse lists every keyword libpq knows (val NULL when not given). */
-static char *emit_conninfo(PQconninfoOption *opts, const char *mode, const char *rootcert)
+static char *emit_conninfo(PQconninfoOption *opts, const struct tls_choice *c)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -452,10 +596,14 @@ static char *emit_conninfo(PQconninfoOption *opts, const char *mode, const char 
         return NULL;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         const char *v = o->val;
-        if (mode && strcmp(o->keyword, "sslmode") == 0)
-            v = mode;
-        if (rootcert && strcmp(o->keyword, "sslrootcert") == 0)
-            v = rootcert;
+        if (c->mode && strcmp(o->keyword, "sslmode") == 0)
+            v = c->mode;
+        if (c->rootcert && strcmp(o->keyword, "sslrootcert") == 0)
+            v = c->rootcert;
+        if (c->clientcert && strcmp(o->keyword, "sslcert") == 0)
+            v = c->clientcert;
+        if (c->negotiation && strcmp(o->keyword, "sslnegotiation") == 0)
+            v = c->negotiation;
         if (v)
             put_quoted(out, o->keyword, v);
     }
@@ -702,10 +850,11 @@ int dburl_parse(const char *url, struct dburl *out, char *why, size_t len)
     PQfreemem(perr);
     if (!opts)
         goto out;
-    const char *mode, *rootcert;
-    if (check_values(opts, why, len) != 0 || map_tls(opts, &st, &mode, &rootcert, why, len) != 0)
+    struct tls_choice tls = {0};
+    if (check_values(opts, why, len) != 0 ||
+        (body && map_tls(&st, &tls, out->note, sizeof out->note, why, len) != 0))
         goto out;
-    if (!(out->conninfo = emit_conninfo(opts, mode, rootcert))) {
+    if (!(out->conninfo = emit_conninfo(opts, &tls))) {
         snprintf(why, len, "out of memory");
         goto out;
     }

@@ -11,6 +11,8 @@ struct dburl {
     char *schema;    /* Prisma's `schema` parameter, NULL when none (or empty) */
     int pgbouncer;   /* Prisma's pgbouncer=true: a transaction pooler */
     int has_secret;  /* a password or sslpassword is in it */
+    char note[320];  /* "" or one line for the log: where the app's driver reads the URL
+                      * more strictly than libpq, whose meaning bandage keeps */
 };
 
 /* Parses url as libpq does (PQconninfoParse), after taking Prisma's

@@ -390,6 +390,8 @@ int main(int argc, char **argv)
     log_init(cfg.log_format, cfg.log_level);
     if (cfg.start_warnings[0])
         log_warn("%s", cfg.start_warnings);
+    if (cfg.url_note[0])
+        log_warn("%s", cfg.url_note);
     if (supervise_init() != 0) {
         log_error("cannot set up signal handling: %s", strerror(errno));
         return EXIT_INTERNAL;

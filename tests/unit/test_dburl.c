@@ -207,7 +207,8 @@ static void test_tls_mapping(void **state)
     assert_contains(why, "PGSSLKEY");
     parse_fails("postgresql://u@h/db?sslcert=ca.pem", why, sizeof why);
     assert_contains(why, "absolute path");
-    parse_fails("postgresql://u@h/db?sslcert=/c.crt&sslkey=/c.key", why, sizeof why);
+    parse_fails("postgresql://u@h/db?sslcert=/c.crt&sslkey=/c.key&sslaccept=strict", why,
+                sizeof why);
     assert_contains(why, "sslrootcert");
     parse_fails("postgresql://u@h/db?sslcert=/ca.pem&sslrootcert=/root.pem", why, sizeof why);
     assert_contains(why, "sslrootcert");
@@ -219,6 +220,88 @@ static void test_tls_mapping(void **state)
     assert_libpq(u.conninfo, "sslpassword", "kpw");
     assert_int_equal(u.has_secret, 1);
     dburl_free(&u);
+}
+
+/* node-postgres's words (Prisma 7's driver, pg-connection-string's parse and
+ * pg's ConnectionParameters), in libpq's: never less strict than libpq's own
+ * meaning, and a note where the app is stricter. */
+static void test_node_postgres_tls(void **state)
+{
+    (void)state;
+    struct dburl u;
+    static const struct {
+        const char *query, *sslmode, *note; /* note: a word of it, NULL: none */
+    } cases[] = {
+        {"sslmode=no-verify", "require", NULL},
+        {"ssl=no-verify", "require", NULL},
+        {"ssl=true", "require", "ssl=true"},
+        {"ssl=1", "require", "ssl=1"},
+        {"ssl=0", NULL, NULL},
+        {"ssl=1&sslmode=disable", "disable", NULL},
+        {"ssl=0&sslmode=no-verify", "require", NULL},
+        {"sslmode=prefer", "prefer", "sslmode=prefer"},
+        {"sslmode=require", "require", "verify-full"},
+        {"sslmode=verify-ca", "verify-ca", "sslmode=verify-ca"},
+        {"sslmode=verify-full", "verify-full", NULL},
+        {"uselibpqcompat=true&sslmode=require", "require", NULL},
+        {"uselibpqcompat=false&sslmode=require", "require", "sslmode=require"},
+        {"uselibpqcompat=true&sslmode=no-verify", "require", "uselibpqcompat"},
+        {"sslaccept=accept_invalid_certs&sslmode=require", "require", NULL},
+        {"sslnegotiation=postgres", NULL, NULL},
+        {"sslnegotiation=direct", "require", "direct"},
+        {"sslnegotiation=direct&sslmode=prefer", "require", NULL},
+        {"sslnegotiation=direct&sslmode=verify-full", "verify-full", "direct"},
+    };
+    char url[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(url, sizeof url, "postgresql://u@h/db?%s", cases[i].query);
+        parse_ok(url, &u);
+        assert_libpq(u.conninfo, "sslmode", cases[i].sslmode);
+        assert_libpq(u.conninfo, "ssl", NULL);
+        assert_libpq(u.conninfo, "uselibpqcompat", NULL);
+        if (cases[i].note)
+            assert_contains(u.note, cases[i].note);
+        else if (strstr(cases[i].query, "direct") == NULL)
+            assert_string_equal(u.note, "");
+        dburl_free(&u);
+    }
+}
+
+/* A client certificate with its key is libpq's and node-postgres's sslcert,
+ * a relative path included; alone, sslcert stays Prisma 6's CA. */
+static void test_client_certificate_with_its_key(void **state)
+{
+    (void)state;
+    struct dburl u;
+    parse_ok("postgresql://u@h/db?sslcert=certs/c.crt&sslkey=certs/c.key&sslmode=verify-full",
+             &u);
+    assert_libpq(u.conninfo, "sslcert", "certs/c.crt");
+    assert_libpq(u.conninfo, "sslkey", "certs/c.key");
+    assert_libpq(u.conninfo, "sslrootcert", NULL);
+    dburl_free(&u);
+}
+
+/* Each refusal names the parameter and what it takes. */
+static void test_node_postgres_refusals(void **state)
+{
+    (void)state;
+    char why[320];
+    static const struct {
+        const char *query, *named;
+    } cases[] = {
+        {"ssl=yes", "ssl must be true, 1, 0 or no-verify"},
+        {"ssl=false", "ssl must be"},
+        {"sslmode=no_verify", "sslmode must be"},
+        {"sslnegotiation=tls", "sslnegotiation must be postgres or direct"},
+        {"sslnegotiation=direct&sslmode=disable", "sslmode=disable"},
+    };
+    char url[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(url, sizeof url, "postgresql://u:s3cret@h/db?%s", cases[i].query);
+        parse_fails(url, why, sizeof why);
+        assert_contains(why, cases[i].named);
+        assert_null(strstr(why, "s3cret"));
+    }
 }
 
 /* ---- the user info -------------------------------------------------------- */
@@ -639,6 +722,9 @@ int main(void)
         T(test_prisma_params_stripped_libpq_kept),
         T(test_unknown_and_bad_parameters),
         T(test_tls_mapping),
+        T(test_node_postgres_tls),
+        T(test_client_certificate_with_its_key),
+        T(test_node_postgres_refusals),
         T(test_unescaped_at),
         T(test_authority_ends_at_path_query_or_fragment),
         T(test_unescaped_delimiter_in_password),
