@@ -12,6 +12,7 @@ meaning of it; where the app is stricter, bandage says so once."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -44,6 +45,8 @@ process.removeAllListeners('warning');
 @pytest.fixture(scope="session")
 def node_pg():
     """The directory holding node_modules/pg, installed from npm once."""
+    if not (shutil.which("npm") and shutil.which("node")):
+        pytest.skip("node and npm are not installed (Debian: apt-get install nodejs npm)")
     if not os.path.isdir(os.path.join(NODE_PG_DIR, "node_modules", "pg")):
         os.makedirs(NODE_PG_DIR, exist_ok=True)
         r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NODE_PG_DIR,
