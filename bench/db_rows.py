@@ -9,6 +9,9 @@ progress on stderr. Rows, in order (--rows picks some):
   reset_sizes    reset time at 100, 1,000 and 10,000 tables
   migrations     150+ migrations by bandage, psql -1 -f, dbmate; nothing
                  pending against a plain start (bench/migration_rows.py)
+  migration_stall  the running app's slowest query while a migration waits
+                 behind an old transaction: bandage, psql -1 -f, dbmate
+                 (bench/stall_rows.py)
 
 Starts its own PostgreSQL (the integration harness's PgCluster: initdb in a
 temp dir, as postgres when root, random loopback port). Every row measures
@@ -34,11 +37,13 @@ from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 import psycopg  # noqa: E402
 
 import migration_rows  # noqa: E402
+import stall_rows  # noqa: E402
 import tools  # noqa: E402
 import wait_rows  # noqa: E402
 
-ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations"]
-NEEDS_DBMATE = {"readiness", "poll_rates", "migrations"}
+ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations",
+        "migration_stall"]
+NEEDS_DBMATE = {"readiness", "poll_rates", "migrations", "migration_stall"}
 
 SCHEMA = os.path.join(REPO, "examples", "schema.sql")
 GEN = os.path.join(REPO, "scripts", "gen_schema.py")
@@ -236,7 +241,8 @@ class Bench:
                 for row in needs_server:
                     {"reset_example": self.reset_example, "webhook": self.webhook_delay,
                      "reset_sizes": self.reset_by_size,
-                     "migrations": lambda c: migration_rows.migrations(self, c)}[row](cluster)
+                     "migrations": lambda c: migration_rows.migrations(self, c),
+                     "migration_stall": lambda c: stall_rows.migration_stall(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
         print("| database rows | bandage | peers (same run) | ratio / note |")

@@ -117,8 +117,8 @@ static const struct setting settings[] = {
      NULL},
     {"lock-wait", "BANDAGE_LOCK_WAIT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(lock_wait_ms),
-     "how long a reset keeps trying to lock the tables it drops, and a migration's statement "
-     "waits for a lock (then exit 69, the migration rolled back)", NULL},
+     "how long a reset keeps trying to lock the tables it drops, and a migration its locks "
+     "(attempts of at most 250 ms; then exit 69, the migration rolled back)", NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
      "SQL applied by the reset, all-or-nothing (a regular file of plain SQL statements)",

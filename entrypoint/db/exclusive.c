@@ -66,17 +66,10 @@ static void log_lock_holder(struct session *s, const char *schemas)
     PQclear(res);
 }
 
-/* Sleeps 20-50 ms, or less when a stop signal comes. */
-static int pause_between_attempts(struct session *s)
+/* 20-50 ms between two attempts at the table locks. */
+static long pause_ms(void)
 {
-    int sig = 0;
-    long ms = 20 + (monotonic_ms() ^ (long)getpid()) % 31;
-    if (db_wait(-1, 0, s->sfd, ms, &sig) == DB_WAIT_STOPPED) {
-        log_warn("taking the table locks: stopped by signal %d; rolled back", sig);
-        report_add_error(s->report, "reset", "signal", "stopped by signal %d", sig);
-        return 128 + sig;
-    }
-    return 0;
+    return 20 + (monotonic_ms() ^ (long)getpid()) % 31;
 }
 
 int exclusive_lock_tables(struct session *s, const char *schemas, const char *lock_key,
@@ -109,7 +102,7 @@ int exclusive_lock_tables(struct session *s, const char *schemas, const char *lo
             rc = session_failed(s, "locking the tables", &err, EXIT_UNAVAILABLE);
             break;
         }
-        if ((rc = pause_between_attempts(s)) == 0)
+        if ((rc = session_pause(s, pause_ms(), "taking the table locks")) == 0)
             rc = exclusive_terminate_others(s, lock_key, 1);
     }
     if (rc == 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "exitcodes.h"
@@ -614,12 +615,21 @@ static int run_statement(struct migrate_ctx *c, const struct migration *m,
     "                   WHERE d.datname = pg_catalog.current_database())"                       \
     " AND l.pid <> pg_catalog.pg_backend_pid() AND s.xact_start IS NOT NULL"
 
+/* A migration's lock attempts (apply_with_lock_retries): 100 ms, 50 ms more
+ * each time, at most 250 ms; 50-150 ms between two. */
+#define LOCK_ATTEMPT_FIRST_MS 100
+#define LOCK_ATTEMPT_STEP_MS 50
+#define LOCK_ATTEMPT_CAP_MS 250
+#define LOCK_PAUSE_MIN_MS 50
+#define LOCK_PAUSE_SPREAD_MS 100
+
 /* A lock the statement needed was not free in time (55P03): the migration
  * is fine and a later start may succeed, so 69, as for every lock wait that
  * runs out, not 65 ("fix the migration"). Called once no transaction is
  * open: the holders are read after the ROLLBACK. */
 static int lock_not_free(struct migrate_ctx *c, const struct migration *m, int line,
-                         const struct db_error *err, const char *undo, int in_transaction)
+                         const struct db_error *err, const char *undo, int in_transaction,
+                         int attempts)
 {
     /* Outside a transaction the wait was allowed --wait-timeout when longer
      * (apply_outside_transaction). */
@@ -627,13 +637,16 @@ static int lock_not_free(struct migrate_ctx *c, const struct migration *m, int l
     long waited = patient ? c->cfg->wait_timeout_ms : c->cfg->lock_wait_ms;
     const char *flag = patient ? "--wait-timeout" : "--lock-wait";
     int later = c->report->migrations_pending - 1;
-    char lock[200];
+    char lock[200], tries[48] = "";
+    if (attempts > 1)
+        snprintf(tries, sizeof tries, " in %d attempts of at most %d ms", attempts,
+                 LOCK_ATTEMPT_CAP_MS);
     log_error("migration %s %s: a lock it needs at line %d of %s/%s/migration.sql was not free "
-              "within %ld ms (%s, %s; %s: %s)%s%s; %d later migration%s not tried; the sessions "
+              "within %ld ms%s (%s, %s; %s: %s)%s%s; %d later migration%s not tried; the sessions "
               "holding locks on tables of schema \"%s\" follow: let them finish or end them, "
               "then start again (or raise %s)", m->name,
               in_transaction ? "was not applied (rolled back)" : "stopped part-way", line,
-              c->dir->path, m->name, waited, flag,
+              c->dir->path, m->name, waited, tries, flag,
               patient ? "BANDAGE_WAIT_TIMEOUT" : "BANDAGE_LOCK_WAIT", err->sqlstate, err->message,
               in_transaction ? "" : "; ", in_transaction ? "" : undo, later,
               later == 1 ? "" : "s", c->schema, flag);
@@ -653,7 +666,7 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
 {
     int line = line_of_position(m->sql + s->offset, s->length, s->line, err->position);
     if (strcmp(err->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && !err->stop_signal)
-        return lock_not_free(c, m, line, err, undo, in_transaction);
+        return lock_not_free(c, m, line, err, undo, in_transaction, 1);
     if (err->stop_signal) {
         log_warn("migration %s stopped by signal %d at line %d; %s", m->name, err->stop_signal,
                  line, undo);
@@ -670,9 +683,20 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
     return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
 }
 
-/* The migration and its row in one transaction. */
+/* apply_in_transaction's answer when a lock was not free within the
+ * attempt's lock_timeout: rolled back, nothing applied, try again. */
+#define LOCK_MISSED (-2)
+
+/* What the last missed attempt saw, for the error once --lock-wait is spent. */
+struct lock_miss {
+    struct db_error err;
+    const struct sql_statement *stmt;
+};
+
+/* The migration and its row in one transaction. A lock not free in time
+ * (55P03) is LOCK_MISSED, with *miss filled, for the caller to retry. */
 static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m,
-                                const struct pending *p)
+                                const struct pending *p, struct lock_miss *miss)
 {
     struct db_error err, ignored;
     size_t i = 0;
@@ -685,6 +709,11 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
      * end rolls back. It comes first: a failure's report may query. */
     if (i < p->n_stmts) {
         db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
+        if (strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && !err.stop_signal) {
+            miss->err = err;
+            miss->stmt = &p->stmts[i];
+            return LOCK_MISSED;
+        }
         return statement_failed(c, m, &p->stmts[i], &err, "rolled back", 1);
     }
     if (prisma_record(c->conn, c->sfd, c->table, m->name, m->checksum, 1, NULL, &err) != 0) {
@@ -699,6 +728,61 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
         return session_failed(&c->s, what, &err, EXIT_SCHEMA); /* a deferred constraint, say */
     }
     return 0;
+}
+
+/* Short lock attempts, retried (DESIGN.md, "Migrations that never stall the
+ * app"; GitLab's with_lock_retries, pgroll's short lock_timeout): a DDL
+ * statement waiting for its table's lock queues every query of the app on
+ * that table behind it, so each attempt waits at most LOCK_ATTEMPT_CAP_MS.
+ * A miss rolls the migration back (nothing applied), pauses with jitter so
+ * that the blocking transaction can end, and tries again until --lock-wait
+ * is spent; then 69, naming the sessions in the way. Unlike GitLab's helper,
+ * no last attempt without a timeout: the app comes first. */
+static long lock_attempt_ms(int attempt, long left)
+{
+    long ms = LOCK_ATTEMPT_FIRST_MS + (long)(attempt - 1) * LOCK_ATTEMPT_STEP_MS;
+    if (ms > LOCK_ATTEMPT_CAP_MS)
+        ms = LOCK_ATTEMPT_CAP_MS;
+    return ms < left ? ms : (left > 1 ? left : 1);
+}
+
+/* 50-150 ms, uniform, different in each replica (several may retry at once). */
+static long lock_pause_ms(unsigned int *seed)
+{
+    return LOCK_PAUSE_MIN_MS + (long)(rand_r(seed) % (LOCK_PAUSE_SPREAD_MS + 1));
+}
+
+static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
+                                   const struct pending *p)
+{
+    long started = monotonic_ms(), deadline = started + c->cfg->lock_wait_ms;
+    unsigned int seed = (unsigned int)started ^ (unsigned int)getpid();
+    struct lock_miss miss;
+    int rc, attempt = 1;
+    for (;; attempt++) {
+        rc = session_set_lock_timeout(&c->s, lock_attempt_ms(attempt, deadline - monotonic_ms()));
+        if (rc == 0)
+            rc = apply_in_transaction(c, m, p, &miss);
+        if (rc != LOCK_MISSED)
+            break;
+        int line = line_of_position(m->sql + miss.stmt->offset, miss.stmt->length,
+                                    miss.stmt->line, miss.err.position);
+        if (monotonic_ms() >= deadline)
+            return lock_not_free(c, m, line, &miss.err, "rolled back", 1, attempt);
+        if (attempt == 1)
+            log_info("migration %s: a lock it needs at line %d is held by another session; "
+                     "rolled back, trying again in attempts of at most %d ms for up to %ld ms "
+                     "(--lock-wait), so that the app's queries never queue behind it longer",
+                     m->name, line, LOCK_ATTEMPT_CAP_MS, c->cfg->lock_wait_ms);
+        if ((rc = session_pause(&c->s, lock_pause_ms(&seed), "waiting to retry a migration")))
+            return rc;
+    }
+    if (rc == 0 && attempt > 1)
+        log_info("migration %s got its locks at attempt %d, %ld ms after the first", m->name,
+                 attempt, monotonic_ms() - started);
+    if (rc == 0)
+        rc = session_set_lock_timeout(&c->s, c->cfg->lock_wait_ms);
+    return rc;
 }
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
@@ -767,7 +851,7 @@ static int apply_pending(struct migrate_ctx *c)
         const struct pending *p = &c->pending[i];
         long started = monotonic_ms();
         rc = p->autocommit_line ? apply_outside_transaction(c, m, p)
-                                : apply_in_transaction(c, m, p);
+                                : apply_with_lock_retries(c, m, p);
         long ms = monotonic_ms() - started;
         report_add_migration(c->report, m->name, rc != 0, ms);
         c->report->migrations_pending--;

@@ -170,6 +170,17 @@ int session_set_lock_timeout(struct session *s, long ms)
     return session_run(s, sql, "setting lock_timeout", EXIT_INTERNAL);
 }
 
+int session_pause(struct session *s, long ms, const char *what)
+{
+    int sig = 0;
+    if (db_wait(-1, 0, s->sfd, ms, &sig) != DB_WAIT_STOPPED)
+        return 0;
+    log_warn("%s: stopped by signal %d; rolled back", what, sig);
+    report_add_error(s->report, s->phase ? s->phase : "reset", "signal",
+                     "stopped by signal %d during %s", sig, what);
+    return 128 + sig;
+}
+
 int session_pin(struct session *s, long lock_timeout_ms)
 {
     /* RESET ALL first: what a schema file SET (pg_dump's lock_timeout = 0,

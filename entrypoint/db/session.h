@@ -65,6 +65,10 @@ int session_run_names(struct session *s, const char *fmt, const char *a, const c
 /* SET lock_timeout. */
 int session_set_lock_timeout(struct session *s, long ms);
 
+/* Between two attempts at a lock: sleeps ms, or less when a stop signal
+ * comes. 0, or 128+N with "<what>: stopped by signal N" logged and reported. */
+int session_pause(struct session *s, long ms, const char *what);
+
 /* bandage's own settings, once the session is known to be its own (after
  * session_check_pinned; through a transaction pooler a SET would stay with
  * the pooled connection the app gets next) and after each schema file:

@@ -361,13 +361,78 @@ def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db
         app.close()
     assert re.search(rf"bandage: error: migration {name} was not applied \(rolled back\): a "
                      rf"lock it needs at line 2 of \S+/{name}/migration.sql was not free within "
-                     r"500 ms \(--lock-wait, BANDAGE_LOCK_WAIT; 55P03: ", run.stderr), run.stderr
+                     r"500 ms in \d+ attempts of at most 250 ms \(--lock-wait, BANDAGE_LOCK_WAIT; "
+                     r"55P03: ", run.stderr), run.stderr
     assert re.search(HOLDER_LINE.format(lock='a lock on a table of schema "public"', pid=pid,
                                         app="app-in-a-transaction",
                                         state="idle in transaction", open=r"[\d.]+"),
                      run.stderr), run.stderr
     assert name not in [r[0] for r in rows(db)]
     assert_same_dump(before, dump(db))
+
+
+#: The app's own bound in the test below: PostgreSQL cancels any of its
+#: queries that waits longer for a lock. bandage's goal is 250 ms.
+APP_LOCK_TIMEOUT = "1s"
+
+
+def test_migration_behind_an_old_transaction_never_stalls_the_app(run_bandage, db, mdir):
+    """The previous deployment still serves: one of its requests holds a
+    transaction that has read "Post"; its other requests keep querying
+    "Post". bandage's ALTER TABLE must not queue them behind its own wait for
+    the table's lock (before: one wait of --lock-wait, 20 s here, and every
+    query of the app on "Post" behind it), and it applies once the old
+    transaction ends."""
+    run_ok(run_bandage, db, mdir)
+    name = "20240104110000_post_views"
+    mdir.add(name, '-- AlterTable\nALTER TABLE "Post" ADD COLUMN "views" INTEGER;\n')
+    old_request = db.connect(user="postgres", application_name="old-request")
+    app = db.connect(user="postgres", application_name="old-app")
+    try:
+        old_request.autocommit = False
+        old_request.execute('SELECT count(*) FROM "Post"')  # ACCESS SHARE until it ends
+        app.execute(f"SET lock_timeout = '{APP_LOCK_TIMEOUT}'")
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "20"))
+        wait_until(lambda: db.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                      "application_name = 'bandage' AND wait_event_type = "
+                                      "'Lock'", user="postgres")[0][0] == 1,
+                   scaled(10), "bandage's migration to wait for the table's lock")
+        # The app's queries while bandage retries: each would be cancelled
+        # (55P03) if it queued behind a migration waiting longer than 1 s.
+        for _ in range(15):
+            app.execute('SELECT count(*) FROM "Post"')
+            time.sleep(0.1)
+        assert run.running, run.stderr
+        old_request.rollback()  # the old request ends
+        run.wait_exit_code(0, timeout=scaled(10))
+    finally:
+        old_request.close()
+        app.close()
+    assert "trying again in attempts of at most 250 ms" in run.stderr, run.stderr
+    assert re.search(rf"migration {name} got its locks at attempt \d+", run.stderr), run.stderr
+    assert name in [r[0] for r in rows(db)]
+    assert db.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'Post'"
+                      " AND column_name = 'views'", user="postgres") == [(1,)]
+
+
+def test_stop_signal_while_retrying_a_migration_exits_at_once(run_bandage, db, mdir):
+    """SIGTERM between two attempts: nothing applied, 143, no wait for --lock-wait."""
+    run_ok(run_bandage, db, mdir)
+    name = "20240104110000_post_views"
+    mdir.add(name, '-- AlterTable\nALTER TABLE "Post" ADD COLUMN "views" INTEGER;\n')
+    old_request = db.connect(user="postgres", application_name="old-request")
+    try:
+        old_request.autocommit = False
+        old_request.execute('SELECT count(*) FROM "Post"')
+        run = run_bandage(migrate_args(db, mdir, "--lock-wait", "60"))
+        run.wait_for_stderr(r"trying again in attempts", timeout=scaled(10))
+        sent = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        run.wait_exit_code(143, timeout=scaled(10))
+        assert run.exited_at - sent < scaled(2)
+    finally:
+        old_request.close()
+    assert name not in [r[0] for r in rows(db)]
 
 
 def test_prisma_lock_wait_names_its_holder_in_this_database(run_bandage, db, db_factory, mdir):
