@@ -103,7 +103,9 @@ static const struct setting settings[] = {
      "never, once (per deployment id), always", NULL},
     {"confirm-database", "BANDAGE_CONFIRM_DATABASE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(confirm_database),
-     "a reset runs only if this equals the connected database's name", NULL},
+     "a reset runs only against the database this names: NAME, or NAME:IDENTIFIER with the "
+     "server's system identifier (--plan shows it), which tells apart databases sharing a "
+     "name", NULL},
     {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
      KIND_STRING, NULL, 0, 0, FIELD(schemas),
      "comma-separated schemas to drop and recreate (spaces around names ignored, case kept); "

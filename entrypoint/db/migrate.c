@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "exitcodes.h"
+#include "identity.h"
 #include "log.h"
 #include "pooler.h"
 #include "prisma_table.h"
@@ -884,8 +885,11 @@ static void print_pending(const struct migrate_ctx *c, const struct migration *m
 /* rc: what the start would exit with (0, or a refusal's code). */
 static void print_plan(struct migrate_ctx *c, int rc)
 {
-    printf("bandage --plan: %zu migration(s) in %s, database \"%s\", table %s%s\n",
-           c->dir->count, c->dir->path, c->report->database, c->table,
+    struct db_identity id = {.system_id = ""};
+    identity_read(&c->s, &id); /* best effort: the identifier only shows which database */
+    printf("bandage --plan: %zu migration(s) in %s, database \"%s\", system identifier %s, "
+           "table %s%s\n", c->dir->count, c->dir->path, c->report->database,
+           id.system_id[0] ? id.system_id : "(not readable by this role)", c->table,
            c->rows ? "" : " (does not exist yet)");
     for (size_t i = 0; i < c->dir->count; i++) {
         const struct migration *m = &c->dir->items[i];

@@ -13,6 +13,7 @@
 #include "deploys.h"
 #include "exclusive.h"
 #include "exitcodes.h"
+#include "identity.h"
 #include "log.h"
 #include "migrations_dir.h"
 #include "pid1/spawn.h"
@@ -31,6 +32,7 @@ struct reset_run {
     struct deploy_start start;
     long budget;                   /* the server's shared lock table, in locks */
     char hold[64];                 /* where extensions wait during the drop; "" if unused */
+    struct db_identity id;         /* the connected database, read by the interlock */
 };
 
 /* The advisory lock (waiting at most the wait timeout: replicas queue here),
@@ -53,22 +55,34 @@ static int take_reset_lock(struct reset_run *r)
 }
 
 /* The interlock: checked before queueing on the lock, so a misconfigured
- * replica fails at once, not after waiting for another's reset. Qualified:
- * bandage's search_path is not pinned yet (see session_pin). */
+ * replica fails at once, not after waiting for another's reset. The name,
+ * and with NAME:IDENTIFIER the cluster's system identifier too: a name that
+ * every database of a platform shares confirms little, and says so. */
 static int check_interlock(struct reset_run *r)
 {
-    int rc;
     struct deploy_report *report = r->s.report;
-    PGresult *res = session_query(&r->s, "SELECT pg_catalog.current_database()", 0, NULL,
-                                  "reading the database name", &rc);
-    if (!res)
+    struct confirmation given;
+    char why[300];
+    int rc = identity_read(&r->s, &r->id);
+    if (rc != 0)
         return rc;
-    snprintf(report->database, sizeof report->database, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (r->cfg->confirm_database && strcmp(r->cfg->confirm_database, report->database) == 0)
+    snprintf(report->database, sizeof report->database, "%s", r->id.name);
+    identity_parse_confirmation(r->cfg->confirm_database, &given);
+    if (r->cfg->confirm_database && identity_confirms(&given, &r->id, why, sizeof why)) {
+        if (!given.system_id && identity_name_is_shared(r->id.name))
+            log_warn("--confirm-database names '%s' alone, a name many databases share (every "
+                     "Railway database is 'railway'): a URL pasted from another environment "
+                     "would pass it. Add this database's system identifier: "
+                     "--confirm-database %s:%s", r->id.name, r->id.name,
+                     r->id.system_id[0] ? r->id.system_id : "(not readable by this role)");
         return 0;
-    log_error("refusing to reset database '%s': --confirm-database (BANDAGE_CONFIRM_DATABASE) "
-              "must be set to exactly that name", report->database);
+    }
+    if (!r->cfg->confirm_database)
+        snprintf(why, sizeof why, "it is not set");
+    log_error("refusing to reset database '%s' (system identifier %s): --confirm-database "
+              "(BANDAGE_CONFIRM_DATABASE) must name it, '%s' or '%s:%s', and %s", r->id.name,
+              r->id.system_id[0] ? r->id.system_id : "not readable by this role", r->id.name,
+              r->id.name, r->id.system_id[0] ? r->id.system_id : "IDENTIFIER", why);
     report_add_error(report, "reset", "interlock",
                      "--confirm-database does not match the connected database '%s'",
                      report->database);
@@ -312,7 +326,8 @@ static int print_plan(struct reset_run *r, int batched)
         1, params, "reading the schemas' sizes", &rc);
     if (!res)
         return rc;
-    printf("bandage --plan: reset of database \"%s\" (%s, %s)\n", r->s.report->database,
+    printf("bandage --plan: reset of database \"%s\", system identifier %s (%s, %s)\n",
+           r->id.name, r->id.system_id[0] ? r->id.system_id : "(not readable by this role)",
            config_reset_mode_name(r->cfg->reset),
            batched ? "large: moved aside, then built in batches" : "in one transaction");
     for (int i = 0; i < PQntuples(res); i++) {

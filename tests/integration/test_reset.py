@@ -546,6 +546,69 @@ def test_interlock_accepts_the_name_from_the_environment(run_bandage, db):
     assert reset_ran(run) == EXAMPLE_STATEMENTS and regclass(db, "customers") is None
 
 
+def system_identifier(db):
+    return db.execute("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+
+
+def test_interlock_with_the_system_identifier_resets_that_very_database(run_bandage, db):
+    """NAME:IDENTIFIER: the name and the cluster's system identifier must both
+    match; --plan shows the identifier to copy."""
+    db.execute(SEED_SQL)
+    ident = system_identifier(db)
+    plan = run_bandage(reset_args(db, "--plan", "true", confirm=db.name))
+    plan.wait_exit_code(0)
+    assert f'database "{db.name}", system identifier {ident}' in plan.stdout, plan.stdout
+    run = run_bandage(reset_args(db, confirm=f"{db.name}:{ident}"))
+    run.wait_exit_code(0)
+    assert reset_ran(run) == EXAMPLE_STATEMENTS and regclass(db, "customers") is None
+    assert "a name many databases share" not in run.stderr, run.stderr
+
+
+def test_interlock_refuses_another_servers_database_of_the_same_name(run_bandage, db):
+    """The right name with another cluster's identifier (a URL pasted from
+    another environment whose database has the same name): 77, both values
+    shown, nothing touched."""
+    db.execute(SEED_SQL)
+    ident = system_identifier(db)
+    other = str(int(ident) + 1)
+    before = dump(db)
+    run = run_bandage(reset_args(db, confirm=f"{db.name}:{other}"))
+    run.wait_exit_code(77)
+    assert re.search(rf"refusing to reset database '{db.name}' \(system identifier {ident}\): "
+                     rf"--confirm-database \(BANDAGE_CONFIRM_DATABASE\) must name it, "
+                     rf"'{db.name}' or '{db.name}:{ident}', and it names system identifier "
+                     rf"{other}: another server's database of the same name", run.stderr), \
+        run.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_a_shared_name_confirmed_alone_warns_with_the_identifier_to_add(run_bandage, db_factory):
+    """Every Railway database is 'railway': the name alone passes the
+    interlock (as before) but says what to add."""
+    db = db_factory(name="railway")
+    db.execute(SEED_SQL)
+    run = run_bandage(reset_args(db, confirm="railway"))
+    run.wait_exit_code(0)
+    assert ("--confirm-database names 'railway' alone, a name many databases share"
+            in run.stderr), run.stderr
+    assert f"--confirm-database railway:{system_identifier(db)}" in run.stderr, run.stderr
+
+
+def test_an_identifier_the_role_may_not_read_is_refused_not_guessed(run_bandage, db_factory,
+                                                                      app_role):
+    """A provider that revoked pg_control_system(): NAME:IDENTIFIER cannot be
+    checked, so it refuses (77) saying so; the name alone still works."""
+    db = db_factory(owner=app_role.name)
+    ident = system_identifier(db)
+    db.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_control_system() FROM PUBLIC",
+               user="postgres")
+    run = run_bandage(reset_args(db, confirm=f"{db.name}:{ident}", user=app_role.name))
+    run.wait_exit_code(77)
+    assert "which this role may not read" in run.stderr, run.stderr
+    run = run_bandage(reset_args(db, user=app_role.name))
+    run.wait_exit_code(0)
+
+
 # --- all or nothing ---------------------------------------------------------------------
 
 def test_failing_last_statement_changes_nothing(run_bandage, db, tmp_path, app_dir):
