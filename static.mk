@@ -6,8 +6,8 @@
 #   make static-verify        file/readelf/size checks, then --version in an empty chroot
 #   make check-static         tests/integration/test_static.py: the static binary as PID 1
 #                             in an empty root (binary, CA bundle, hosts), as root
-#   make check-deploy-files   Dockerfile, railpack.json, examples/railway/railway.ts, the
-#                             legacy railway.json and nixpacks.toml, examples/kubernetes.yaml
+#   make check-deploy-files   Dockerfile, railpack.json, railway.json, examples/railway/railway.ts,
+#                             the deprecated nixpacks.toml, examples/kubernetes.yaml
 #                             checked statically (no Docker); also run by `make check`
 #   make static-clean         remove build/bandage-static (build/deps is kept)
 #   make static-deps-clean    remove build/deps (the next `make static` rebuilds it: ~6 min on 2 cores)
@@ -200,8 +200,9 @@ check-static: $(STATIC_BIN) $(STATIC_APP)
 	@cat $(BUILD)/check-static-rss.txt 2>/dev/null || true
 
 # No Docker engine needed: the Dockerfile's stages and COPY sources; every
-# command of railpack.json, examples/railway/railway.ts (the script's
-# defaults) and the legacy railway.json / nixpacks.toml, and the bandage
+# command of railpack.json, railway.json (with its builder and numbers),
+# examples/railway/railway.ts (the script's defaults) and the deprecated
+# nixpacks.toml, and the bandage
 # containers of the Kubernetes example, against bandage's real flags and
 # variables. Part of
 # `make check` (it takes a second).

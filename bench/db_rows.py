@@ -45,7 +45,7 @@ ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "m
         "migration_stall"]
 NEEDS_DBMATE = {"readiness", "poll_rates", "migrations", "migration_stall"}
 
-SCHEMA = os.path.join(REPO, "examples", "schema.sql")
+SCHEMA = os.path.join(REPO, "examples", "prisma", "schema.sql")
 GEN = os.path.join(REPO, "scripts", "gen_schema.py")
 
 
@@ -145,7 +145,7 @@ class Bench:
     # --- rows -----------------------------------------------------------------
 
     def reset_example(self, cluster):
-        """examples/schema.sql: bandage's reset against psql -1 -f and the old script."""
+        """examples/prisma/schema.sql: bandage's reset against psql -1 -f and the old script."""
         n = 5 if self.quick else 20
         dsn = self.fresh_db(cluster, "bench_example")
         b, p, o = [], [], []
@@ -161,7 +161,7 @@ class Bench:
             assert err is None, err
             o.append(t)
         mb, mp, mo = (statistics.median(x) for x in (b, p, o))
-        self.rows.append((f"reset of examples/schema.sql (17 statements), median of {n}",
+        self.rows.append((f"reset of examples/prisma/schema.sql (17 statements), median of {n}",
                           fmt_ms(mb), f"psql -1 -f {fmt_ms(mp)}; old 3-step script {fmt_ms(mo)}",
                           f"{mb / mp:.2f}× psql -1 -f (goal ≤ 1.1×); {mb / mo:.2f}× old script"))
 

@@ -6,23 +6,34 @@ and the Kubernetes example against the image and against bandage itself.
                                   [--railpack FILE] [--railway-ts FILE]
                                   [railway.json] [nixpacks.toml]
 
-railpack.json (Railway's builder) and examples/railway/railway.ts (Railway's
-Infrastructure as Code) are the current Railway path; railway.json (Config as
-Code, no longer read by Railway after 2026-12-01) and nixpacks.toml (the
-deprecated builder) the legacy one, still checked while they are kept.
-railpack.json: ``steps.*.commands`` (build; ``"..."`` is the provider's own)
-and ``deploy.startCommand``. railway.ts, read as text (no TypeScript toolchain
-needed): brackets balanced outside strings and comments, the ``build:`` and
+Railway, as it documents itself (2026-12): railpack.json (Railpack, the
+builder), railway.json (Config as Code, read at every deploy) and
+examples/railway/railway.ts (Infrastructure as Code) are current; nixpacks.toml
+(the deprecated builder) is kept and still checked. railpack.json:
+``steps.*.commands`` (build; ``"..."`` is the provider's own) and
+``deploy.startCommand``. railway.json: ``build.builder`` one of RAILPACK or
+DOCKERFILE (NIXPACKS is refused as deprecated), ``build.buildCommand``,
+``deploy.startCommand`` and ``deploy.preDeployCommand`` (a list of commands),
+``deploy.restartPolicyType`` a value Railway knows, and the numbers
+(``drainingSeconds``, ``overlapSeconds``, ``healthcheckTimeout``,
+``restartPolicyMaxRetries``, ``numReplicas``) JSON numbers, whole and not
+negative (Railway's parser refuses ``"10"``); ``drainingSeconds`` must be
+there (Railway's default, 0, is no graceful shutdown). railway.ts, read as text
+(no TypeScript toolchain needed): brackets balanced outside strings and
+comments, the ``build:``, ``preDeploy:`` (a string or a list of them) and
 ``start:`` string literals checked as commands, the upper-case ``NAME:
-"value"`` entries as the environment, and ``service(``, ``healthcheck`` and
-``replicas`` present. The two start commands must agree.
+"value"`` entries as the environment, ``deploy: {...}`` checked as railway.json's
+deploy numbers and restart policy, and ``service(``, ``healthcheck`` and
+``replicas`` present. railway.json's start command is Railway's for the
+service, so railpack.json's and nixpacks.toml's must be the same; railway.ts
+shows another strategy (migrations in the pre-deploy step) and is not
+compared.
 
 (``make check-deploy-files`` runs it; Debian's /usr/bin/python3, 3.11+ for
-tomllib.) Every command of the files is extracted: railway.json's
-``build.buildCommand``, ``deploy.startCommand`` and ``deploy.preDeployCommand``;
-nixpacks.toml's ``phases.*.cmds`` / ``phases.*.cmd`` and ``start.cmd``. Each is
-split like the shell does (``&&``, ``||``, ``;``, ``|``, redirections), and for
-every simple command in it:
+tomllib.) Every command of the files is extracted, also nixpacks.toml's
+``phases.*.cmds`` / ``phases.*.cmd`` and ``start.cmd``. Each is split like the
+shell does (``&&``, ``||``, ``;``, ``|``, redirections), and for every simple
+command in it:
 
 - the executable must be one the image provides: node, npm, npx (and
   corepack) when ``phases.setup.nixPkgs`` has a nodejs entry (Railpack's
@@ -40,9 +51,6 @@ every simple command in it:
   a start command must have one (bandage supervises the app), a pre-deploy
   command must not (the phases, then exit); a start or pre-deploy command is
   one simple command, so that the shell running it execs bandage (PID 1).
-
-Also: ``deploy.restartPolicyType`` is a value Railway knows, and the start
-command is the same in both files (Railway's wins; two would mislead).
 
 The Kubernetes manifest (default examples/kubernetes.yaml; needs python3-yaml,
 skipped with a warning without it): in every container whose command is
@@ -89,6 +97,12 @@ SCHEMAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*$")
 #: Flags that take no value (and make bandage print something and exit).
 NO_VALUE = {"-h", "--help", "-V", "--version", "--help-markdown"}
 RESTART_POLICIES = {"ON_FAILURE", "ALWAYS", "NEVER"}
+#: railway.json's build.builder values (NIXPACKS: deprecated, refused here).
+BUILDERS = {"RAILPACK", "DOCKERFILE"}
+#: railway.json deploy settings (railway.ts deploy: {...} too) that Railway
+#: parses as numbers: "10" fails the deploy.
+NUMBER_FIELDS = ("healthcheckTimeout", "restartPolicyMaxRetries", "overlapSeconds",
+                 "drainingSeconds", "numReplicas")
 OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", ";;"}
 REDIRECTS = re.compile(r"^\d*(>>?|<<?|>&|<&|&>>?|>\|)$")
 #: Railway's service variables and the ones Railway sets: present at run time
@@ -358,19 +372,16 @@ def load(path, loader, problems):
     return None
 
 
-def check_railway_nixpacks(railway_path, nixpacks_path, bandage, problems):
-    """Returns how many commands were checked."""
-    railway = load(railway_path, json.load, problems) or {}
+def check_nixpacks(nixpacks_path, bandage, problems):
+    """nixpacks.toml (the deprecated builder) on its own: its image, build
+    phases and start. Returns (commands checked, start or None, written)."""
     nixpacks = load(nixpacks_path, tomllib.load, problems) or {}
-    rw, nx = os.path.basename(railway_path), os.path.basename(nixpacks_path)
-
+    nx = os.path.basename(nixpacks_path)
     phases = nixpacks.get("phases", {}) if isinstance(nixpacks.get("phases"), dict) else {}
     image = Image(phases.get("setup", {}).get("nixPkgs", []))
     if not image.node:
         problems.add(f"{nx} phases.setup.nixPkgs", "no nodejs entry: node/npm/npx would be "
                                                    "missing")
-
-    # Build commands first: what they write (--schema-file must be among it).
     build = []  # (where, command)
     for name, phase in phases.items():
         if not isinstance(phase, dict):
@@ -384,44 +395,94 @@ def check_railway_nixpacks(railway_path, nixpacks_path, bandage, problems):
                 build.append((f"{nx} phases.{name}.cmds[{i}]", c))
         if "cmd" in phase:
             build.append((f"{nx} phases.{name}.cmd", phase["cmd"]))
-    build_section = railway.get("build", {}) or {}
-    if build_section.get("buildCommand"):
-        build.append((f"{rw} build.buildCommand", build_section["buildCommand"]))
-    produced = []
-    for _, c in build:
-        try:
-            produced += simple_commands(c)[1] if isinstance(c, str) else []
-        except ValueError:
-            pass
-
+    produced = produced_by(c for _, c in build)
     for where, c in build:
         check_command(where, c, image, bandage, produced, problems)
+    start = (nixpacks.get("start") or {}).get("cmd")
+    if start is None:
+        problems.add(nx, "no start.cmd")
+        return len(build), None, produced
+    check_command(f"{nx} start.cmd", start, image, bandage, produced, problems, role="start")
+    return len(build) + 1, start, produced
 
-    deploy = railway.get("deploy", {}) or {}
-    starts = []
-    if "startCommand" in deploy:
-        starts.append((f"{rw} deploy.startCommand", deploy["startCommand"]))
-    if "cmd" in nixpacks.get("start", {}):
-        starts.append((f"{nx} start.cmd", nixpacks["start"]["cmd"]))
-    if not starts:
-        problems.add(rw, "no start command (deploy.startCommand) here or in nixpacks.toml")
-    for where, c in starts:
-        check_command(where, c, image, bandage, produced, problems, role="start")
-    if len(starts) == 2 and starts[0][1] != starts[1][1]:
-        problems.add(rw, f"deploy.startCommand and {nx} start.cmd differ (Railway runs the "
-                         f"former): {starts[0][1]!r} vs {starts[1][1]!r}")
 
+def check_number(where, value, problems):
+    """A deploy setting Railway parses as a number: a JSON/TypeScript number
+    (Railway's parser rejects "10"), whole, not negative; null is allowed."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.add(where, f"{value!r}: must be a number, not {type(value).__name__} "
+                            f"(Railway refuses the deploy: \"Expected number, received "
+                            f"string\")")
+    elif value != int(value) or value < 0:
+        problems.add(where, f"{value!r}: not a whole number of seconds or times")
+
+
+def check_railway_json(path, bandage, problems, railpack_produced, nixpacks_produced):
+    """railway.json (Config as Code, read at every deploy; it overrides the
+    dashboard for that deployment). The build runs with the builder it names
+    (Railpack: railpack.json's steps, whose written files are
+    ``railpack_produced``). Returns (commands checked, start or None)."""
+    railway = load(path, json.load, problems)
+    if railway is None:
+        return 0, None
+    rw = os.path.basename(path)
+    if not isinstance(railway, dict):
+        problems.add(rw, "not a JSON object")
+        return 0, None
+    build_section = railway.get("build") or {}
+    deploy = railway.get("deploy") or {}
+    builder = build_section.get("builder", "RAILPACK")
+    if builder == "NIXPACKS":
+        problems.add(f"{rw} build.builder", "NIXPACKS: Nixpacks is deprecated; Railpack "
+                                            "(\"RAILPACK\", with railpack.json) is Railway's "
+                                            "builder")
+        image, produced = Image(["nodejs"]), list(nixpacks_produced)
+    elif builder in BUILDERS:
+        image, produced = RailpackNodeImage(), list(railpack_produced)
+    else:
+        problems.add(f"{rw} build.builder", f"{builder!r}: not one of {sorted(BUILDERS)}")
+        image, produced = RailpackNodeImage(), list(railpack_produced)
+    if builder == "DOCKERFILE":
+        produced = None  # what the Dockerfile writes is not known here
+
+    checked = 0
+    if build_section.get("buildCommand"):
+        c = build_section["buildCommand"]
+        if produced is not None:
+            produced += produced_by([c])
+        check_command(f"{rw} build.buildCommand", c, image, bandage, produced, problems)
+        checked += 1
+    start = deploy.get("startCommand")
+    if start is None:
+        problems.add(rw, "no deploy.startCommand: Railway would start the app without bandage")
+    else:
+        check_command(f"{rw} deploy.startCommand", start, image, bandage, produced, problems,
+                      role="start")
+        checked += 1
     pre = deploy.get("preDeployCommand")
-    pre = [pre] if isinstance(pre, str) else (pre or [])
-    for i, c in enumerate(pre):
+    if isinstance(pre, str):
+        pre = [pre]
+    if pre is not None and not (isinstance(pre, list) and all(isinstance(c, str) for c in pre)):
+        problems.add(f"{rw} deploy.preDeployCommand", f"{pre!r}: not a list of commands")
+        pre = []
+    for i, c in enumerate(pre or []):
         check_command(f"{rw} deploy.preDeployCommand[{i}]", c, image, bandage, produced,
                       problems, role="predeploy")
+        checked += 1
 
     policy = deploy.get("restartPolicyType")
     if policy is not None and policy not in RESTART_POLICIES:
         problems.add(f"{rw} deploy.restartPolicyType", f"{policy!r}: not one of "
                                                         f"{sorted(RESTART_POLICIES)}")
-    return len(build) + len(starts) + len(pre)
+    for field in NUMBER_FIELDS:
+        if field in deploy:
+            check_number(f"{rw} deploy.{field}", deploy[field], problems)
+    if deploy.get("drainingSeconds") is None:
+        problems.add(rw, "no deploy.drainingSeconds: Railway's default is 0, SIGKILL at once "
+                         "after SIGTERM (no graceful shutdown)")
+    return checked, start
 
 
 def produced_by(commands):
@@ -436,14 +497,15 @@ def produced_by(commands):
 
 
 def check_railpack(path, bandage, problems):
-    """Returns (commands checked, the start command or None)."""
+    """Returns (commands checked, the start command or None, the files its
+    build writes)."""
     config = load(path, json.load, problems)
     if config is None:
-        return 0, None
+        return 0, None, []
     name = os.path.basename(path)
     if not isinstance(config, dict):
         problems.add(name, "not a JSON object")
-        return 0, None
+        return 0, None, []
     image = RailpackNodeImage()
     build = []
     steps = config.get("steps") or {}
@@ -460,12 +522,12 @@ def check_railpack(path, bandage, problems):
     if start is None:
         problems.add(name, "no deploy.startCommand: Railpack would start the app without "
                            "bandage")
-        return len(build), None
+        return len(build), None, produced
     check_command(f"{name} deploy.startCommand", start, image, bandage, produced, problems,
                   role="start")
     if isinstance(start, str) and " -- " not in f" {start} ":
         problems.add(f"{name} deploy.startCommand", "no ' -- ' before the app's command")
-    return len(build) + 1, start
+    return len(build) + 1, start, produced
 
 
 _TS_STRING = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`(?:[^`\\]|\\.)*`'
@@ -559,17 +621,56 @@ def check_railway_ts(path, bandage, problems):
     produced = produced_by(builds)
     for i, c in enumerate(builds):
         check_command(f"{name} build[{i}]", c, image, bandage, produced, problems)
+
+    # preDeploy: "..." or ["...", ...]: bandage there runs the phases and exits.
+    predeploys = []
+    for m in re.finditer(rf"\bpreDeploy\s*:\s*(\[[^\]]*\]|{_TS_STRING}|[^,}}\n]+)", code):
+        value = m.group(1).strip()
+        items = (re.findall(_TS_STRING, value) if value.startswith("[") else [value])
+        for literal in items:
+            command = ts_string_value(literal) if literal[:1] in "\"'`" else None
+            if command is None:
+                problems.add(name, f"preDeploy: {literal!r} is not a plain string literal")
+            else:
+                predeploys.append(command)
+    for i, c in enumerate(predeploys):
+        check_command(f"{name} preDeploy[{i}]", c, image, bandage, produced, problems,
+                      role="predeploy", env=env)
+
+    # deploy: {...}: numbers as numbers, a restart policy Railway knows.
+    deploy = {}
+    m = re.search(r"\bdeploy\s*:\s*\{([^{}]*)\}", code)
+    if m:
+        for f in re.finditer(rf"\b([A-Za-z]+)\s*:\s*({_TS_STRING}|[^,}}\n]+)", m.group(1)):
+            deploy[f.group(1)] = f.group(2).strip()
+    for field in NUMBER_FIELDS:
+        if field in deploy:
+            literal = deploy[field]
+            if re.fullmatch(r"\d+(\.\d+)?", literal):
+                check_number(f"{name} deploy.{field}", float(literal), problems)
+            elif literal[:1] in "\"'`":
+                check_number(f"{name} deploy.{field}", ts_string_value(literal), problems)
+            # else an expression: not checkable here
+    if "restartPolicyType" in deploy:
+        literal = deploy["restartPolicyType"]
+        policy = ts_string_value(literal) if literal[:1] in "\"'`" else None
+        if policy is not None and policy not in RESTART_POLICIES:
+            problems.add(f"{name} deploy.restartPolicyType", f"{policy!r}: not one of "
+                                                             f"{sorted(RESTART_POLICIES)}")
+    if "drainingSeconds" not in deploy and draining is None:
+        problems.add(name, "no deploy: {drainingSeconds}: Railway's default is 0, SIGKILL at "
+                           "once after SIGTERM (no graceful shutdown)")
     starts = fields("start")
     if len(starts) != 1 or starts[0][1] is None:
         problems.add(name, f"want one start: \"...\" plain string (the service's start "
                            f"command), found {len(starts)}")
-        return len(builds), None
+        return len(builds) + len(predeploys), None
     start = starts[0][1]
     where = f"{name} start"
     if not re.search(r"(^|\s|/)bandage\s", start) or " -- " not in f" {start} ":
         problems.add(where, "the start command must run bandage with the app after ' -- '")
     check_command(where, start, image, bandage, produced, problems, role="start", env=env)
-    return len(builds) + 1, start
+    return len(builds) + len(predeploys) + 1, start
 
 
 def pod_specs(doc):
@@ -635,21 +736,37 @@ def main():
     problems = Problems()
     bandage = Bandage(opts.bandage)
     bandage.check_tables(problems)
-    n = check_railway_nixpacks(opts.railway, opts.nixpacks, bandage, problems)
-    k = check_kubernetes(opts.kubernetes, bandage, problems) if opts.kubernetes else None
+    n = 0
     checked = []
-    starts = []
-    for path, check in ((opts.railpack, check_railpack), (opts.railway_ts, check_railway_ts)):
-        if path:
-            count, start = check(path, bandage, problems)
-            n += count
-            checked.append(os.path.basename(path))
-            if start is not None:
-                starts.append((os.path.basename(path), start))
-    if len(starts) == 2 and starts[0][1] != starts[1][1]:
-        problems.add(starts[1][0], f"start differs from {starts[0][0]}'s deploy.startCommand "
-                                   f"(one app, one start): {starts[1][1]!r} vs "
-                                   f"{starts[0][1]!r}")
+    starts = []  # (file, start command) of the one service railpack/railway.json/nixpacks run
+    railpack_produced = []
+    if opts.railpack:
+        count, start, railpack_produced = check_railpack(opts.railpack, bandage, problems)
+        n += count
+        checked.append(os.path.basename(opts.railpack))
+        if start is not None:
+            starts.append((os.path.basename(opts.railpack) + "'s deploy.startCommand", start))
+    count, nx_start, nixpacks_produced = check_nixpacks(opts.nixpacks, bandage, problems)
+    n += count
+    count, rw_start = check_railway_json(opts.railway, bandage, problems, railpack_produced,
+                                         nixpacks_produced)
+    n += count
+    if rw_start is not None:
+        starts.insert(0, (os.path.basename(opts.railway) + "'s deploy.startCommand", rw_start))
+    if nx_start is not None:
+        starts.append((os.path.basename(opts.nixpacks) + "'s start.cmd", nx_start))
+    # railway.json's wins over the builder's: two different ones would mislead.
+    for other, start in starts[1:]:
+        if start != starts[0][1]:
+            problems.add(other.split("'")[0], f"start differs from {starts[0][0]} (one app, "
+                                              f"one start): {start!r} vs {starts[0][1]!r}")
+    if opts.railway_ts:
+        # The Infrastructure-as-Code example: its own strategy (migrations in
+        # the pre-deploy step), so its start is not compared with the others.
+        count, _ = check_railway_ts(opts.railway_ts, bandage, problems)
+        n += count
+        checked.append(os.path.basename(opts.railway_ts))
+    k = check_kubernetes(opts.kubernetes, bandage, problems) if opts.kubernetes else None
 
     if problems.items:
         for p in problems.items:

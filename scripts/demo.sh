@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL in a temp dir, one reset with
-# examples/schema.sql, the sample app under bandage, then everything stops.
+# examples/prisma/schema.sql, the sample app under bandage, then everything stops.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bandage=${BANDAGE:-$repo/build/bandage}
@@ -29,16 +29,16 @@ as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -o \
 # bandage itself waits for the server: it was started in the background.
 
 export DATABASE_URL="postgresql://postgres:$password@127.0.0.1:$port/postgres"
-echo "== bandage: wait, reset with examples/schema.sql, run examples/app.sh as PID 1"
+echo "== bandage: wait, reset with examples/prisma/schema.sql, run examples/app.sh as PID 1"
 set +e
 unshare --pid --fork --mount-proc "$bandage" --reset always --confirm-database postgres \
-  --schema-file "$repo/examples/schema.sql" -- "$repo/examples/app.sh"
+  --schema-file "$repo/examples/prisma/schema.sql" -- "$repo/examples/app.sh"
 code=$?
 set -e
 echo "== bandage exited with $code (the app's exit code)"
 echo "== a second start with --reset once and the same deployment id skips the reset:"
 for run in 1 2; do
   BANDAGE_DEPLOYMENT_ID=demo-1 "$bandage" --reset once --confirm-database postgres \
-    --schema-file "$repo/examples/schema.sql" 2>&1 | grep -E 'deploy (ok|skipped|failed)'
+    --schema-file "$repo/examples/prisma/schema.sql" 2>&1 | grep -E 'deploy (ok|skipped|failed)'
 done
 exit "$code"

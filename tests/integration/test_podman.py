@@ -8,7 +8,7 @@ quickstart has it::
     /usr/local/bin/node                  helpers/static_app.c (musl, static) standing in for node
     /usr/local/bin/orphans               helpers/orphans.c (musl, static)
     /usr/local/bin/leftover              helpers/leftover.c (musl, static)
-    /app/prisma/schema.sql               examples/schema.sql
+    /app/prisma/schema.sql               examples/prisma/schema.sql
     /etc/ssl/certs/ca-certificates.crt   the system bundle plus the harness CA
     WORKDIR /app
     ENTRYPOINT ["bandage", "--"]
@@ -59,7 +59,7 @@ if podman_missing():
     pytest.skip(f"no container runtime: {podman_missing()}", allow_module_level=True)
 
 IMAGE = "localhost/bandage-podman-test:latest"
-SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "schema.sql")
+SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LEFTOVER_SRC = os.path.join(HERE, "leftover.c")
 

@@ -25,8 +25,8 @@ import pytest
 from helpers import REPO_ROOT, scaled, wait_until
 from helpers.pg import PortReservation
 
-SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "schema.sql")
-#: Statements in examples/schema.sql (each ends with ";" at the end of a line).
+SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
+#: Statements in examples/prisma/schema.sql (each ends with ";" at the end of a line).
 SCHEMA_STATEMENTS = 17
 
 SUMMARY_RX = re.compile(r"deploy (ok|skipped|failed) in (\d+) ms: ")
@@ -102,7 +102,7 @@ def bandage_version(bandage_bin):
 
 
 def reset_args(db, *extra):
-    """A real reset of ``db`` with examples/schema.sql."""
+    """A real reset of ``db`` with examples/prisma/schema.sql."""
     return ["--database-url", db.dsn(), "--reset", "always", "--confirm-database", db.name,
             "--schema-file", SCHEMA_SQL, *extra]
 

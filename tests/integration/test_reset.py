@@ -40,13 +40,13 @@ PG_BIN = find_pg_bin()
 PG_DUMP = os.path.join(PG_BIN, "pg_dump")
 PSQL = os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) \
     else "/usr/bin/psql"
-EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "schema.sql")
+EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 GEN_SCHEMA = os.path.join(REPO_ROOT, "scripts", "gen_schema.py")
 with open(EXAMPLE_SCHEMA) as _f:
     EXAMPLE_SQL = _f.read()
 EXAMPLE_TABLES = {"User", "Post", "Comment", "Tag", "_PostToTag"}
 EXAMPLE_ENUMS = {"Role", "PostStatus"}
-#: examples/schema.sql has no ';' inside strings or comments: one per statement.
+#: examples/prisma/schema.sql has no ';' inside strings or comments: one per statement.
 EXAMPLE_STATEMENTS = EXAMPLE_SQL.count(";")
 
 SUMMARY_RESET = re.compile(r"deploy ok in \d+ ms: .*reset in \d+ ms \((\d+) statements\)")

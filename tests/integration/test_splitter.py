@@ -32,7 +32,7 @@ PG_DUMP = os.path.join(PG_BIN, "pg_dump")
 PSQL = os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) \
     else "/usr/bin/psql"
 SQLSPLIT_SRC = os.path.join(REPO_ROOT, "entrypoint", "db", "sqlsplit.c")
-EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "schema.sql")
+EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 GEN_SCHEMA = os.path.join(REPO_ROOT, "scripts", "gen_schema.py")
 GEN_MIGRATIONS = os.path.join(REPO_ROOT, "bench", "gen_migrations.py")
 
@@ -235,7 +235,7 @@ def test_pg_dump_schema_only_of_such_a_database(run_bandage, db_factory, tmp_pat
 def _corpus_files(kind, tmp_path, db_factory):
     """(files in the order psql must apply them to one fresh database) of a
     corpus of the repository."""
-    if kind == "examples/schema.sql":
+    if kind == "examples/prisma/schema.sql":
         return [EXAMPLE_SCHEMA]
     if kind == "helpers/migrations.py":
         mdir = MigrationsDir(tmp_path, migrations=HISTORY)
@@ -259,7 +259,7 @@ def _corpus_files(kind, tmp_path, db_factory):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["examples/schema.sql", "helpers/migrations.py",
+@pytest.mark.parametrize("kind", ["examples/prisma/schema.sql", "helpers/migrations.py",
                                   "bench/gen_migrations.py", "scripts/gen_schema.py",
                                   "function bodies and a rule", "pg_dump --schema-only"])
 def test_corpus_splits_as_psql_sends(kind, sqlsplit, db_factory, tmp_path):

@@ -51,7 +51,7 @@ DB_HOST = "db.bandage.test"        # in /etc/hosts and in the server certificate
 HOOK_HOST = "hooks.bandage.test"   # in /etc/hosts and in the same certificate
 OTHER_HOST = "other.bandage.test"  # in /etc/hosts, NOT in the certificate
 UNKNOWN_HOST = "nosuch.bandage.test"  # nowhere: DNS (the fake one) says NXDOMAIN
-SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "schema.sql")
+SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RFC3339 = re.compile(r"^LAST_DB_RESET=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$",
                      re.M)
@@ -151,7 +151,7 @@ def fake_dns():
 def make_root(static_bin, static_app, bundles, fake_dns):
     """Factory: ``make_root(bundle="test"|"wrong"|None, files=None)`` ->
     EmptyRoot with the binary, that bundle, hosts for the test names,
-    resolv.conf pointing at the fake DNS, the static app, examples/schema.sql
+    resolv.conf pointing at the fake DNS, the static app, examples/prisma/schema.sql
     as /app/schema.sql, and ``files`` ({root path: host path})."""
     made = []
 

@@ -13,7 +13,7 @@ from helpers import scaled
 from helpers.bandage import bandage_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE_SCHEMA = os.path.join(REPO, "examples", "schema.sql")
+EXAMPLE_SCHEMA = os.path.join(REPO, "examples", "prisma", "schema.sql")
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("BANDAGE_SANITIZED") == "1",

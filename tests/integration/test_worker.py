@@ -106,7 +106,7 @@ def test_a_worker_that_ignores_the_stop_is_named(run_bandage, db, tmp_path, pid1
 
 # --- what the worker starts dies with bandage too ------------------------------------------
 
-EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "schema.sql")
+EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 
 
 def read_pid(path):
