@@ -130,7 +130,7 @@ static const struct setting settings[] = {
      "a --schema-file with no statements may reset the schemas to empty (else: refused)", NULL},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
-     "command run after the reset commits (e.g. npx prisma db push --skip-generate)",
+     "command run after the reset commits (e.g. npx prisma db push)",
      check_shell_exists},
     {"before-reset", "BANDAGE_BEFORE_RESET", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(before_reset),

@@ -126,15 +126,7 @@ def _collect():
         with open(path, encoding="utf-8") as f:
             text = f.read()
         for line, command, major in documented_commands(rel, text):
-            marks = []
-            if rel == "README.md" and "--skip-generate" in command and "e.g." in \
-                    text.splitlines()[line - 1]:
-                # The settings table is `bandage --help-markdown`, from
-                # entrypoint/config.c's help text: fixed there, not here.
-                marks.append(pytest.mark.xfail(
-                    strict=False, reason="--schema-command's help text (entrypoint/config.c) "
-                                         "names Prisma 6's db push --skip-generate"))
-            params.append(pytest.param(rel, line, command, major, marks=marks,
+            params.append(pytest.param(rel, line, command, major,
                                        id=f"{rel}:{line}:prisma{major}"))
     return params
 
