@@ -232,6 +232,7 @@ class Bench:
         if needs_server:
             cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, "main"))
             cluster.start()
+            first = len(self.rows)
             try:
                 for row in needs_server:
                     {"reset_example": self.reset_example, "webhook": self.webhook_delay,
@@ -239,6 +240,9 @@ class Bench:
                      "migrations": lambda c: migration_rows.migrations(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
+            # Each row says which server it ran on (PG_VERSION picks it).
+            self.rows[first:] = [(f"{row[0]} (PostgreSQL {cluster.version})", *row[1:])
+                                 for row in self.rows[first:]]
         print("| database rows | bandage | peers (same run) | ratio / note |")
         print("|---|---|---|---|")
         for row in self.rows:

@@ -156,11 +156,17 @@ def find_pg_bin():
                        "on PATH (make deps installs it)")
 
 
-def server_major(bin_dir):
-    """The major version of the server in ``bin_dir`` (``postgres --version``)."""
+def server_version(bin_dir):
+    """The version of the server in ``bin_dir``, e.g. ``"18.4"`` (``postgres
+    --version``)."""
     r = subprocess.run([os.path.join(bin_dir, "postgres"), "--version"], capture_output=True,
                        text=True, timeout=scaled(30), check=True)
-    return int(re.search(r"\) (\d+)", r.stdout).group(1))
+    return re.search(r"\) (\d+(?:\.\d+)?)", r.stdout).group(1)
+
+
+def server_major(bin_dir):
+    """The major version of the server in ``bin_dir``."""
+    return int(server_version(bin_dir).split(".")[0])
 
 
 def client_tool(name, bin_dir=None):
@@ -252,7 +258,8 @@ class PgCluster:
     def __init__(self, ca, wrong_ca=None, superuser_password=None, template=None,
                  bin_dir=None, base_dir=None):
         self.bin_dir = bin_dir or find_pg_bin()
-        self.major = server_major(self.bin_dir)
+        self.version = server_version(self.bin_dir)
+        self.major = int(self.version.split(".")[0])
         self.ca = ca
         self.wrong_ca = wrong_ca
         self.superuser_password = superuser_password or secrets.token_urlsafe(16)
