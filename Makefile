@@ -24,7 +24,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 ASAN_UNITS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 
-.PHONY: all check unit integration asan-check clang-check deps clean distclean bench demo fuzz readme-check
+.PHONY: all check unit integration asan-check clang-check deps clean distclean bench demo fuzz readme-check \
+        check-pg-versions
 all: $(BUILD)/bandage
 
 OBJ      := $(patsubst entrypoint/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -77,6 +78,26 @@ check: all unit clang-check readme-check integration asan-check
 
 deps:
 	bash .ci/deps
+
+# The database suites on the other supported PostgreSQL majors (README,
+# "PostgreSQL versions"): servers from scripts/pg-servers.sh (npm's, cached
+# in build/pg-servers), one major at a time; 15, Debian's, is make check's.
+# Every major is run even when one fails; the summary names the failures.
+PG_VERSIONS ?= 14 16 17 18
+PG_SUITES   ?= test_wait.py test_worker.py test_reset.py test_reset_safety.py \
+               test_reset_scope.py test_migrate.py test_pg_versions.py
+check-pg-versions: $(BUILD)/bandage
+	scripts/pg-servers.sh install 13 $(PG_VERSIONS)
+	@failed=""; summary=""; \
+	for v in $(PG_VERSIONS); do \
+	  echo "== PostgreSQL $$v: $(PG_SUITES)"; start=$$(date +%s); \
+	  PG_VERSION=$$v PG_SERVERS_REQUIRED=1 BANDAGE=$(abspath $(BUILD)/bandage) \
+	    $(PYTEST) $(PYTEST_ARGS) -p no:cacheprovider $(addprefix tests/integration/,$(PG_SUITES)) \
+	    || failed="$$failed $$v"; \
+	  summary="$$summary PostgreSQL $$v: $$(( $$(date +%s) - start )) s;"; \
+	done; \
+	echo "== check-pg-versions:$$summary"; \
+	if [ -n "$$failed" ]; then echo "== failed on PostgreSQL$$failed"; exit 1; fi
 
 bench: $(BUILD)/bandage
 	bench/run

@@ -237,6 +237,7 @@ class Bench:
         if needs_server:
             cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, "main"))
             cluster.start()
+            first = len(self.rows)
             try:
                 for row in needs_server:
                     {"reset_example": self.reset_example, "webhook": self.webhook_delay,
@@ -245,6 +246,9 @@ class Bench:
                      "migration_stall": lambda c: stall_rows.migration_stall(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
+            # Each row says which server it ran on (PG_VERSION picks it).
+            self.rows[first:] = [(f"{row[0]} (PostgreSQL {cluster.version})", *row[1:])
+                                 for row in self.rows[first:]]
         print("| database rows | bandage | peers (same run) | ratio / note |")
         print("|---|---|---|---|")
         for row in self.rows:

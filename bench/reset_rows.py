@@ -211,11 +211,13 @@ class ResetBench:
                         dsn = self.old_db(cluster, db, n)
                         apps.append(self.reset(dsn, db, new,
                                                os.path.join(self.tmp, f"app-{n}-{r}")))
-                self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks}",
+                self.rows.append((f"reset of {n:,} tables, max_locks_per_transaction {locks} "
+                                  f"(PostgreSQL {cluster.version})",
                                   spread(resets), f"floor {spread(floors)}",
                                   f"{ratio(resets, floors)}× the floor (goal ≤ 1.15×)"))
                 if apps:
-                    self.rows.append((f"bandage started → app started, reset of {n:,} tables",
+                    self.rows.append((f"bandage started → app started, reset of {n:,} tables "
+                                      f"(PostgreSQL {cluster.version})",
                                       spread(apps), f"psql -f of the file alone {spread(creates)}",
                                       f"{ratio(apps, creates)}× (goal ≤ 1.1×)"))
                 cluster.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

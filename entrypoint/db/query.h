@@ -12,6 +12,20 @@
 #define DB_CHECK_CLIENT_SQL "SET client_connection_check_interval = '1s'"
 #define DB_CHECK_CLIENT_SINCE 140000
 
+/* A transaction_timeout (17+) set on the database or role for the app would
+ * end bandage's session in the middle of a reset or a migration (FATAL
+ * 25P04), at every start. bandage's own waits are bounded by lock_timeout
+ * and --lock-wait; its session does without. */
+#define DB_NO_TRANSACTION_TIMEOUT_SQL "SET transaction_timeout = 0"
+#define DB_TRANSACTION_TIMEOUT_SINCE 170000
+
+/* The oldest PostgreSQL bandage works with (and is tested on): 13 lacks the
+ * two-argument pg_terminate_backend a reset ends sessions with, and
+ * client_connection_check_interval. Older servers are refused at the first
+ * connection, before any check, hook or lock. */
+#define DB_OLDEST_SUPPORTED 140000
+#define DB_OLDEST_SUPPORTED_NAME "14"
+
 struct db_error {
     char sqlstate[6];   /* "" when the error did not come from the server */
     char message[400];  /* primary message, with detail/hint when present */

@@ -185,12 +185,15 @@ int session_pin(struct session *s, long lock_timeout_ms)
 {
     /* RESET ALL first: what a schema file SET (pg_dump's lock_timeout = 0,
      * its search_path) stays with the file; then bandage's own settings,
-     * the client check among them. pg_temp last: a temporary table cannot
+     * the client check and no transaction_timeout among them (RESET ALL
+     * brings back the database's). pg_temp last: a temporary table cannot
      * stand in for a catalog. */
-    char sql[200];
+    char sql[240];
+    int version = PQserverVersion(s->conn);
     snprintf(sql, sizeof sql, "RESET ALL; SET search_path = pg_catalog, pg_temp; "
-             "SET lock_timeout = %ld%s", lock_timeout_ms,
-             PQserverVersion(s->conn) >= DB_CHECK_CLIENT_SINCE ? "; " DB_CHECK_CLIENT_SQL : "");
+             "SET lock_timeout = %ld%s%s", lock_timeout_ms,
+             version >= DB_CHECK_CLIENT_SINCE ? "; " DB_CHECK_CLIENT_SQL : "",
+             version >= DB_TRANSACTION_TIMEOUT_SINCE ? "; " DB_NO_TRANSACTION_TIMEOUT_SQL : "");
     return session_run(s, sql, "setting bandage's search_path", EXIT_INTERNAL);
 }
 

@@ -441,6 +441,32 @@ struct attempt {
     int poll_errno;  /* waiting itself failed: bandage's problem, not the server's */
 };
 
+/* Server notices ("drop cascades to ...") are debug output, not stderr noise. */
+static void log_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    char tidy[1024];
+    tidy_message(PQresultErrorMessage(res), tidy, sizeof tidy);
+    log_debug("server: %s", tidy);
+}
+
+/* During the login, until wait_for_database sets log_notice (a later
+ * connection of wait_connect_once keeps it): a WARNING the
+ * server sends then is about the login itself (PostgreSQL 18: "authenticated
+ * with an MD5-encrypted password", deprecated) and is the operator's to see,
+ * as one bandage line; libpq's default would print it raw on stderr. */
+static void login_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    char tidy[1024];
+    tidy_message(PQresultErrorMessage(res), tidy, sizeof tidy);
+    if (severity && strcmp(severity, "WARNING") == 0)
+        log_warn("server, at login: %s", tidy);
+    else
+        log_debug("server, at login: %s", tidy);
+}
+
 /* One login attempt, bounded by timeout_ms. Returns the connection, or NULL
  * with a->msg (and stop_signal or poll_errno) set. */
 static PGconn *attempt_login(const struct config *cfg, const struct login_defaults *d, int sfd,
@@ -464,6 +490,7 @@ static PGconn *attempt_login(const struct config *cfg, const struct login_defaul
         return NULL;
     }
     PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    PQsetNoticeReceiver(conn, login_notice, NULL);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
            st != PGRES_POLLING_FAILED) {
@@ -514,15 +541,6 @@ static void log_liveness(PGconn *conn)
     log_debug("connection liveness: %s", line);
 }
 
-/* Server notices ("drop cascades to ...") are debug output, not stderr noise. */
-static void log_notice(void *arg, const char *message)
-{
-    (void)arg;
-    char tidy[1024];
-    tidy_message(message, tidy, sizeof tidy);
-    log_debug("server: %s", tidy);
-}
-
 /* A killed bandage (SIGKILL of PID 1: a container kill, an OOM kill) closes
  * its socket, but a backend in a long statement only notices when it next
  * writes to the client: it would finish the statement, for minutes, holding
@@ -539,7 +557,9 @@ static int check_client_while_running(PGconn *conn, int sfd)
                   "statement runs to its end", PQserverVersion(conn));
         return 0;
     }
-    if (db_run(conn, sfd, DB_CHECK_CLIENT_SQL, &err) == 0)
+    if (db_run(conn, sfd, PQserverVersion(conn) >= DB_TRANSACTION_TIMEOUT_SINCE
+                              ? DB_CHECK_CLIENT_SQL "; " DB_NO_TRANSACTION_TIMEOUT_SQL
+                              : DB_CHECK_CLIENT_SQL, &err) == 0)
         return 0;
     if (err.stop_signal)
         return 128 + err.stop_signal;
@@ -547,6 +567,22 @@ static int check_client_while_running(PGconn *conn, int sfd)
              "running statement still runs to its end", err.sqlstate, err.sqlstate[0] ? ": " : "",
              err.message);
     return 0;
+}
+
+/* A server older than bandage supports: one line naming both versions, exit
+ * 64 (a configuration bandage cannot work with, as a transaction pooler is;
+ * waiting or starting again cannot change it). 0 when supported. */
+static int refuse_old_server(PGconn *conn, struct deploy_report *report)
+{
+    if (PQserverVersion(conn) >= DB_OLDEST_SUPPORTED)
+        return 0;
+    const char *version = PQparameterStatus(conn, "server_version");
+    log_error("PostgreSQL %s is not supported: bandage needs PostgreSQL "
+              DB_OLDEST_SUPPORTED_NAME " or newer (nothing was checked or changed)",
+              version ? version : "(unknown version)");
+    report_add_error(report, "wait", "version", "PostgreSQL %s is older than "
+                     DB_OLDEST_SUPPORTED_NAME, version ? version : "(unknown version)");
+    return EXIT_USAGE;
 }
 
 static const char *class_name(enum failure_class cls)
@@ -692,7 +728,11 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
         if (conn) {
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
-            PQsetNoticeProcessor(conn, log_notice, NULL);
+            if ((code = refuse_old_server(conn, report)) != 0) {
+                PQfinish(conn);
+                return code;
+            }
+            PQsetNoticeReceiver(conn, log_notice, NULL);
             log_liveness(conn);
             if ((code = check_client_while_running(conn, sfd)) != 0) {
                 PQfinish(conn);

@@ -44,7 +44,7 @@ import pytest
 from helpers import IS_ROOT, REPO_ROOT, SANITIZED, scaled
 from helpers.apps import ORPHANS_SRC
 from helpers.bandage import BandageRun, bandage_env, pid1_supported
-from helpers.pg import KNOWN_SECRETS, DEFAULT, CertAuthority, Database, PgCluster, Role, free_port  # noqa: F401
+from helpers.pg import KNOWN_SECRETS, DEFAULT, PG_VERSION, find_pg_bin, server_major, CertAuthority, Database, PgCluster, Role, free_port  # noqa: F401
 from helpers.webhook import RefusedPort, WebhookReceiver
 
 __all__ = ["BandageRun", "PgCluster", "Database", "Role", "CertAuthority", "WebhookReceiver",
@@ -54,7 +54,9 @@ __all__ = ["BandageRun", "PgCluster", "Database", "Role", "CertAuthority", "Webh
 def pytest_report_header(config):
     path = os.environ.get("BANDAGE") or os.path.join(REPO_ROOT, "build", "bandage")
     return [f"bandage: {path}" + (" (sanitized: timeouts x3)" if SANITIZED else ""),
-            f"root: {IS_ROOT}"]
+            f"root: {IS_ROOT}",
+            f"PostgreSQL: {server_major(find_pg_bin())} (PG_VERSION={PG_VERSION or 'unset'}: "
+            f"{find_pg_bin()})"]
 
 
 # --- bandage -------------------------------------------------------------------

@@ -23,9 +23,7 @@ from helpers import scaled, wait_until
 from helpers.bandage import bandage_env
 from helpers.migrations import (HISTORY, TAGS, TITLE_INDEX_CONCURRENTLY,
                                 MigrationsDir, line_of)
-from helpers.pg import find_pg_bin
-
-PG_DUMP = os.path.join(find_pg_bin(), "pg_dump")
+from helpers.dump import dump
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 #: information_schema's view of the table Prisma's PostgreSQL connector
@@ -40,16 +38,6 @@ PRISMA_COLUMNS = [
     ("started_at", "timestamp with time zone", None, "NO", "now()"),
     ("applied_steps_count", "integer", None, "NO", "0"),
 ]
-
-
-def dump(db, *options):
-    """Full plain pg_dump (schema and data) of ``db``, without the random
-    ``\\restrict`` lines of 15.14+."""
-    r = subprocess.run([PG_DUMP, "--dbname", db.dsn(user="postgres"), *options],
-                       capture_output=True, timeout=scaled(120))
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
-    return "\n".join(l for l in r.stdout.decode().splitlines()
-                     if not l.startswith(("\\restrict", "\\unrestrict")))
 
 
 def assert_same_dump(before, after):

