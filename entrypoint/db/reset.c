@@ -226,7 +226,10 @@ static int reset_in_one_transaction(struct reset_run *r)
         rc = apply_schema_file(r);
     if (rc == 0)
         rc = deploys_record_reset(&r->s, r->cfg, &r->start);
-    return session_end(&r->s, rc);
+    rc = session_end(&r->s, rc);
+    if (rc == EXIT_SCHEMA)
+        log_error("the reset was rolled back: database '%s' is unchanged", r->s.report->database);
+    return rc;
 }
 
 static int run_hook(struct reset_run *r, const char *name, const char *command)

@@ -1,0 +1,66 @@
+"""What bandage says when a start fails or has nothing to do (issue 25, item 4):
+a failed schema file or migration says the database is unchanged (rolled
+back); a refused --confirm-database shows the value given and the name found;
+the summary line does not repeat an error logged in full above it (the
+webhook's text keeps it); --plan without --reset or --migrations says what a
+start would do and exits 0; the demo prints each command it runs.
+
+The reset arguments and the database checks come from ``test_reset.py``.
+"""
+import os
+import re
+import subprocess
+
+import pytest
+
+from helpers import IS_ROOT, REPO_ROOT, scaled
+from helpers.migrations import HISTORY, MigrationsDir
+from helpers.pg import PortReservation
+from test_reset import SEED_SQL, assert_same_dump, dump, reset_args, schema_for_path
+
+SUMMARY_RX = re.compile(r"^bandage: (deploy (?:ok|skipped|failed) in \d+ ms: .*)$", re.M)
+
+BAD_SCHEMA = 'CREATE TABLE made_first (id int);\nCREATE TABLE broken (x no_such_type);\n'
+
+
+def only_summary(run):
+    found = SUMMARY_RX.findall(run.stderr)
+    assert len(found) == 1, f"expected one summary line, got {found}; stderr:\n{run.stderr}"
+    return found[0]
+
+
+# --- exit 65 says the database is unchanged ---------------------------------------------
+
+@pytest.mark.parametrize("path", ["one transaction", "batched"])
+def test_failed_schema_file_says_the_database_is_unchanged(run_bandage, db, tmp_path, path):
+    """Before: the line and SQLSTATE, and nothing about what became of the
+    database."""
+    db.execute(SEED_SQL)
+    before = dump(db)
+    schema, _ = schema_for_path(tmp_path, BAD_SCHEMA, path)
+    run = run_bandage(reset_args(db, schema_file=schema), timeout=scaled(60))
+    run.wait_exit_code(65)
+    assert "line 2: 42704: type \"no_such_type\" does not exist" in run.stderr, run.stderr
+    if path == "one transaction":
+        said = f"bandage: error: the reset was rolled back: database '{db.name}' is unchanged"
+    else:
+        said = (f"bandage: error: the reset was undone: the old schema(s) are back and "
+                f"database '{db.name}' is unchanged")
+    assert said in run.stderr, run.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_failed_migration_says_it_was_rolled_back(run_bandage, db, tmp_path):
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY[:2])
+    run = run_bandage(["--database-url", db.dsn(), "--migrations", mdir.path])
+    run.wait_exit_code(0)
+    name = "20240105000000_broken"
+    mdir.add(name, 'CREATE TABLE "Made" (id int);\nCREATE TABLE "Broken" (x no_such_type);\n')
+    before = dump(db)
+    run = run_bandage(["--database-url", db.dsn(), "--migrations", mdir.path])
+    run.wait_exit_code(65)
+    assert re.search(rf"bandage: error: migration {name} failed at line 2 of \S+/{name}/"
+                     r"migration.sql: 42704: type \"no_such_type\" does not exist; rolled back: "
+                     r"the database is as it was before this migration; 0 later migrations not "
+                     r"tried", run.stderr), run.stderr
+    assert_same_dump(before, dump(db))
