@@ -52,6 +52,24 @@ static int take_reset_lock(struct reset_run *r)
     return rc ? rc : session_pin(&r->s, cfg->lock_wait_ms);
 }
 
+/* The refusal names the value given and the database found. */
+static int interlock_refused(struct deploy_report *report, const char *given)
+{
+    if (given)
+        log_error("refusing to reset database '%s': --confirm-database (BANDAGE_CONFIRM_DATABASE) "
+                  "is '%s', but the connected database is '%s'; set it to exactly that name if "
+                  "this is the database to reset", report->database, given, report->database);
+    else
+        log_error("refusing to reset database '%s': --confirm-database (BANDAGE_CONFIRM_DATABASE) "
+                  "is not set; set it to exactly '%s' if this is the database to reset",
+                  report->database, report->database);
+    report_add_error(report, "reset", "interlock",
+                     "--confirm-database %s%s%s does not match the connected database '%s'",
+                     given ? "'" : "(not set)", given ? given : "", given ? "'" : "",
+                     report->database);
+    return EXIT_REFUSED;
+}
+
 /* The interlock: checked before queueing on the lock, so a misconfigured
  * replica fails at once, not after waiting for another's reset. Qualified:
  * bandage's search_path is not pinned yet (see session_pin). */
@@ -67,12 +85,7 @@ static int check_interlock(struct reset_run *r)
     PQclear(res);
     if (r->cfg->confirm_database && strcmp(r->cfg->confirm_database, report->database) == 0)
         return 0;
-    log_error("refusing to reset database '%s': --confirm-database (BANDAGE_CONFIRM_DATABASE) "
-              "must be set to exactly that name", report->database);
-    report_add_error(report, "reset", "interlock",
-                     "--confirm-database does not match the connected database '%s'",
-                     report->database);
-    return EXIT_REFUSED;
+    return interlock_refused(report, r->cfg->confirm_database);
 }
 
 /* What the schemas are built from: the file, or every migration. A reset

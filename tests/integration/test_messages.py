@@ -64,3 +64,23 @@ def test_failed_migration_says_it_was_rolled_back(run_bandage, db, tmp_path):
                      r"the database is as it was before this migration; 0 later migrations not "
                      r"tried", run.stderr), run.stderr
     assert_same_dump(before, dump(db))
+
+
+# --- a refused confirmation shows both names -----------------------------------------------
+
+@pytest.mark.parametrize("given", ["staging", None], ids=["wrong name", "not set"])
+def test_refused_confirmation_shows_the_value_given_and_the_name_found(run_bandage, db, given):
+    db.execute(SEED_SQL)
+    before = dump(db)
+    run = run_bandage(reset_args(db, confirm=given))
+    run.wait_exit_code(77)
+    if given:
+        said = (f"refusing to reset database '{db.name}': --confirm-database "
+                f"(BANDAGE_CONFIRM_DATABASE) is 'staging', but the connected database is "
+                f"'{db.name}'; set it to exactly that name if this is the database to reset")
+    else:
+        said = (f"refusing to reset database '{db.name}': --confirm-database "
+                f"(BANDAGE_CONFIRM_DATABASE) is not set; set it to exactly '{db.name}' if this "
+                f"is the database to reset")
+    assert said in run.stderr, run.stderr
+    assert_same_dump(before, dump(db))
