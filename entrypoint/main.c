@@ -47,17 +47,21 @@ static int handle_config(enum config_result r, const char *err)
     return -1;
 }
 
-/* Logs one event line and, with --webhook-url, starts posting it; returns
- * the sender's pid, or 0 when there is none. */
-static pid_t announce(const struct config *cfg, const char *summary, struct jbuf *json)
+/* Logs one event line and, with --webhook-url, starts posting it (Slack's
+ * text adds detail, which the log has before the line); returns the
+ * sender's pid, or 0 when there is none. */
+static pid_t announce(const struct config *cfg, const char *summary, const char *detail,
+                      struct jbuf *json)
 {
     pid_t sender = 0;
     log_event(summary, json->failed ? NULL : json->data);
     if (cfg->webhook_url && !json->failed) {
         struct jbuf slack;
+        char text[1500];
         jbuf_init(&slack);
+        snprintf(text, sizeof text, "%s%s%s", summary, detail[0] ? ": " : "", detail);
         if (cfg->webhook_format == WEBHOOK_SLACK)
-            report_slack_json(&slack, summary, cfg);
+            report_slack_json(&slack, text, cfg);
         const struct jbuf *body = cfg->webhook_format == WEBHOOK_SLACK ? &slack : json;
         if (!body->failed)
             sender = webhook_post_async(cfg, body->data, body->len);
@@ -75,7 +79,7 @@ static pid_t announce_deploy(const struct config *cfg, const struct deploy_repor
     jbuf_init(&json);
     report_deploy_summary(summary, sizeof summary, r, total_ms);
     report_deploy_json(&json, r, cfg, total_ms);
-    return announce(cfg, summary, &json);
+    return announce(cfg, summary, report_deploy_detail(r), &json);
 }
 
 /* The exit event is posted before bandage exits, within --webhook-timeout. */
@@ -90,7 +94,7 @@ static void announce_exit(const struct config *cfg, int status, int code, long u
     report_exit_json(&json, &e, cfg);
     /* Waits for this sender and for the deploy report's, if still posting:
      * both have their own --webhook-timeout deadlines, running side by side. */
-    if (announce(cfg, summary, &json))
+    if (announce(cfg, summary, "", &json))
         supervise_wait_all(0, cfg->webhook_timeout_ms + 1000);
 }
 

@@ -84,3 +84,27 @@ def test_refused_confirmation_shows_the_value_given_and_the_name_found(run_banda
                 f"is the database to reset")
     assert said in run.stderr, run.stderr
     assert_same_dump(before, dump(db))
+
+
+# --- the summary does not repeat what was logged --------------------------------------------
+
+def test_summary_does_not_repeat_a_logged_error(run_bandage, pg, webhook):
+    """Before: "deploy failed ...: 1 error (wait timeout: not ready after 1
+    attempt: connection to server at ... failed: Connection refused; Is the
+    server running ...)", the libpq error a second time on one line."""
+    port = PortReservation()
+    try:
+        run = run_bandage(["--database-url", pg.dsn(port=port.port), "--wait-timeout", "0",
+                           "--webhook-url", webhook.url, "--webhook-format", "slack"])
+        run.wait_exit_code(69)
+    finally:
+        port.release()
+    errors = [line for line in run.stderr.splitlines() if line.startswith("bandage: error:")]
+    assert len(errors) == 1 and "Connection refused" in errors[0], run.stderr
+    summary = only_summary(run)
+    assert summary.endswith(", 1 error (wait timeout)"), summary
+    assert "Connection refused" not in summary, summary
+    # The webhook has no log above it: its text keeps the message.
+    (req,) = webhook.requests
+    text = req.json()["text"]
+    assert summary in text and "Connection refused" in text, text
