@@ -383,6 +383,26 @@ static int run_phases(const struct config *cfg, struct deploy_report *report, pi
     return report->exit_code;
 }
 
+/* --plan with neither --reset nor --migrations: nothing to change, so the
+ * plan is what a start would do. */
+static void plan_without_changes(const struct config *cfg)
+{
+    printf("bandage --plan: no --reset, no --migrations: nothing to change; a start would\n");
+    if (needs_database(cfg))
+        printf("  wait for the database (up to --wait-timeout; it is ready now)\n");
+    else
+        printf("  not wait: no database is configured (DATABASE_URL, PG* variables)\n");
+    if (!cfg->command) {
+        printf("  then exit 0 (no COMMAND after --)\n");
+    } else {
+        printf("  then run as PID 1:");
+        for (char **arg = cfg->command; *arg; arg++)
+            printf(" %s", *arg);
+        printf("\n");
+    }
+    printf("nothing was changed (--plan)\n");
+}
+
 int main(int argc, char **argv)
 {
     long started = monotonic_ms();
@@ -401,6 +421,8 @@ int main(int argc, char **argv)
     struct deploy_report report;
     pid_t dropper = 0;
     code = run_phases(&cfg, &report, &dropper);
+    if (code == EXIT_OK && cfg.plan && cfg.reset == RESET_NEVER && !cfg.migrations)
+        plan_without_changes(&cfg);
     pid_t sender = announce_deploy(&cfg, &report, monotonic_ms() - started);
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;

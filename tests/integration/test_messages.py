@@ -108,3 +108,30 @@ def test_summary_does_not_repeat_a_logged_error(run_bandage, pg, webhook):
     (req,) = webhook.requests
     text = req.json()["text"]
     assert summary in text and "Connection refused" in text, text
+
+
+# --- --plan with nothing to plan ----------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [[], ["--", "node", "dist/index.js"]], ids=["exit", "app"])
+def test_plan_without_reset_or_migrations_says_what_a_start_does(run_bandage, db, command):
+    """Before: no plan at all, only the summary line."""
+    db.execute(SEED_SQL)
+    before = dump(db)
+    run = run_bandage(["--database-url", db.dsn(), "--plan", *command])
+    run.wait_exit_code(0)
+    lines = run.stdout.splitlines()
+    assert lines[0] == ("bandage --plan: no --reset, no --migrations: nothing to change; a start "
+                        "would"), run.stdout
+    assert lines[1] == "  wait for the database (up to --wait-timeout; it is ready now)"
+    assert lines[2] == ("  then run as PID 1: node dist/index.js" if command
+                        else "  then exit 0 (no COMMAND after --)"), run.stdout
+    assert lines[3] == "nothing was changed (--plan)", run.stdout
+    assert only_summary(run).startswith("deploy ok in "), run.stderr
+    assert_same_dump(before, dump(db))
+
+
+def test_plan_without_a_database_says_it_would_not_wait(run_bandage):
+    run = run_bandage(["--plan"], pid1=False)
+    run.wait_exit_code(0)
+    assert "  not wait: no database is configured (DATABASE_URL, PG* variables)\n" in run.stdout
+    assert "  then exit 0 (no COMMAND after --)\n" in run.stdout
