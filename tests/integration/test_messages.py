@@ -135,3 +135,35 @@ def test_plan_without_a_database_says_it_would_not_wait(run_bandage):
     run.wait_exit_code(0)
     assert "  not wait: no database is configured (DATABASE_URL, PG* variables)\n" in run.stdout
     assert "  then exit 0 (no COMMAND after --)\n" in run.stdout
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not IS_ROOT, reason="the demo runs bandage as PID 1 with unshare (root)")
+def test_demo_prints_its_commands_and_the_second_start_skips(bandage_bin):
+    """Before: no command was shown, and the header "the second start skips the
+    reset" sat above a start that reset."""
+    env = dict(os.environ, BANDAGE=bandage_bin)
+    for name in list(env):
+        if name.startswith(("BANDAGE_", "PG")) or name == "DATABASE_URL":
+            del env[name]
+    env["BANDAGE"] = bandage_bin
+    out = subprocess.run([os.path.join(REPO_ROOT, "scripts", "demo.sh")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=scaled(120))
+    text = out.stdout
+    assert out.returncode == 0, text
+    shown = [line for line in text.splitlines() if line.startswith("$ ")]
+    assert len(shown) == 4, text
+    assert shown[0].startswith("$ export DATABASE_URL=postgresql://"), shown
+    assert "--reset always --confirm-database postgres" in shown[1], shown
+    assert shown[2] == shown[3] and "BANDAGE_DEPLOYMENT_ID=demo-1" in shown[2], shown
+
+    def next_summary(header):
+        """The first summary line after the header."""
+        return SUMMARY_RX.search(text, text.index(header)).group(1)
+
+    assert re.match(r"deploy ok in \d+ ms: .*reset in",
+                    next_summary("== a first start with --reset once")), text
+    assert re.match(r"deploy skipped in \d+ ms: .*reset skipped: deployment id already reset",
+                    next_summary("== the second start with the same deployment id skips")), text
