@@ -761,7 +761,7 @@ static void build_long_options(struct option *opts)
                                   settings[i].kind == KIND_BOOL ? optional_argument
                                                                 : required_argument,
                                   NULL, (int)(i + 256)};
-    opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[i++] = (struct option){"help", no_argument, NULL, 'H'};
     opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
     opts[i++] = (struct option){"help-markdown", no_argument, NULL, 'M'};
     opts[i] = (struct option){NULL, 0, NULL, 0};
@@ -793,6 +793,8 @@ static enum config_result read_flags(int argc, char **argv, char **flag_values,
         if ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) == -1)
             return CONFIG_OK;
         if (c == 'h')
+            return CONFIG_SHORT_HELP;
+        if (c == 'H')
             return CONFIG_HELP;
         if (c == 'V')
             return CONFIG_VERSION;
@@ -941,7 +943,8 @@ static void help_default(const struct setting *s, char *buf, size_t len)
     snprintf(buf, len, "%.*s", (int)n, d);
 }
 
-static void print_setting_help(FILE *out, const struct setting *s)
+/* The setting's "--flag VALUE   VARIABLE" line; full: its text under it. */
+static void print_setting_help(FILE *out, const struct setting *s, int full)
 {
     char value[64], def[96], text[640];
     value_placeholder(s, "|", value, sizeof value);
@@ -951,9 +954,33 @@ static void print_setting_help(FILE *out, const struct setting *s)
     if (column + (int)strlen(s->env) > HELP_WIDTH)
         fprintf(out, "\n%*s", HELP_INDENT, "");
     fprintf(out, "%s\n", s->env);
+    if (!full)
+        return;
     help_default(s, def, sizeof def);
     snprintf(text, sizeof text, "%s%s%s", s->help, def[0] ? "; default: " : "", def);
     print_wrapped(out, HELP_INDENT, text);
+}
+
+static void print_groups(FILE *out, int full)
+{
+    for (int g = GROUP_DATABASE; g <= GROUP_LOGGING; g++) {
+        fprintf(out, "\n%s:\n", group_titles[g]);
+        for (size_t i = 0; i < N_SETTINGS; i++)
+            if ((int)settings[i].group == g)
+                print_setting_help(out, &settings[i], full);
+    }
+}
+
+void config_print_short_help(FILE *out)
+{
+    fprintf(out, "usage: bandage [OPTIONS] [-- COMMAND [ARGS...]]\n\n");
+    print_wrapped(out, 0, "Waits for PostgreSQL, resets or migrates it when asked, reports the "
+                          "deploy, then runs COMMAND as PID 1. Each option is also the "
+                          "environment variable beside it:");
+    print_groups(out, 0);
+    fputc('\n', out);
+    print_wrapped(out, 0, "Run 'bandage --help' for what each option does, the defaults, exit "
+                          "codes and examples; 'bandage -V' for the version.");
 }
 
 void config_print_help(FILE *out)
@@ -968,14 +995,10 @@ void config_print_help(FILE *out)
     fputc('\n', out);
     print_wrapped(out, 0, "Each option is also the environment variable shown beside it; a flag "
                           "wins over the environment, the environment over the default.");
-    for (int g = GROUP_DATABASE; g <= GROUP_LOGGING; g++) {
-        fprintf(out, "\n%s:\n", group_titles[g]);
-        for (size_t i = 0; i < N_SETTINGS; i++)
-            if ((int)settings[i].group == g)
-                print_setting_help(out, &settings[i]);
-    }
+    print_groups(out, 1);
     fprintf(out, "\nOther:\n"
-                 "  -h, --help           show this help\n"
+                 "  -h                   the short help: each option's line only\n"
+                 "  --help               show this help\n"
                  "  -V, --version        show the version\n"
                  "  --help-markdown      the settings as the README's markdown table\n\n");
     print_wrapped(out, 0, "Booleans: true/false, 1/0, yes/no, on/off (any case); a bare flag "

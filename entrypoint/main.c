@@ -32,6 +32,9 @@ static int handle_config(enum config_result r, const char *err)
     case CONFIG_HELP:
         config_print_help(stdout);
         return EXIT_OK;
+    case CONFIG_SHORT_HELP:
+        config_print_short_help(stdout);
+        return EXIT_OK;
     case CONFIG_VERSION:
         printf("bandage %s\n", bandage_version);
         return EXIT_OK;

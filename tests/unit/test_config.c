@@ -652,7 +652,7 @@ static void test_help_version_markdown(void **state)
 {
     (void)state;
     assert_int_equal(LOAD("--help"), CONFIG_HELP);
-    assert_int_equal(LOAD("-h"), CONFIG_HELP);
+    assert_int_equal(LOAD("-h"), CONFIG_SHORT_HELP);
     assert_int_equal(LOAD("--version"), CONFIG_VERSION);
     assert_int_equal(LOAD("-V"), CONFIG_VERSION);
     assert_int_equal(LOAD("--help-markdown"), CONFIG_MARKDOWN);
@@ -673,11 +673,11 @@ static void test_help_version_markdown(void **state)
 
     /* getopt state is reset between calls: a "-hV" cluster stopped at 'h'
      * must not leave 'V' pending for the next call */
-    assert_int_equal(LOAD("-hV"), CONFIG_HELP);
+    assert_int_equal(LOAD("-hV"), CONFIG_SHORT_HELP);
     assert_ok(LOAD("--grace=1"));
     assert_int_equal(g_cfg.grace_ms, 1000);
     assert_int_equal(LOAD("-Vh"), CONFIG_VERSION);
-    assert_int_equal(LOAD("-h"), CONFIG_HELP);
+    assert_int_equal(LOAD("-h"), CONFIG_SHORT_HELP);
 }
 
 /* Every setting of DESIGN.md's table, with its variable, in --help and in the
@@ -739,25 +739,17 @@ static void test_help_output(void **state)
     free(md);
 }
 
-/* --help fits an 80-column terminal, and each setting's line shows the value
- * it takes before its variable: "  --reset never|once|always   BANDAGE_RESET". */
-static void test_help_fits_and_shows_values(void **state)
+/* --help (and -h) fit an 80-column terminal, and each setting's line shows
+ * the value it takes before its variable: "  --reset never|once|always   BANDAGE_RESET". */
+static void check_help_text(const char *help)
 {
-    (void)state;
-    char *help = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&help, &len);
-    assert_non_null(f);
-    config_print_help(f);
-    fclose(f);
-
     int settings_seen = 0;
-    for (char *line = help, *next; *line; line = next) {
+    for (const char *line = help, *next; *line; line = next) {
         size_t n = strcspn(line, "\n");
         next = line + n + (line[n] == '\n');
         if (n > 80)
-            fail_msg("--help line of %zu columns: %.*s", n, (int)n, line);
-        if (strncmp(line, "  --", 4) != 0 || strncmp(line, "  --help-markdown", 17) == 0)
+            fail_msg("help line of %zu columns: %.*s", n, (int)n, line);
+        if (strncmp(line, "  --", 4) != 0 || strncmp(line, "  --help", 8) == 0)
             continue;
         char flag[64] = "", value[64] = "", env[64] = "";
         char text[128];
@@ -777,7 +769,27 @@ static void test_help_fits_and_shows_values(void **state)
     }
     /* every setting has a line (DESIGN.md's and the others) */
     assert_true(settings_seen >= (int)(sizeof design_settings / sizeof design_settings[0]));
-    free(help);
+}
+
+static void test_help_fits_and_shows_values(void **state)
+{
+    (void)state;
+    char *full = NULL, *brief = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&full, &len);
+    assert_non_null(f);
+    config_print_help(f);
+    fclose(f);
+    f = open_memstream(&brief, &len);
+    assert_non_null(f);
+    config_print_short_help(f);
+    fclose(f);
+    check_help_text(full);
+    check_help_text(brief);
+    assert_contains(full, "Examples:");
+    assert_contains(brief, "Run 'bandage --help'");
+    free(full);
+    free(brief);
 }
 
 /* ---- validation ------------------------------------------------------------- */
