@@ -21,6 +21,15 @@ const char bandage_version[] = BANDAGE_VERSION;
 
 enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE, KIND_BOOL };
 
+/* --help's sections, in their order; the table lists each group's settings together. */
+enum setting_group {
+    GROUP_DATABASE, GROUP_RESET, GROUP_MIGRATIONS, GROUP_REPORT, GROUP_PROCESS, GROUP_LOGGING
+};
+static const char *const group_titles[] = {
+    "Database", "Reset (deletes the data of --schemas)", "Migrations and --plan",
+    "Report", "Process (PID 1)", "Logging",
+};
+
 /* A variable the platform sets, consulted when a setting's own is unset. */
 struct fallback {
     const char *env;
@@ -43,6 +52,9 @@ struct setting {
     /* Optional: 0 if value is acceptable, else -1 with why filled (the
      * setting's name is prefixed by the caller). */
     int (*check)(const char *value, char *why, size_t len);
+    enum setting_group group;   /* where --help and the README list it */
+    const char *placeholder;    /* the value's name in --help; NULL: from the kind
+                                   (SECS, the choices, [true|false]) */
 };
 
 static int check_conninfo(const char *value, char *why, size_t len);
@@ -75,110 +87,128 @@ static const char *const bool_choices[] = {"false", "true", NULL};
 #define FIELD(name) offsetof(struct config, name)
 
 static const struct setting settings[] = {
+    /* database */
     {"database-url", "DATABASE_URL", NULL, NULL, "(libpq's PG* variables)",
      KIND_STRING, NULL, 0, 0, FIELD(database_url),
      "libpq URI or key=value conninfo; Prisma's URL parameters are understood (see DATABASE_URL "
-     "from Prisma)", check_conninfo},
+     "from Prisma)", check_conninfo, GROUP_DATABASE, "URL"},
     {"direct-url", "DIRECT_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(direct_url),
      "Prisma's directUrl: an unpooled URL that bandage's own connections use instead of "
      "--database-url (the app and the hooks keep DATABASE_URL); needed for a reset or "
      "--migrations when DATABASE_URL has pgbouncer=true",
-     check_conninfo},
+     check_conninfo, GROUP_DATABASE, "URL"},
     {"wait-timeout", "BANDAGE_WAIT_TIMEOUT", NULL, "60", "60 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(wait_timeout_ms),
-     "give up waiting for the database after this; 0 = one attempt, no retry", NULL},
+     "give up waiting for the database after this; 0 = one attempt, no retry", NULL,
+     GROUP_DATABASE, NULL},
     {"connect-timeout", "BANDAGE_CONNECT_TIMEOUT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(connect_timeout_ms),
-     "one connection attempt's limit", NULL},
+     "one connection attempt's limit", NULL, GROUP_DATABASE, NULL},
     {"dead-connection-timeout", "BANDAGE_DEAD_CONNECTION_TIMEOUT", NULL, "30", "30 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(dead_connection_timeout_ms),
      "once connected, a server that stops answering (host gone without a reset) is given up "
      "within about this long: exit 69. TCP keepalives and tcp_user_timeout, so a long statement "
      "is not cut; 0 = the kernel's defaults (hours); the URL's keepalives_* and "
      "tcp_user_timeout win",
-     check_dead_connection_timeout},
+     check_dead_connection_timeout, GROUP_DATABASE, NULL},
+    /* reset */
     {"reset", "BANDAGE_RESET", NULL, "never", "never",
      KIND_CHOICE, reset_choices, 0, 0, FIELD(reset),
-     "never, once (per deployment id), always", NULL},
+     "drop and rebuild the --schemas, deleting their data: never, once (per deployment id), "
+     "always", NULL, GROUP_RESET, NULL},
     {"confirm-database", "BANDAGE_CONFIRM_DATABASE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(confirm_database),
      "a reset runs only against the database this names: NAME, or NAME:IDENTIFIER with the "
      "server's system identifier (--plan shows it), which tells apart databases sharing a "
-     "name", NULL},
-    {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "public",
+     "name", NULL, GROUP_RESET, "NAME[:IDENTIFIER]"},
+    {"deployment-id", "BANDAGE_DEPLOYMENT_ID", &railway_deployment_id, NULL,
+     "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
+     "identifies one deploy: --reset once resets once per id. Needed for --reset once except "
+     "on Railway, which sets RAILWAY_DEPLOYMENT_ID; elsewhere use e.g. the git commit",
+     NULL, GROUP_RESET, "ID"},
+    {"schemas", "BANDAGE_SCHEMAS", NULL, "public", "(the URL's schema parameter, else public)",
      KIND_STRING, NULL, 0, 0, FIELD(schemas),
-     "comma-separated schemas to drop and recreate (spaces around names ignored, case kept); "
-     "default: the URL's schema parameter, else public", check_schemas},
+     "comma-separated schemas to drop and recreate (spaces around names ignored, case kept)",
+     check_schemas, GROUP_RESET, "NAME[,NAME...]"},
     {"create-schemas", "BANDAGE_CREATE_SCHEMAS", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(create_schemas),
-     "a --schemas entry that does not exist yet may be created (else: refused)", NULL},
+     "a --schemas entry that does not exist yet may be created (else: refused)", NULL,
+     GROUP_RESET, NULL},
     {"drop-dependents", "BANDAGE_DROP_DEPENDENTS", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(drop_dependents),
      "objects in other schemas that depend on a reset schema may be dropped (else: refused)",
-     NULL},
+     NULL, GROUP_RESET, NULL},
     {"lock-wait", "BANDAGE_LOCK_WAIT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(lock_wait_ms),
      "how long a reset keeps trying to lock the tables it drops, and a migration its locks "
-     "(attempts of at most 250 ms; then exit 69, the migration rolled back)", NULL},
+     "(attempts of at most 250 ms; then exit 69, the migration rolled back)", NULL,
+     GROUP_RESET, NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
      "SQL applied by the reset, all-or-nothing (a regular file of plain SQL statements)",
-     check_regular_file},
+     check_regular_file, GROUP_RESET, "PATH"},
     {"allow-empty-schema", "BANDAGE_ALLOW_EMPTY_SCHEMA", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(allow_empty_schema),
-     "a --schema-file with no statements may reset the schemas to empty (else: refused)", NULL},
+     "a --schema-file with no statements may reset the schemas to empty (else: refused)", NULL,
+     GROUP_RESET, NULL},
     {"schema-command", "BANDAGE_SCHEMA_COMMAND", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_command),
      "command run after the reset commits (e.g. npx prisma db push)",
-     check_shell_exists},
+     check_shell_exists, GROUP_RESET, "COMMAND"},
     {"before-reset", "BANDAGE_BEFORE_RESET", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(before_reset),
      "command run before the reset (e.g. a pg_dump backup); failure aborts the reset",
-     check_shell_exists},
+     check_shell_exists, GROUP_RESET, "COMMAND"},
+    /* migrations */
     {"migrations", "BANDAGE_MIGRATIONS", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(migrations),
      "a Prisma migrations directory: apply what is pending (with --reset: rebuild from all of it)",
-     NULL},
+     NULL, GROUP_MIGRATIONS, "DIR"},
     {"migrations-strict", "BANDAGE_MIGRATIONS_STRICT", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(migrations_strict),
-     "an applied migration whose file changed is an error, not a warning", NULL},
+     "an applied migration whose file changed is an error, not a warning", NULL,
+     GROUP_MIGRATIONS, NULL},
     {"plan", "BANDAGE_PLAN", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(plan),
      "print what this start would do to the database, change nothing; exit 0, or the code "
-     "the start would exit with when it would be refused", NULL},
-    {"deployment-id", "BANDAGE_DEPLOYMENT_ID", &railway_deployment_id, NULL,
-     "RAILWAY_DEPLOYMENT_ID", KIND_STRING, NULL, 0, 0, FIELD(deployment_id),
-     "identifies one deploy for --reset once", NULL},
+     "the start would exit with when it would be refused", NULL, GROUP_MIGRATIONS, NULL},
+    /* report */
     {"webhook-url", "BANDAGE_WEBHOOK_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(webhook_url),
-     "POST the deploy report here", check_webhook_url},
+     "POST the deploy report here", check_webhook_url, GROUP_REPORT, "URL"},
     {"webhook-timeout", "BANDAGE_WEBHOOK_TIMEOUT", &railway_draining_report, "5",
      "5, or 1 under " DRAINING_ENV " (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(webhook_timeout_ms),
-     "whole-request limit, retries included; under Railway's draining time, the second the "
-     "grace leaves (all of a shorter draining time; with 0, the default)", NULL},
+     "limit for the whole webhook POST, retries included. Unset, with " DRAINING_ENV
+     " above 0: 1 s, the second that --grace leaves before Railway's SIGKILL (or the whole "
+     "draining time, if shorter)", NULL, GROUP_REPORT, NULL},
     {"webhook-format", "BANDAGE_WEBHOOK_FORMAT", NULL, "json", "json",
      KIND_CHOICE, webhook_format_choices, 0, 0, FIELD(webhook_format),
-     "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)", NULL},
+     "json (the full report) or slack ({\"text\": ...}, also Discord and Mattermost)", NULL,
+     GROUP_REPORT, NULL},
     {"webhook-ca-file", "BANDAGE_WEBHOOK_CA_FILE", NULL, NULL,
      "(SSL_CERT_FILE, system bundle)", KIND_STRING, NULL, 0, 0,
-     FIELD(webhook_ca_file), "CA bundle for an https:// webhook", check_readable_file},
+     FIELD(webhook_ca_file), "CA bundle for an https:// webhook", check_readable_file,
+     GROUP_REPORT, "PATH"},
+    /* process */
     {"forward-to", "BANDAGE_FORWARD_TO", NULL, "group", "group",
      KIND_CHOICE, forward_choices, 0, 0, FIELD(forward_to),
-     "group: signals go to the app's whole process group; child: to the app alone", NULL},
+     "group: signals go to the app's whole process group; child: to the app alone", NULL,
+     GROUP_PROCESS, NULL},
     {"grace", "BANDAGE_GRACE", &railway_draining_grace, "10",
      "10, or " DRAINING_ENV " - 1 (s)",
      KIND_DURATION, NULL, 0, DAY_MS, FIELD(grace_ms),
      "after forwarding SIGTERM/SIGINT, SIGKILL the app's group this much later; under "
      "Railway's draining time, 1 s before Railway's SIGKILL (at least 0), leaving that second "
-     "to the exit report", NULL},
+     "to the exit report", NULL, GROUP_PROCESS, NULL},
+    /* logging */
     {"log-format", "BANDAGE_LOG_FORMAT", NULL, "text", "text",
      KIND_CHOICE, log_format_choices, 0, 0, FIELD(log_format),
-     "text or json (one object per line)", NULL},
+     "text or json (one object per line)", NULL, GROUP_LOGGING, NULL},
     {"log-level", "BANDAGE_LOG_LEVEL", NULL, "info", "info",
      KIND_CHOICE, log_level_choices, 0, 0, FIELD(log_level),
-     "error, warn, info, debug", NULL},
+     "error, warn, info, debug", NULL, GROUP_LOGGING, NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -736,7 +766,7 @@ static void build_long_options(struct option *opts)
                                   settings[i].kind == KIND_BOOL ? optional_argument
                                                                 : required_argument,
                                   NULL, (int)(i + 256)};
-    opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[i++] = (struct option){"help", no_argument, NULL, 'H'};
     opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
     opts[i++] = (struct option){"help-markdown", no_argument, NULL, 'M'};
     opts[i] = (struct option){NULL, 0, NULL, 0};
@@ -768,6 +798,8 @@ static enum config_result read_flags(int argc, char **argv, char **flag_values,
         if ((c = getopt_long(argc, argv, "+hV", long_opts, NULL)) == -1)
             return CONFIG_OK;
         if (c == 'h')
+            return CONFIG_SHORT_HELP;
+        if (c == 'H')
             return CONFIG_HELP;
         if (c == 'V')
             return CONFIG_VERSION;
@@ -856,38 +888,165 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
     return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }
 
+#define HELP_WIDTH 80
+#define HELP_INDENT 6
+#define HELP_ENV_COLUMN 37
+
+/* The value a flag takes, as --help and the README show it. */
+static void value_placeholder(const struct setting *s, const char *sep, char *buf, size_t len)
+{
+    size_t used = 0;
+    if (s->placeholder || s->kind == KIND_DURATION) {
+        snprintf(buf, len, "%s", s->placeholder ? s->placeholder : "SECS");
+        return;
+    }
+    /* A bare boolean flag is on; the value is optional (`--plan`, `--plan=false`). */
+    if (s->kind == KIND_BOOL) {
+        snprintf(buf, len, "[true%sfalse]", sep);
+        return;
+    }
+    for (int i = 0; s->choices[i] && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? sep : "", s->choices[i]);
+}
+
+/* text's words on lines of at most HELP_WIDTH columns, each indented;
+ * a word wider than a line gets one of its own. */
+static void print_wrapped(FILE *out, int indent, const char *text)
+{
+    int column = 0;
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (word > 0) {
+            if (column > indent && column + 1 + (int)word > HELP_WIDTH) {
+                fputc('\n', out);
+                column = 0;
+            }
+            if (column == 0)
+                column = fprintf(out, "%*s", indent, "");
+            else
+                column += fprintf(out, " ");
+            column += fprintf(out, "%.*s", (int)word, text);
+        }
+        text += word;
+        text += strspn(text, " ");
+    }
+    if (column > 0)
+        fputc('\n', out);
+}
+
+/* "60 (s)" -> "60": the placeholder SECS says the unit; "(none)" -> "". */
+static void help_default(const struct setting *s, char *buf, size_t len)
+{
+    const char *d = s->default_doc;
+    size_t n = strlen(d);
+    if (strcmp(d, "(none)") == 0)
+        n = 0;
+    else if (d[0] == '(' && d[n - 1] == ')')
+        d++, n -= 2;
+    else if (n > 4 && strcmp(d + n - 4, " (s)") == 0)
+        n -= 4;
+    snprintf(buf, len, "%.*s", (int)n, d);
+}
+
+/* The setting's "--flag VALUE   VARIABLE" line; full: its text under it. */
+static void print_setting_help(FILE *out, const struct setting *s, int full)
+{
+    char value[64], def[96], text[640];
+    value_placeholder(s, "|", value, sizeof value);
+    int column = fprintf(out, "  --%s %s", s->flag, value);
+    column += fprintf(out, "%*s", column + 2 <= HELP_ENV_COLUMN ? HELP_ENV_COLUMN - column : 2,
+                      "");
+    if (column + (int)strlen(s->env) > HELP_WIDTH)
+        fprintf(out, "\n%*s", HELP_INDENT, "");
+    fprintf(out, "%s\n", s->env);
+    if (!full)
+        return;
+    help_default(s, def, sizeof def);
+    snprintf(text, sizeof text, "%s%s%s", s->help, def[0] ? "; default: " : "", def);
+    print_wrapped(out, HELP_INDENT, text);
+}
+
+static void print_groups(FILE *out, int full)
+{
+    for (int g = GROUP_DATABASE; g <= GROUP_LOGGING; g++) {
+        fprintf(out, "\n%s:\n", group_titles[g]);
+        for (size_t i = 0; i < N_SETTINGS; i++)
+            if ((int)settings[i].group == g)
+                print_setting_help(out, &settings[i], full);
+    }
+}
+
+void config_print_short_help(FILE *out)
+{
+    fprintf(out, "usage: bandage [OPTIONS] [-- COMMAND [ARGS...]]\n\n");
+    print_wrapped(out, 0, "Waits for PostgreSQL, resets or migrates it when asked, reports the "
+                          "deploy, then runs COMMAND as PID 1. Each option is also the "
+                          "environment variable beside it:");
+    print_groups(out, 0);
+    fputc('\n', out);
+    print_wrapped(out, 0, "Run 'bandage --help' for what each option does, the defaults, exit "
+                          "codes and examples; 'bandage -V' for the version.");
+}
+
 void config_print_help(FILE *out)
 {
-    fprintf(out,
-            "usage: bandage [OPTIONS] [-- COMMAND [ARGS...]]\n\n"
-            "Waits for PostgreSQL, resets it when asked, reports the deploy, then runs\n"
-            "COMMAND as PID 1. Without COMMAND, does the phases and exits.\n\n"
-            "Options (each also an environment variable; a flag wins):\n");
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "  --%-18s %s\n  %-20s %s; default: %s\n", s->flag, s->help, "",
-                s->env, s->default_doc);
-    }
-    fprintf(out, "  -h, --help           show this help\n"
-                 "  -V, --version        show the version\n\n"
-                 "Booleans: true/false, 1/0, yes/no, on/off (any case). Durations: seconds\n"
-                 "(30, 2.5, 1.5s) or 500ms, counted in whole milliseconds: a value that is\n"
-                 "not 0 but below 1 ms is refused.\n\n"
-                 "Exit codes: the app's own; 128+N if it died of signal N; 64 usage error;\n"
-                 "65 schema file failed (database unchanged); 69 database unavailable;\n"
-                 "70 internal error; 73 hook command failed; 77 refused (authentication,\n"
-                 "or reset without a matching --confirm-database); 126/127 command not\n"
-                 "executable / not found.\n");
+    fprintf(out, "usage: bandage [OPTIONS] [-- COMMAND [ARGS...]]\n\n");
+    print_wrapped(out, 0, "Waits for PostgreSQL (a real login), resets or migrates it when "
+                          "asked, reports the deploy to a webhook, then runs COMMAND as PID 1: "
+                          "signals forwarded, zombies reaped, its exit status returned. Without "
+                          "COMMAND, bandage does the same database steps (wait, reset, "
+                          "migrations, report) and exits: an init container or a pre-deploy "
+                          "command.");
+    fputc('\n', out);
+    print_wrapped(out, 0, "Each option is also the environment variable shown beside it; a flag "
+                          "wins over the environment, the environment over the default.");
+    print_groups(out, 1);
+    fprintf(out, "\nOther:\n"
+                 "  -h                   the short help: each option's line only\n"
+                 "  --help               show this help\n"
+                 "  -V, --version        show the version\n"
+                 "  --help-markdown      the settings as the README's markdown table\n\n");
+    print_wrapped(out, 0, "Booleans: true/false, 1/0, yes/no, on/off (any case); a bare flag "
+                          "(--plan) is true. Durations: seconds (30, 2.5, 1.5s) or 500ms, "
+                          "counted in whole milliseconds: a value that is not 0 but below 1 ms "
+                          "is refused.");
+    fputc('\n', out);
+    print_wrapped(out, 0, "Exit codes: the app's own; 128+N if it died of signal N; 64 usage "
+                          "error; 65 schema file or migration failed (that reset or migration "
+                          "rolled back); 69 database unavailable; 70 internal error; 73 hook "
+                          "command failed; 77 refused (authentication, or reset without a "
+                          "matching --confirm-database); 126/127 command not executable / not "
+                          "found.");
+    fprintf(out, "\nExamples:\n"
+                 "  Wait for the database, then run the app:\n"
+                 "    bandage -- node dist/index.js\n"
+                 "  Show what a start would do, changing nothing:\n"
+                 "    bandage --plan --migrations prisma/migrations\n"
+                 "  Apply pending Prisma migrations, then run the app:\n"
+                 "    bandage --migrations prisma/migrations -- node dist/index.js\n"
+                 "  Reset once per deploy (deletes the data of --schemas), then run the app:\n"
+                 "    BANDAGE_CONFIRM_DATABASE=app bandage --reset once \\\n"
+                 "      --deployment-id \"$GIT_SHA\" --schema-file prisma/schema.sql \\\n"
+                 "      -- node dist/index.js\n");
 }
 
 void config_print_markdown(FILE *out)
 {
-    fprintf(out, "| flag | environment | default | meaning |\n|---|---|---|---|\n");
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "| `--%s` | `%s` | %s | %s |\n", s->flag, s->env, s->default_doc, s->help);
+    for (int g = GROUP_DATABASE; g <= GROUP_LOGGING; g++) {
+        fprintf(out, "%s**%s**\n\n| flag | value | environment | default | meaning |\n"
+                     "|---|---|---|---|---|\n", g ? "\n" : "", group_titles[g]);
+        for (size_t i = 0; i < N_SETTINGS; i++) {
+            const struct setting *s = &settings[i];
+            char value[64];
+            if ((int)s->group != g)
+                continue;
+            value_placeholder(s, "\\|", value, sizeof value);
+            fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s |\n", s->flag, value, s->env,
+                    s->default_doc, s->help);
+        }
     }
-    fprintf(out, "\nBooleans take `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`, in any case. "
+    fprintf(out, "\nBooleans take `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`, in any case; "
+                 "a bare boolean flag (`--plan`) is `true`. "
                  "Durations are counted in whole milliseconds: a value that is not 0 but below "
                  "1 ms (`0.0001`) is refused, not rounded to 0. A flag that carries a secret "
                  "(`--database-url` or `--direct-url` with a password, `--webhook-url`) is blanked "

@@ -55,6 +55,7 @@ struct config {
 enum config_result {
     CONFIG_OK,       /* run */
     CONFIG_HELP,     /* --help was asked: print config_print_help() */
+    CONFIG_SHORT_HELP, /* -h: print config_print_short_help() */
     CONFIG_VERSION,  /* --version was asked */
     CONFIG_MARKDOWN, /* --help-markdown: the settings table for the README */
     CONFIG_ERROR     /* usage error; the message is in the error buffer */
@@ -69,6 +70,8 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
 void config_release(void);
 
 void config_print_help(FILE *out);
+/* -h: each setting's flag, value and variable, grouped; no texts. */
+void config_print_short_help(FILE *out);
 
 /* The settings table as a markdown table (README's settings section). */
 void config_print_markdown(FILE *out);

@@ -32,6 +32,9 @@ static int handle_config(enum config_result r, const char *err)
     case CONFIG_HELP:
         config_print_help(stdout);
         return EXIT_OK;
+    case CONFIG_SHORT_HELP:
+        config_print_short_help(stdout);
+        return EXIT_OK;
     case CONFIG_VERSION:
         printf("bandage %s\n", bandage_version);
         return EXIT_OK;
@@ -47,17 +50,21 @@ static int handle_config(enum config_result r, const char *err)
     return -1;
 }
 
-/* Logs one event line and, with --webhook-url, starts posting it; returns
- * the sender's pid, or 0 when there is none. */
-static pid_t announce(const struct config *cfg, const char *summary, struct jbuf *json)
+/* Logs one event line and, with --webhook-url, starts posting it (Slack's
+ * text adds detail, which the log has before the line); returns the
+ * sender's pid, or 0 when there is none. */
+static pid_t announce(const struct config *cfg, const char *summary, const char *detail,
+                      struct jbuf *json)
 {
     pid_t sender = 0;
     log_event(summary, json->failed ? NULL : json->data);
     if (cfg->webhook_url && !json->failed) {
         struct jbuf slack;
+        char text[1500];
         jbuf_init(&slack);
+        snprintf(text, sizeof text, "%s%s%s", summary, detail[0] ? ": " : "", detail);
         if (cfg->webhook_format == WEBHOOK_SLACK)
-            report_slack_json(&slack, summary, cfg);
+            report_slack_json(&slack, text, cfg);
         const struct jbuf *body = cfg->webhook_format == WEBHOOK_SLACK ? &slack : json;
         if (!body->failed)
             sender = webhook_post_async(cfg, body->data, body->len);
@@ -75,7 +82,7 @@ static pid_t announce_deploy(const struct config *cfg, const struct deploy_repor
     jbuf_init(&json);
     report_deploy_summary(summary, sizeof summary, r, total_ms);
     report_deploy_json(&json, r, cfg, total_ms);
-    return announce(cfg, summary, &json);
+    return announce(cfg, summary, report_deploy_detail(r), &json);
 }
 
 /* The exit event is posted before bandage exits, within --webhook-timeout. */
@@ -90,7 +97,7 @@ static void announce_exit(const struct config *cfg, int status, int code, long u
     report_exit_json(&json, &e, cfg);
     /* Waits for this sender and for the deploy report's, if still posting:
      * both have their own --webhook-timeout deadlines, running side by side. */
-    if (announce(cfg, summary, &json))
+    if (announce(cfg, summary, "", &json))
         supervise_wait_all(0, cfg->webhook_timeout_ms + 1000);
 }
 
@@ -379,6 +386,26 @@ static int run_phases(const struct config *cfg, struct deploy_report *report, pi
     return report->exit_code;
 }
 
+/* --plan with neither --reset nor --migrations: nothing to change, so the
+ * plan is what a start would do. */
+static void plan_without_changes(const struct config *cfg)
+{
+    printf("bandage --plan: no --reset, no --migrations: nothing to change; a start would\n");
+    if (needs_database(cfg))
+        printf("  wait for the database (up to --wait-timeout; it is ready now)\n");
+    else
+        printf("  not wait: no database is configured (DATABASE_URL, PG* variables)\n");
+    if (!cfg->command) {
+        printf("  then exit 0 (no COMMAND after --)\n");
+    } else {
+        printf("  then run as PID 1:");
+        for (char **arg = cfg->command; *arg; arg++)
+            printf(" %s", *arg);
+        printf("\n");
+    }
+    printf("nothing was changed (--plan)\n");
+}
+
 int main(int argc, char **argv)
 {
     long started = monotonic_ms();
@@ -399,6 +426,8 @@ int main(int argc, char **argv)
     struct deploy_report report;
     pid_t dropper = 0;
     code = run_phases(&cfg, &report, &dropper);
+    if (code == EXIT_OK && cfg.plan && cfg.reset == RESET_NEVER && !cfg.migrations)
+        plan_without_changes(&cfg);
     pid_t sender = announce_deploy(&cfg, &report, monotonic_ms() - started);
     if (code == EXIT_OK && report.reset_ran && setenv("LAST_DB_RESET", report.reset_at, 1) != 0)
         code = EXIT_INTERNAL;

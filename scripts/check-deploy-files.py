@@ -132,12 +132,13 @@ class Bandage:
             sys.exit(f"check-deploy-files: cannot run {binary} --help-markdown: {e} (make first)")
         self.flags, self.env = {}, {}
         for line in out.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) >= 3 and re.fullmatch(r"`--[a-z0-9-]+`", cells[0]):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            # | flag | value | environment | default | meaning |
+            if len(cells) >= 4 and re.fullmatch(r"`--[a-z0-9-]+`", cells[0]):
                 flag = cells[0].strip("`")
-                self.flags[flag] = cells[2]
-                if re.fullmatch(r"`[A-Z0-9_]+`", cells[1]):
-                    self.env[cells[1].strip("`")] = flag
+                self.flags[flag] = cells[3]
+                if re.fullmatch(r"`[A-Z0-9_]+`", cells[2]):
+                    self.env[cells[2].strip("`")] = flag
         if not self.flags:
             sys.exit(f"check-deploy-files: no flag table in {binary} --help-markdown")
 

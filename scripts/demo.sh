@@ -28,17 +28,22 @@ as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -o \
   "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$tmp -c fsync=off" start >/dev/null &
 # bandage itself waits for the server: it was started in the background.
 
+# Each bandage command is printed before it runs, as you would type it.
+show() { local line="$*"; echo "\$ ${line//$repo\//}"; "$@"; }
+
 export DATABASE_URL="postgresql://postgres:$password@127.0.0.1:$port/postgres"
+echo "\$ export DATABASE_URL=$DATABASE_URL"
 echo "== bandage: wait, reset with examples/prisma/schema.sql, run examples/app.sh as PID 1"
 set +e
-unshare --pid --fork --mount-proc "$bandage" --reset always --confirm-database postgres \
+show unshare --pid --fork --mount-proc "$bandage" --reset always --confirm-database postgres \
   --schema-file "$repo/examples/prisma/schema.sql" -- "$repo/examples/app.sh"
 code=$?
 set -e
 echo "== bandage exited with $code (the app's exit code)"
-echo "== a second start with --reset once and the same deployment id skips the reset:"
-for run in 1 2; do
-  BANDAGE_DEPLOYMENT_ID=demo-1 "$bandage" --reset once --confirm-database postgres \
-    --schema-file "$repo/examples/prisma/schema.sql" 2>&1 | grep -E 'deploy (ok|skipped|failed)'
-done
+echo "== a first start with --reset once and a new deployment id resets:"
+show env BANDAGE_DEPLOYMENT_ID=demo-1 "$bandage" --reset once --confirm-database postgres \
+  --schema-file "$repo/examples/prisma/schema.sql"
+echo "== the second start with the same deployment id skips the reset:"
+show env BANDAGE_DEPLOYMENT_ID=demo-1 "$bandage" --reset once --confirm-database postgres \
+  --schema-file "$repo/examples/prisma/schema.sql"
 exit "$code"

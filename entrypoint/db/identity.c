@@ -59,13 +59,13 @@ int identity_confirms(const struct confirmation *c, const struct db_identity *id
     if (!c->system_id)
         return 1;
     if (!id->system_id[0]) {
-        snprintf(why, len, "it names system identifier %s, which this role may not read "
-                           "(EXECUTE on pg_catalog.pg_control_system() was revoked): confirm "
-                           "by name alone, or grant it", c->system_id);
+        snprintf(why, len, "its system identifier %s cannot be checked: this role may not "
+                           "read the server's (EXECUTE on pg_catalog.pg_control_system() was "
+                           "revoked); confirm by name alone, or grant it", c->system_id);
         return 0;
     }
     if (strcmp(c->system_id, id->system_id) != 0) {
-        snprintf(why, len, "it names system identifier %s: another server's database of the "
+        snprintf(why, len, "system identifier %s is another server's, whose database has the "
                            "same name", c->system_id);
         return 0;
     }

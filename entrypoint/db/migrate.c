@@ -678,7 +678,9 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
     int later = c->report->migrations_pending - 1;
     log_error("migration %s failed at line %d of %s/%s/migration.sql: %s%s%s; %s; %d later "
               "migration%s not tried", m->name, line, c->dir->path, m->name, err->sqlstate,
-              err->sqlstate[0] ? ": " : "", err->message, undo, later, later == 1 ? "" : "s");
+              err->sqlstate[0] ? ": " : "", err->message,
+              in_transaction ? "rolled back: the database is as it was before this migration"
+                             : undo, later, later == 1 ? "" : "s");
     report_add_error(c->report, "migration", err->sqlstate[0] ? err->sqlstate : "connection",
                      "%s line %d: %s", m->name, line, err->message);
     return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;

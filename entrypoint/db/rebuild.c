@@ -602,6 +602,9 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
      * stays): a second signal cancels the undo, and the next start resumes it. */
     if (settle(s, budget, SETTLE_ALL) != 0)
         log_error("could not restore the old schema(s) yet; the next start will");
+    else if (rc == EXIT_SCHEMA)
+        log_error("the reset was undone: the old schema(s) are back and database '%s' is "
+                  "unchanged", s->report->database);
     return rc;
 }
 

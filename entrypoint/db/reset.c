@@ -54,6 +54,39 @@ static int take_reset_lock(struct reset_run *r)
     return rc ? rc : session_pin(&r->s, cfg->lock_wait_ms);
 }
 
+/* The refusal names the value given, the database found (name and system
+ * identifier) and the value that would confirm it. */
+static int interlock_refused(struct reset_run *r, const struct confirmation *given,
+                             const char *why)
+{
+    struct deploy_report *report = r->s.report;
+    const char *name = r->id.name, *id = r->id.system_id[0] ? r->id.system_id : NULL;
+    const char *value = r->cfg->confirm_database;
+    char found[160], fix[200];
+    snprintf(found, sizeof found, "database '%s' (system identifier %s)", name,
+             id ? id : "not readable by this role");
+    if (given->system_id && strcmp(given->name, name) == 0)
+        snprintf(fix, sizeof fix, "'%s:%s'", name, id ? id : "IDENTIFIER");
+    else if (id)
+        snprintf(fix, sizeof fix, "'%s' (or '%s:%s')", name, name, id);
+    else
+        snprintf(fix, sizeof fix, "'%s'", name);
+    if (!value)
+        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is not "
+                  "set; set it to %s if this is the database to reset", found, fix);
+    else if (strcmp(given->name, name) != 0)
+        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s', "
+                  "but the connected database is '%s'; set it to %s if this is the database to "
+                  "reset", found, value, name, fix);
+    else
+        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s': "
+                  "%s; set it to %s if this is the database to reset", found, value, why, fix);
+    report_add_error(report, "reset", "interlock",
+                     "--confirm-database %s%s%s does not match the connected database '%s'",
+                     value ? "'" : "(not set)", value ? value : "", value ? "'" : "", name);
+    return EXIT_REFUSED;
+}
+
 /* The interlock: checked before queueing on the lock, so a misconfigured
  * replica fails at once, not after waiting for another's reset. The name,
  * and with NAME:IDENTIFIER the cluster's system identifier too: a name that
@@ -77,16 +110,7 @@ static int check_interlock(struct reset_run *r)
                      r->id.system_id[0] ? r->id.system_id : "(not readable by this role)");
         return 0;
     }
-    if (!r->cfg->confirm_database)
-        snprintf(why, sizeof why, "it is not set");
-    log_error("refusing to reset database '%s' (system identifier %s): --confirm-database "
-              "(BANDAGE_CONFIRM_DATABASE) must name it, '%s' or '%s:%s', and %s", r->id.name,
-              r->id.system_id[0] ? r->id.system_id : "not readable by this role", r->id.name,
-              r->id.name, r->id.system_id[0] ? r->id.system_id : "IDENTIFIER", why);
-    report_add_error(report, "reset", "interlock",
-                     "--confirm-database does not match the connected database '%s'",
-                     report->database);
-    return EXIT_REFUSED;
+    return interlock_refused(r, &given, why);
 }
 
 /* What the schemas are built from: the file, or every migration. A reset
@@ -240,7 +264,10 @@ static int reset_in_one_transaction(struct reset_run *r)
         rc = apply_schema_file(r);
     if (rc == 0)
         rc = deploys_record_reset(&r->s, r->cfg, &r->start);
-    return session_end(&r->s, rc);
+    rc = session_end(&r->s, rc);
+    if (rc == EXIT_SCHEMA)
+        log_error("the reset was rolled back: database '%s' is unchanged", r->s.report->database);
+    return rc;
 }
 
 static int run_hook(struct reset_run *r, const char *name, const char *command)

@@ -202,6 +202,14 @@ static int migrations_summary(char *buf, size_t len, const struct deploy_report 
                     r->migrations_skipped);
 }
 
+/* Was this error's message logged when it happened? Every error is, but a
+ * stop by signal (the stop is the news) and the worker's own. */
+static int logged_before(const struct report_error *e)
+{
+    return strcmp(e->code, "signal") != 0 && strcmp(e->phase, "worker") != 0 &&
+           strcmp(e->phase, "internal") != 0;
+}
+
 void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms)
 {
     /* The worker died before its report (main.c filled in this one error):
@@ -232,9 +240,19 @@ void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r,
     if (n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ", %d error%s", r->n_errors,
                       r->n_errors == 1 ? "" : "s");
+    /* A message logged in full already (a libpq error can fill a screen)
+     * is not repeated: the line names its phase and code only. */
     if (r->n_errors > 0 && n >= 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, " (%s %s: %s)", r->errors[0].phase, r->errors[0].code,
-                 r->errors[0].message);
+        snprintf(buf + n, len - (size_t)n, " (%s %s%s%s)", r->errors[0].phase,
+                 r->errors[0].code, logged_before(&r->errors[0]) ? "" : ": ",
+                 logged_before(&r->errors[0]) ? "" : r->errors[0].message);
+}
+
+const char *report_deploy_detail(const struct deploy_report *r)
+{
+    if (r->n_errors == 0 || !logged_before(&r->errors[0]))
+        return ""; /* none, or the summary holds it */
+    return r->errors[0].message;
 }
 
 void report_exit_summary(char *buf, size_t len, const struct app_exit *e)
@@ -248,7 +266,7 @@ void report_exit_summary(char *buf, size_t len, const struct app_exit *e)
 
 void report_slack_json(struct jbuf *out, const char *summary, const struct config *cfg)
 {
-    char text[1200];
+    char text[1700];
     char host[128] = "";
     gethostname(host, sizeof host - 1);
     snprintf(text, sizeof text, "bandage %s on %s%s%s: %s", bandage_version, host,

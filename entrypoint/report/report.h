@@ -90,6 +90,9 @@ void report_exit_json(struct jbuf *out, const struct app_exit *e, const struct c
 
 /* One human line: "deploy ok: reset in 120 ms, ..." (no "bandage:" prefix). */
 void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms);
+/* The first error's message, which the summary leaves to the log lines
+ * before it; "" when there is none. The webhook's text adds it. */
+const char *report_deploy_detail(const struct deploy_report *r);
 void report_exit_summary(char *buf, size_t len, const struct app_exit *e);
 
 /* {"text": "<summary>"} for Slack, Discord (/slack) and Mattermost. */

@@ -658,7 +658,7 @@ def test_reset_through_a_transaction_pooler_is_refused(run_bandage, db, pgbounce
     run = run_bandage(reset_args(db, url=False) + ["--database-url", pgbouncer.dsn()],
                       timeout=scaled(30))
     run.wait_exit_code(64)
-    assert "transaction pooler" in run.stderr and "DIRECT_URL" in run.stderr, run.stderr
+    assert "transaction or statement pooler" in run.stderr and "DIRECT_URL" in run.stderr, run.stderr
     assert_untouched(db, before, run)
 
 

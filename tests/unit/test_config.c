@@ -652,7 +652,7 @@ static void test_help_version_markdown(void **state)
 {
     (void)state;
     assert_int_equal(LOAD("--help"), CONFIG_HELP);
-    assert_int_equal(LOAD("-h"), CONFIG_HELP);
+    assert_int_equal(LOAD("-h"), CONFIG_SHORT_HELP);
     assert_int_equal(LOAD("--version"), CONFIG_VERSION);
     assert_int_equal(LOAD("-V"), CONFIG_VERSION);
     assert_int_equal(LOAD("--help-markdown"), CONFIG_MARKDOWN);
@@ -673,11 +673,11 @@ static void test_help_version_markdown(void **state)
 
     /* getopt state is reset between calls: a "-hV" cluster stopped at 'h'
      * must not leave 'V' pending for the next call */
-    assert_int_equal(LOAD("-hV"), CONFIG_HELP);
+    assert_int_equal(LOAD("-hV"), CONFIG_SHORT_HELP);
     assert_ok(LOAD("--grace=1"));
     assert_int_equal(g_cfg.grace_ms, 1000);
     assert_int_equal(LOAD("-Vh"), CONFIG_VERSION);
-    assert_int_equal(LOAD("-h"), CONFIG_HELP);
+    assert_int_equal(LOAD("-h"), CONFIG_SHORT_HELP);
 }
 
 /* Every setting of DESIGN.md's table, with its variable, in --help and in the
@@ -719,14 +719,15 @@ static void test_help_output(void **state)
     fclose(f);
 
     assert_contains(help, "usage: bandage");
-    assert_contains(md, "| flag | environment | default | meaning |");
+    assert_contains(md, "| flag | value | environment | default | meaning |");
     for (size_t i = 0; i < sizeof design_settings / sizeof design_settings[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "--%s ", design_settings[i][0]);
         assert_contains(help, want);
         assert_contains(help, design_settings[i][1]);
-        snprintf(want, sizeof want, "| `--%s` | `%s` |", design_settings[i][0],
-                 design_settings[i][1]);
+        snprintf(want, sizeof want, "| `--%s` | `", design_settings[i][0]);
+        assert_contains(md, want);
+        snprintf(want, sizeof want, "` | `%s` |", design_settings[i][1]);
         assert_contains(md, want);
 
         /* and config_load knows the flag and the variable */
@@ -736,6 +737,59 @@ static void test_help_output(void **state)
     }
     free(help);
     free(md);
+}
+
+/* --help (and -h) fit an 80-column terminal, and each setting's line shows
+ * the value it takes before its variable: "  --reset never|once|always   BANDAGE_RESET". */
+static void check_help_text(const char *help)
+{
+    int settings_seen = 0;
+    for (const char *line = help, *next; *line; line = next) {
+        size_t n = strcspn(line, "\n");
+        next = line + n + (line[n] == '\n');
+        if (n > 80)
+            fail_msg("help line of %zu columns: %.*s", n, (int)n, line);
+        if (strncmp(line, "  --", 4) != 0 || strncmp(line, "  --help", 8) == 0)
+            continue;
+        char flag[64] = "", value[64] = "", env[64] = "";
+        char text[128];
+        snprintf(text, sizeof text, "%.*s", (int)n, line);
+        if (sscanf(text, "%63s %63s %63s", flag, value, env) != 3 ||
+            strspn(env, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(env))
+            fail_msg("no value placeholder before the variable: %s", text);
+        if (strcmp(env, "BANDAGE_RESET") == 0)
+            assert_string_equal(value, "never|once|always");
+        if (strcmp(env, "BANDAGE_WAIT_TIMEOUT") == 0)
+            assert_string_equal(value, "SECS");
+        if (strcmp(env, "BANDAGE_SCHEMA_FILE") == 0)
+            assert_string_equal(value, "PATH");
+        if (strcmp(env, "BANDAGE_PLAN") == 0)
+            assert_string_equal(value, "[true|false]");
+        settings_seen++;
+    }
+    /* every setting has a line (DESIGN.md's and the others) */
+    assert_true(settings_seen >= (int)(sizeof design_settings / sizeof design_settings[0]));
+}
+
+static void test_help_fits_and_shows_values(void **state)
+{
+    (void)state;
+    char *full = NULL, *brief = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&full, &len);
+    assert_non_null(f);
+    config_print_help(f);
+    fclose(f);
+    f = open_memstream(&brief, &len);
+    assert_non_null(f);
+    config_print_short_help(f);
+    fclose(f);
+    check_help_text(full);
+    check_help_text(brief);
+    assert_contains(full, "Examples:");
+    assert_contains(brief, "Run 'bandage --help'");
+    free(full);
+    free(brief);
 }
 
 /* ---- validation ------------------------------------------------------------- */
@@ -1619,6 +1673,7 @@ int main(void)
         T(test_no_command),
         T(test_help_version_markdown),
         T(test_help_output),
+        T(test_help_fits_and_shows_values),
         T(test_reset_once_needs_deployment_id),
         T(test_schemas_invalid),
         T(test_webhook_url_scheme),

@@ -361,6 +361,37 @@ static void test_report_json_and_summary(void **state)
     assert_contains(line, ", migrations: up to date (2 applied)");
 }
 
+/* The summary names the first error's phase and code; its message, logged
+ * in full before the summary, is left to the webhook's text. */
+static void test_summary_does_not_repeat_the_error(void **state)
+{
+    (void)state;
+    struct deploy_report r;
+    char line[1024];
+    report_init(&r);
+    r.wait_attempts = 3;
+    assert_string_equal(report_deploy_detail(&r), "");
+    report_add_error(&r, "wait", "timeout", "not ready after 3 attempts: connection to server "
+                     "on socket \"/x/.s.PGSQL.5432\" failed: No such file or directory\n");
+    report_deploy_summary(line, sizeof line, &r, 5);
+    assert_contains(line, ", 1 error (wait timeout)");
+    assert_not_contains(line, "No such file");
+    assert_contains(report_deploy_detail(&r), "failed: No such file or directory");
+    /* a worker that died: its one line is all there is, so it stays */
+    report_init(&r);
+    report_add_error(&r, "worker", "signal", "the database worker was killed by signal 9");
+    report_deploy_summary(line, sizeof line, &r, 5);
+    assert_contains(line, "killed by signal 9");
+    assert_string_equal(report_deploy_detail(&r), "");
+    /* nor is a stop by signal logged before: the summary says it */
+    report_init(&r);
+    r.wait_attempts = 1;
+    report_add_error(&r, "wait", "signal", "stopped by signal 15");
+    report_deploy_summary(line, sizeof line, &r, 5);
+    assert_contains(line, "(wait signal: stopped by signal 15)");
+    assert_string_equal(report_deploy_detail(&r), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statement_list_for_the_reset, setup, teardown),
         cmocka_unit_test(test_report_keeps_a_bounded_list_and_the_failure),
         cmocka_unit_test(test_report_json_and_summary),
+        cmocka_unit_test(test_summary_does_not_repeat_the_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
