@@ -33,9 +33,11 @@ export default defineRailway((ctx) => {
     // directory prisma.config.ts's migrations.path names), each with its
     // _prisma_migrations row, and exits. A failure is not retried: the
     // deployment stops there and the previous one keeps serving.
-    // To rebuild the database from the migrations once (a reset that keeps
-    // the history, see the README), add `--reset once` for one deploy, with
-    // BANDAGE_CONFIRM_DATABASE below.
+    // To rebuild the database from the migrations once (a reset that DROPS
+    // ALL DATA, then keeps the history: see the README's "Choose a strategy
+    // first"), add `--reset once` for one deploy, with
+    // BANDAGE_CONFIRM_DATABASE=railway:<identifier> set in that environment's
+    // variables (`bandage --plan` prints the identifier).
     preDeploy: "node_modules/.bin/bandage --migrations prisma/migrations",
     // The app, started by bandage: it waits for the database, then runs the
     // app as PID 1. One simple command: Railpack's shell execs it.
@@ -62,8 +64,11 @@ export default defineRailway((ctx) => {
     },
     env: {
       DATABASE_URL: db.env.DATABASE_URL,
-      // A reset runs only when this is the connected database's name.
-      BANDAGE_CONFIRM_DATABASE: "railway",
+      // No BANDAGE_CONFIRM_DATABASE here: production only migrates, and a
+      // reset that reached it by mistake refuses (exit 77). An environment
+      // that resets sets it in its own variables, as railway:<identifier>:
+      // every Railway database is named railway, so the name alone would
+      // match production's too.
     },
   });
 

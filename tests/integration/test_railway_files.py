@@ -24,6 +24,8 @@ START = ("node_modules/.bin/bandage --reset once --schema-file prisma/schema.sql
 #: railway.ts: migrations in the pre-deploy step, then the app under bandage.
 TS_PREDEPLOY = "node_modules/.bin/bandage --migrations prisma/migrations"
 TS_START = "node_modules/.bin/bandage -- node dist/index.js"
+#: railway.ts's env: the line after which a mistaken variable is added.
+ENV_LINE = "DATABASE_URL: db.env.DATABASE_URL,"
 
 
 def check(bandage_bin, railpack=RAILPACK, railway_ts=RAILWAY_TS, railway=RAILWAY_JSON):
@@ -100,9 +102,9 @@ def test_railpack_invalid_json(bandage_bin, tmp_path):
      "has no flag --migration"),
     (f'preDeploy: "{TS_PREDEPLOY}"', f'preDeploy: ["{TS_PREDEPLOY}", "bandage --plan"]',
      "start bandage as node_modules/.bin/bandage"),
-    ('BANDAGE_CONFIRM_DATABASE: "railway"', 'BANDAGE_CONFIRM_DB: "railway"',
+    (ENV_LINE, ENV_LINE + '\n      BANDAGE_CONFIRM_DB: "railway",',
      "BANDAGE_CONFIRM_DB is not a bandage variable"),
-    ('BANDAGE_CONFIRM_DATABASE: "railway",', 'BANDAGE_LOG_LEVEL: "loud",',
+    (ENV_LINE, ENV_LINE + '\n      BANDAGE_LOG_LEVEL: "loud",',
      "BANDAGE_LOG_LEVEL 'loud': not one of"),
     ("drainingSeconds: 10,", 'drainingSeconds: "10",', "must be a number, not str"),
     ("overlapSeconds: 0,", "overlapSeconds: 1.5,", "not a whole number"),

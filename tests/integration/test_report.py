@@ -1,4 +1,4 @@
-"""The deploy report and the webhook (README "How it behaves", 3): one summary
+"""The deploy report and the webhook (README "What a start does", 3): one summary
 line per start, the JSON payloads of the "deploy" and "exit" events, delivery
 from a forked sender (retries, TLS, a receiver that hangs or is not there),
 secrets kept out of logs and payloads, and that none of it delays the app or

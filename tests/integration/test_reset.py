@@ -1,5 +1,5 @@
-"""The reset (DESIGN.md "The reset, precisely" and "Exit codes"; README "How it
-behaves", "Large schemas", "The safety model") against a real PostgreSQL.
+"""The reset (docs/internals.md "The reset, step by step" and "Large schemas";
+README "The safety model" and "Exit codes") against a real PostgreSQL.
 
 Every test gets a fresh database (``db`` / ``db_factory``), fills it with
 objects and data, runs the real bandage binary against it and then reads the
