@@ -7,7 +7,7 @@
 # LINK_INPUTS: the `ld -t -t` output of a static link (static.mk writes it
 # beside each binary, build/static-ARCH/link-inputs): every object file and
 # every archive member the linker took. Each is mapped to a library by its
-# file name (the table below); the check fails when
+# path (the table below); the check fails when
 #   - a file belongs to no library the table knows (a new -l in static.mk, a
 #     new toolchain file): say which library it is, and collect its notices in
 #     scripts/third-party-notices.sh;
@@ -21,15 +21,17 @@ export LC_ALL=C
 notices=$1; shift
 [ -f "$notices" ] || { echo "check-notices: $notices is missing" >&2; exit 1; }
 
-# The library (notices section ID) a linked file belongs to, by its name.
+# The library (notices section ID) a linked file belongs to, by its path:
+# the C library and start files only from a musl directory (a glibc libc.a
+# would be another library, with other notices), GCC's only from GCC's.
 library_of() {
   case $1 in
-    */static-*/obj/*.o) echo bandage ;;
-    libssl.a|libcrypto.a) echo openssl ;;
-    libpq.a|libpgcommon_shlib.a|libpgport_shlib.a) echo libpq ;;
-    libcurl.a) echo curl ;;
-    libc.a|crt1.o|Scrt1.o|rcrt1.o|crti.o|crtn.o) echo musl ;;
-    libgcc.a|libgcc_eh.a|crtbegin*.o|crtend*.o) echo gcc ;;
+    */static-*/obj/*.o|static-*/obj/*.o) echo bandage ;;
+    */libssl.a|*/libcrypto.a) echo openssl ;;
+    */libpq.a|*/libpgcommon_shlib.a|*/libpgport_shlib.a) echo libpq ;;
+    */libcurl.a) echo curl ;;
+    *musl*/libc.a|*musl*/crt1.o|*musl*/Scrt1.o|*musl*/rcrt1.o|*musl*/crti.o|*musl*/crtn.o) echo musl ;;
+    */gcc*/libgcc.a|*/gcc*/libgcc_eh.a|*/gcc*/crtbegin*.o|*/gcc*/crtend*.o) echo gcc ;;
     *) echo "" ;;
   esac
 }
@@ -47,8 +49,7 @@ for inputs in "$@"; do
   [ -n "$used" ] || { echo "check-notices: $inputs lists no input" >&2; exit 1; }
   declare -A libs=()
   while IFS= read -r f; do
-    name=$f; case $f in */static-*/obj/*) ;; *) name=${f##*/} ;; esac
-    lib=$(library_of "$name")
+    lib=$(library_of "$f")
     if [ -z "$lib" ]; then
       echo "check-notices: $inputs: the link used $f, which belongs to no known library:" \
            "add it to scripts/check-notices.sh and its notices to scripts/third-party-notices.sh" >&2
