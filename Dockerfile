@@ -19,8 +19,8 @@
 # and libcurl built with musl from Debian's source packages
 # (scripts/static-deps.sh, a few minutes, cached as its own layer), then
 # build/bandage-static and build/THIRD_PARTY_NOTICES (collected from the same
-# source trees, checked against the link). scripts/check-dockerfile.sh checks this file without a
-# Docker engine (`make check-deploy-files`).
+# source trees, checked against the link). scripts/check-dockerfile.sh checks
+# this file without a Docker engine (`make check-deploy-files`).
 
 FROM debian:bookworm AS builder
 # make, gcc, pkg-config: what the Makefile needs to be read at all;
