@@ -2,10 +2,13 @@
 #
 #   docker build -t bandage .
 #
-# The image holds /bandage and a CA bundle (/etc/ssl/certs/ca-certificates.crt,
-# where bandage looks first), nothing else. Use it from an app's Dockerfile:
+# The image holds /bandage, /THIRD_PARTY_NOTICES (the licences and notices of
+# the libraries the static binary contains: OpenSSL, libpq, libcurl, musl) and
+# a CA bundle (/etc/ssl/certs/ca-certificates.crt, where bandage looks first),
+# nothing else. Use it from an app's Dockerfile:
 #
 #   COPY --from=bandage /bandage /usr/local/bin/bandage
+#   COPY --from=bandage /THIRD_PARTY_NOTICES /usr/local/share/doc/bandage/
 #   ENTRYPOINT ["bandage", "--"]
 #   CMD ["node", "dist/index.js"]
 #
@@ -15,8 +18,9 @@
 # The builder runs the repository's own recipe, `make static`: OpenSSL, libpq
 # and libcurl built with musl from Debian's source packages
 # (scripts/static-deps.sh, a few minutes, cached as its own layer), then
-# build/bandage-static. scripts/check-dockerfile.sh checks this file without a
-# Docker engine (`make check-deploy-files`).
+# build/bandage-static and build/THIRD_PARTY_NOTICES (collected from the same
+# source trees, checked against the link). scripts/check-dockerfile.sh checks
+# this file without a Docker engine (`make check-deploy-files`).
 
 FROM debian:bookworm AS builder
 # make, gcc, pkg-config: what the Makefile needs to be read at all;
@@ -38,4 +42,5 @@ RUN make static && build/bandage-static --version
 FROM scratch
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=builder /src/build/bandage-static /bandage
+COPY --from=builder /src/build/THIRD_PARTY_NOTICES /THIRD_PARTY_NOTICES
 ENTRYPOINT ["/bandage"]

@@ -30,12 +30,14 @@ IMAGE_BIN     := $(BUILD)/bandage-from-image
 
 check-dockerfile-build podman-clean: export CONTAINERS_CONF := $(PODMAN_CONF)
 
-check-podman: $(STATIC_BIN) $(STATIC_APP)
+check-podman: $(STATIC_BIN) $(STATIC_NOTICES) $(STATIC_APP)
 	@podman --version
 	BANDAGE_STATIC=$(abspath $(STATIC_BIN)) BANDAGE_STATIC_APP=$(abspath $(STATIC_APP)) \
+	  BANDAGE_NOTICES=$(abspath $(STATIC_NOTICES)) \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration/test_podman.py
 
-# The final image must be exactly /bandage and the CA bundle, and answer
+# The final image must be exactly /bandage, /THIRD_PARTY_NOTICES and the CA
+# bundle, and answer
 # `--version` through its ENTRYPOINT ["/bandage"]; the binary README's Railway
 # section takes out of it (docker create + docker cp) is $(IMAGE_BIN); then
 # test_podman.py builds its app image FROM scratch with README's `COPY
@@ -51,13 +53,13 @@ check-dockerfile-build: $(STATIC_APP)
 	$(PODMAN) run --rm --network none $(DOCKERFILE_IMAGE) --version; \
 	$(PODMAN) rm --force --time 0 bandage-image-check >/dev/null 2>&1 || true; \
 	$(PODMAN) create --name bandage-image-check $(DOCKERFILE_IMAGE) >/dev/null; \
-	files=$$($(PODMAN) export bandage-image-check | tar -t | grep -v '/$$' | sort | tr '\n' ' '); \
+	files=$$($(PODMAN) export bandage-image-check | tar -t | grep -v '/$$' | LC_ALL=C sort | tr '\n' ' '); \
 	$(PODMAN) cp bandage-image-check:/bandage $(IMAGE_BIN); \
 	$(PODMAN) rm bandage-image-check >/dev/null; \
 	rm -f $(PODMAN_STORE)/image.tar; $(PODMAN) save -q -o $(PODMAN_STORE)/image.tar $(DOCKERFILE_IMAGE); \
 	echo "image files: $$files"; \
-	[ "$$files" = "bandage etc/ssl/certs/ca-certificates.crt " ] || \
-	  { echo "the image holds more than /bandage and the CA bundle" >&2; exit 1; }; \
+	[ "$$files" = "THIRD_PARTY_NOTICES bandage etc/ssl/certs/ca-certificates.crt " ] || \
+	  { echo "the image must hold exactly /bandage, /THIRD_PARTY_NOTICES and the CA bundle" >&2; exit 1; }; \
 	BANDAGE_STATIC=$(abspath $(IMAGE_BIN)) BANDAGE_STATIC_APP=$(abspath $(STATIC_APP)) \
 	  BANDAGE_IMAGE_ARCHIVE=$(abspath $(PODMAN_STORE))/image.tar \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration/test_podman.py; \

@@ -1,6 +1,7 @@
 # The fully static musl release binary, included by the Makefile.
 #
-#   make static               build/bandage-static (stripped, static, no PT_INTERP)
+#   make static               build/bandage-static (stripped, static, no PT_INTERP) and
+#                             build/THIRD_PARTY_NOTICES (the notices of what it contains)
 #   make static-deps          only the dependencies (build/deps/stamp)
 #   make static-deps-refresh  rebuild a dependency whose Debian source has a newer version
 #   make static-verify        file/readelf/size checks, then --version in an empty chroot
@@ -13,10 +14,15 @@
 #   make static-deps-clean    remove build/deps (the next `make static` rebuilds it: ~6 min on 2 cores)
 #
 #   make dist                 dist/bandage-linux-amd64, dist/bandage-linux-arm64 (static musl,
-#                             arm64 cross-compiled), dist/SHA256SUMS; then scripts/npm-pack.sh
-#                             dist if it exists (tarballs in dist/npm/, their sums added)
-#   make dist-check-reproducible  both binaries built twice from copies of the tree at two
-#                             different paths (shared dependency builds): identical bytes
+#                             arm64 cross-compiled), dist/THIRD_PARTY_NOTICES, dist/SHA256SUMS;
+#                             then scripts/npm-pack.sh dist if it exists (tarballs in
+#                             dist/npm/, their sums added)
+#   make check-notices        every library the static links used has its section in
+#                             build/ and dist/THIRD_PARTY_NOTICES (make static and make dist
+#                             check it too, each time they write them)
+#   make dist-check-reproducible  both binaries and the notices built twice from copies of
+#                             the tree at two different paths (shared dependency builds):
+#                             identical bytes
 #   make check-arm64          tests/integration/test_arm64.py: dist/bandage-linux-arm64 under
 #                             qemu-aarch64-static against the harness's PostgreSQL
 #   make dist-clean           remove dist/ and the per-architecture objects (deps are kept)
@@ -46,6 +52,7 @@ STATIC_PREFIX     := $(STATIC_DEPS)/usr
 STATIC_STAMP      := $(STATIC_DEPS)/stamp
 STATIC_CC         := $(STATIC_DEPS)/bin/musl-cc
 STATIC_BIN        := $(BUILD)/bandage-static
+STATIC_NOTICES    := $(BUILD)/THIRD_PARTY_NOTICES
 STATIC_JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Issue 12's goal: 2.5 MiB.
 STATIC_MAX_SIZE   ?= 2621440
@@ -68,9 +75,9 @@ STATIC_SRC        := $(sort $(SRC))
 
 .PHONY: static static-deps static-deps-refresh static-verify static-clean static-deps-clean \
         check-static check-deploy-files dist dist-bins dist-clean dist-check-reproducible check-arm64 \
-        check-arm64-unit
+        check-arm64-unit check-notices
 
-static: $(STATIC_BIN)
+static: $(STATIC_BIN) $(STATIC_NOTICES)
 
 static-deps: $(STATIC_STAMP)
 
@@ -92,7 +99,7 @@ $(BUILD)/static-$(1)/obj/%.o: entrypoint/%.c $(HDR) VERSION static.mk $(STATIC_D
 
 $(BUILD)/static-$(1)/bandage: $(patsubst entrypoint/%.c,$(BUILD)/static-$(1)/obj/%.o,$(STATIC_SRC))
 	$(STATIC_DEPS_$(1))/bin/musl-cc -o $$@.tmp $$^ \
-	  $$(call STATIC_LDFLAGS,$(STATIC_DEPS_$(1))) $(STATIC_LIBS)
+	  $$(call STATIC_LDFLAGS,$(STATIC_DEPS_$(1))) $(STATIC_LIBS) -Wl,-t,-t >$$(@D)/link-inputs
 	@size=$$$$(stat -c %s $$@.tmp); \
 	if [ $$$$size -gt $(STATIC_MAX_SIZE) ]; then \
 	  echo "$$@: $$$$size bytes, over the $(STATIC_MAX_SIZE)-byte limit" >&2; rm -f $$@.tmp; exit 1; \
@@ -103,6 +110,23 @@ $(foreach a,$(STATIC_ARCHES),$(eval $(call STATIC_ARCH_RULES,$(a))))
 
 $(STATIC_BIN): $(BUILD)/static-$(STATIC_HOST_ARCH)/bandage
 	cp $< $@
+
+# The notices of what the binaries contain (scripts/third-party-notices.sh),
+# from the sources the deps were built from and the link's own input list
+# (link-inputs: `ld -t -t`, written beside each binary); then
+# scripts/check-notices.sh fails when a library the link used has no section.
+# $(1): the notices file, $(2): the architectures.
+define NOTICES_RECIPE
+bash scripts/third-party-notices.sh \
+  $(foreach a,$(2),$(a)=$(STATIC_DEPS_$(a))=$(BUILD)/static-$(a)/link-inputs) >$(1).tmp
+bash scripts/check-notices.sh $(1).tmp $(foreach a,$(2),$(BUILD)/static-$(a)/link-inputs)
+mv $(1).tmp $(1)
+endef
+NOTICES_INPUTS := scripts/third-party-notices.sh scripts/check-notices.sh LICENSE
+
+# The machine's own binary's (the Dockerfile's image ships it as /THIRD_PARTY_NOTICES).
+$(STATIC_NOTICES): $(BUILD)/static-$(STATIC_HOST_ARCH)/bandage $(NOTICES_INPUTS)
+	$(call NOTICES_RECIPE,$@,$(STATIC_HOST_ARCH))
 
 # Runs as root (chroot): the binary alone in an empty directory, as on a
 # `scratch` image.
@@ -119,7 +143,7 @@ static-verify: $(STATIC_BIN)
 	echo "static-verify: ok"
 
 static-clean:
-	rm -f $(STATIC_BIN) $(STATIC_BIN).tmp
+	rm -f $(STATIC_BIN) $(STATIC_BIN).tmp $(STATIC_NOTICES)
 	rm -rf $(foreach a,$(STATIC_ARCHES),$(BUILD)/static-$(a))
 
 static-deps-clean:
@@ -136,11 +160,17 @@ $(DIST)/bandage-linux-%: $(BUILD)/static-%/bandage
 	@mkdir -p $(@D)
 	cp $< $@
 
-dist-bins: $(DIST_BINS)
+# One file for both architectures (a library whose notices differ between
+# them has each text, marked).
+$(DIST)/THIRD_PARTY_NOTICES: $(foreach a,$(STATIC_ARCHES),$(BUILD)/static-$(a)/bandage) $(NOTICES_INPUTS)
+	@mkdir -p $(@D)
+	$(call NOTICES_RECIPE,$@,$(STATIC_ARCHES))
 
-dist: $(DIST_BINS)
+dist-bins: $(DIST_BINS) $(DIST)/THIRD_PARTY_NOTICES
+
+dist: $(DIST_BINS) $(DIST)/THIRD_PARTY_NOTICES
 	rm -rf $(DIST)/npm
-	cd $(DIST) && sha256sum $(notdir $(DIST_BINS)) > SHA256SUMS
+	cd $(DIST) && sha256sum $(notdir $(DIST_BINS)) THIRD_PARTY_NOTICES > SHA256SUMS
 	@if [ -e scripts/npm-pack.sh ]; then \
 	  echo "scripts/npm-pack.sh $(DIST)"; bash scripts/npm-pack.sh $(DIST) || exit 1; \
 	  cd $(DIST) && find npm -name '*.tgz' | LC_ALL=C sort | xargs -r sha256sum >> SHA256SUMS; \
@@ -149,6 +179,14 @@ dist: $(DIST_BINS)
 
 dist-clean:
 	rm -rf $(DIST) $(foreach a,$(STATIC_ARCHES),$(BUILD)/static-$(a))
+
+# Every library in the static links has its section in the notices (make
+# static and make dist run the same check when they write them).
+check-notices: $(STATIC_NOTICES) $(DIST)/THIRD_PARTY_NOTICES
+	test -f LICENSE
+	bash scripts/check-notices.sh $(STATIC_NOTICES) $(BUILD)/static-$(STATIC_HOST_ARCH)/link-inputs
+	bash scripts/check-notices.sh $(DIST)/THIRD_PARTY_NOTICES \
+	  $(foreach a,$(STATIC_ARCHES),$(BUILD)/static-$(a)/link-inputs)
 
 # Twice, from two copies of the tree at paths of different lengths, each
 # compiling its own objects and linking (the dependency builds are shared):

@@ -26,6 +26,12 @@
 #include "db/wait.h"
 #include "report/webhook.h"
 
+/* --version's second line: the licence, and where the notices of the
+ * libraries a release binary contains travel (static.mk's notices rules). */
+static const char licence_line[] =
+    "MIT licence. Notices of the libraries it contains: THIRD_PARTY_NOTICES "
+    "(beside it in dist/ and the image, at the npm package's root)";
+
 static int handle_config(enum config_result r, const char *err)
 {
     switch (r) {
@@ -36,7 +42,7 @@ static int handle_config(enum config_result r, const char *err)
         config_print_short_help(stdout);
         return EXIT_OK;
     case CONFIG_VERSION:
-        printf("bandage %s\n", bandage_version);
+        printf("bandage %s\n%s\n", bandage_version, licence_line);
         return EXIT_OK;
     case CONFIG_MARKDOWN:
         config_print_markdown(stdout);

@@ -8,13 +8,15 @@
 #
 # - it has a builder stage FROM debian:bookworm that runs `make static`, and a
 #   final stage FROM scratch (with no RUN: there is no shell in it) whose
-#   ENTRYPOINT is ["/bandage"] and which holds /bandage and the CA bundle at
+#   ENTRYPOINT is ["/bandage"] and which holds /bandage, the notices of the
+#   libraries it contains at /THIRD_PARTY_NOTICES and the CA bundle at
 #   /etc/ssl/certs/ca-certificates.crt;
 # - every COPY/ADD source exists: from the build context, a path of the
 #   repository not excluded by .dockerignore; with --from=STAGE, an EARLIER
 #   stage's known output: a path that stage copied in from the repository, the
-#   binary `make static` writes there (build/bandage-static under the stage's
-#   WORKDIR, read from static.mk), or the CA bundle when that stage installed
+#   binary and notices `make static` writes there (build/bandage-static and
+#   build/THIRD_PARTY_NOTICES under the stage's WORKDIR, read from static.mk),
+#   or the CA bundle when that stage installed
 #   the ca-certificates package;
 # - the Dockerfile's usage comment shows how an app image takes the binary.
 # Exit 0 when all hold; otherwise every failed check is printed and it exits 1.
@@ -30,6 +32,10 @@ BUNDLE=/etc/ssl/certs/ca-certificates.crt
 static_bin=$(make -s -C "$repo" -pn static-clean 2>/dev/null |
              awk '$1 == "STATIC_BIN" && ($2 == ":=" || $2 == "=") && !v {v = $3} END {print v}' || true)
 static_bin=${static_bin:-build/bandage-static}
+static_notices=$(make -s -C "$repo" -pn static-clean 2>/dev/null |
+             awk '$1 == "STATIC_NOTICES" && ($2 == ":=" || $2 == "=") && !v {v = $3} END {print v}' || true)
+static_notices=${static_notices:-build/THIRD_PARTY_NOTICES}
+NOTICES=/THIRD_PARTY_NOTICES
 
 errors=0
 fail() { echo "check-dockerfile: $dockerfile:$*" >&2; errors=$((errors + 1)); }
@@ -166,7 +172,7 @@ while IFS=$'\t' read -r lineno keyword args; do
       st_runs[s]+="$args"$'\n'
       if grep -Eq '(^|[;&|( ])make( +-[-A-Za-z0-9=]+)*( +[A-Za-z0-9_-]+)* +static( |$|;|&|\))' <<<"$args"; then
         st_bin[s]=$(resolve "$static_bin")
-        st_outputs[s]+="${st_bin[s]}"$'\n'
+        st_outputs[s]+="${st_bin[s]}"$'\n'"$(resolve "$static_notices")"$'\n'
       fi
       if grep -Eq 'apt-get +(-[^ ]+ +)*install .*(^| )ca-certificates( |$)' <<<"$args"; then
         st_outputs[s]+="$BUNDLE"$'\n'
@@ -268,6 +274,8 @@ else
   [ -z "${st_runs[last]}" ] || fail "${st_line[last]}: RUN in the final (scratch) stage: it has no shell"
   stage_has "$last" /bandage || fail "${st_line[last]}: the final stage does not hold /bandage"
   stage_has "$last" "$BUNDLE" || fail "${st_line[last]}: the final stage does not hold $BUNDLE"
+  stage_has "$last" "$NOTICES" ||
+    fail "${st_line[last]}: the final stage does not hold $NOTICES (the notices of the libraries /bandage contains, beside it)"
   entry=$(tr -d ' \t' <<<"${st_entry[last]}")
   [ "$entry" = '["/bandage"]' ] ||
     fail "${st_line[last]}: the final stage's ENTRYPOINT is '${st_entry[last]}', expected [\"/bandage\"] (exec form)"
@@ -282,4 +290,4 @@ if [ "$errors" -gt 0 ]; then
   echo "check-dockerfile: $errors problem(s)" >&2
   exit 1
 fi
-note "$dockerfile: $stage_count stages, final FROM scratch with /bandage and the CA bundle: ok"
+note "$dockerfile: $stage_count stages, final FROM scratch with /bandage, $NOTICES and the CA bundle: ok"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Are the release binaries reproducible? Builds dist/bandage-linux-{amd64,arm64}
-# twice, each time in a fresh copy of this tree (tracked and untracked files,
-# not build/ or dist/) at a different path, compiling every bandage object
-# and linking anew, against the same dependency builds; then compares the
-# two sets byte for byte (SHA-256). `make dist-check-reproducible` runs it.
+# and dist/THIRD_PARTY_NOTICES twice, each time in a fresh copy of this tree
+# (tracked and untracked files, not build/ or dist/) at a different path,
+# compiling every bandage object and linking anew, against the same dependency
+# builds; then compares the two sets byte for byte (SHA-256).
+# `make dist-check-reproducible` runs it.
 #
 #   scripts/dist-check-reproducible.sh DEPS_AMD64 DEPS_ARM64
 #
@@ -37,7 +38,7 @@ for i in 0 1; do
   echo "dist-check-reproducible: build $((i + 1)) in $d"
   make -C "$d" -s --no-print-directory -j"${JOBS:-2}" dist-bins \
     STATIC_DEPS_amd64="$deps_amd64" STATIC_DEPS_arm64="$deps_arm64" STATIC_EPOCH="$epoch"
-  (cd "$d/dist" && sha256sum bandage-linux-amd64 bandage-linux-arm64) >"$tmp/sums.$i"
+  (cd "$d/dist" && sha256sum bandage-linux-amd64 bandage-linux-arm64 THIRD_PARTY_NOTICES) >"$tmp/sums.$i"
 done
 
 if cmp -s "$tmp/sums.0" "$tmp/sums.1"; then
@@ -47,7 +48,7 @@ if cmp -s "$tmp/sums.0" "$tmp/sums.1"; then
 fi
 echo "dist-check-reproducible: the two builds differ" >&2
 diff "$tmp/sums.0" "$tmp/sums.1" >&2 || true
-for a in amd64 arm64; do
-  cmp "${copies[0]}/dist/bandage-linux-$a" "${copies[1]}/dist/bandage-linux-$a" >&2 || true
+for f in bandage-linux-amd64 bandage-linux-arm64 THIRD_PARTY_NOTICES; do
+  cmp "${copies[0]}/dist/$f" "${copies[1]}/dist/$f" >&2 || true
 done
 exit 1

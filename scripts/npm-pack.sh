@@ -1,8 +1,10 @@
 #!/bin/sh
-# The npm package (one tarball: both Linux binaries and the sh launcher) from
-# `make dist`'s static binaries:
+# The npm package (one tarball: both Linux binaries and the sh launcher, the
+# LICENSE and the notices of the libraries the binaries contain) from `make
+# dist`'s static binaries:
 #
-#   scripts/npm-pack.sh DIST      DIST/bandage-linux-amd64, DIST/bandage-linux-arm64
+#   scripts/npm-pack.sh DIST      DIST/bandage-linux-amd64, DIST/bandage-linux-arm64,
+#                                 DIST/THIRD_PARTY_NOTICES
 #                                 -> DIST/npm/pg-bandage-VERSION.tgz
 #
 # One package, not one per platform: per-platform optionalDependencies are
@@ -43,6 +45,12 @@ check_binary() { # FILE EXPECTED-MACHINE NAME
 }
 check_binary "$dist/bandage-linux-amd64" 3e amd64
 check_binary "$dist/bandage-linux-arm64" b7 arm64
+# The binaries contain OpenSSL, libpq, libcurl and musl, whose notices must
+# travel with every copy (static.mk writes the file beside them).
+if [ ! -s "$dist/THIRD_PARTY_NOTICES" ]; then
+    echo "npm-pack: $dist/THIRD_PARTY_NOTICES is missing (make dist writes it)" >&2
+    exit 1
+fi
 
 out=$dist/npm
 work=$(mktemp -d "${TMPDIR:-/tmp}/bandage-npm-pack.XXXXXX")
@@ -52,11 +60,11 @@ mkdir -p "$stage/bin" "$stage/libexec/linux-amd64" "$stage/libexec/linux-arm64" 
 
 # Only the files named in package.json's "files"; modes set here (npm pack
 # keeps the executable bit, nothing else).
-cp "$repo/npm/package.json" "$repo/npm/README.md" "$stage/"
+cp "$repo/npm/package.json" "$repo/npm/README.md" "$repo/LICENSE" "$dist/THIRD_PARTY_NOTICES" "$stage/"
 cp "$repo/npm/bin/bandage" "$stage/bin/bandage"
 cp "$dist/bandage-linux-amd64" "$stage/libexec/linux-amd64/bandage"
 cp "$dist/bandage-linux-arm64" "$stage/libexec/linux-arm64/bandage"
-chmod 0644 "$stage/package.json" "$stage/README.md"
+chmod 0644 "$stage/package.json" "$stage/README.md" "$stage/LICENSE" "$stage/THIRD_PARTY_NOTICES"
 chmod 0755 "$stage/bin/bandage" "$stage/libexec/linux-amd64/bandage" \
     "$stage/libexec/linux-arm64/bandage"
 
@@ -68,4 +76,10 @@ rm -f "$out"/pg-bandage-*.tgz
 (cd "$stage" && npm pack --pack-destination "$out" >/dev/null)
 tarball=$out/pg-bandage-$version.tgz
 [ -f "$tarball" ] || { echo "npm-pack: npm pack wrote no $tarball" >&2; exit 1; }
+# A "files" list that forgot one would silently drop it.
+listing=$(tar -tzf "$tarball")
+for f in LICENSE THIRD_PARTY_NOTICES bin/bandage libexec/linux-amd64/bandage libexec/linux-arm64/bandage; do
+    printf '%s\n' "$listing" | grep -qx "package/$f" ||
+        { echo "npm-pack: $tarball lacks $f" >&2; rm -f "$tarball"; exit 1; }
+done
 echo "npm-pack: $tarball ($(wc -c <"$tarball") bytes)"

@@ -76,9 +76,26 @@ def run(argv, cwd, env, timeout=60, check=True):
     return r
 
 
+#: The notices `make dist` writes beside the binaries (static.mk): the test
+#: packs a stand-in of the same shape, and checks it arrives byte for byte.
+NOTICES_STAND_IN = ("THIRD_PARTY_NOTICES: a stand-in of test_npm.py\n\n"
+                    + "".join(f"{'=' * 80}\n[{lib}] {lib}\n{'=' * 80}\n\ntext\n\n"
+                              for lib in ("bandage", "openssl", "libpq", "curl", "musl", "gcc")))
+
+
+def version_ok(stdout):
+    """--version: the version, then one line with the licence and where the
+    notices are."""
+    lines = stdout.splitlines()
+    return (len(lines) == 2 and lines[0] == f"bandage {VERSION}"
+            and "MIT" in lines[1] and "THIRD_PARTY_NOTICES" in lines[1])
+
+
 def make_dist(directory, bandage_bin):
     """A dist directory as `make dist` leaves it, for this machine."""
     os.makedirs(directory)
+    with open(os.path.join(directory, "THIRD_PARTY_NOTICES"), "w") as f:
+        f.write(NOTICES_STAND_IN)
     native = os.path.join(directory, f"bandage-linux-{ARCH}")
     shutil.copy(bandage_bin, native)
     other, machine = OTHER[ARCH]
@@ -138,7 +155,8 @@ def test_package_layout_and_no_install_scripts(tarball):
     with tarfile.open(tarball) as t:
         members = {m.name: m for m in t.getmembers()}
         manifest = json.load(t.extractfile("package/package.json"))
-    assert sorted(members) == ["package/README.md", "package/bin/bandage",
+    assert sorted(members) == ["package/LICENSE", "package/README.md", "package/THIRD_PARTY_NOTICES",
+                               "package/bin/bandage",
                                "package/libexec/linux-amd64/bandage",
                                "package/libexec/linux-arm64/bandage", "package/package.json"]
     for name in ("package/bin/bandage", "package/libexec/linux-amd64/bandage",
@@ -146,12 +164,54 @@ def test_package_layout_and_no_install_scripts(tarball):
         assert members[name].mode & 0o111 == 0o111, f"{name} is not executable"
     assert manifest["name"] == PACKAGE and manifest["version"] == VERSION
     assert manifest["bin"] == {"bandage": "bin/bandage"}
+    assert manifest["license"] == "MIT"
+    # No public address yet: none invented.
+    for field in ("repository", "homepage", "bugs"):
+        assert field not in manifest, f"package.json has {field!r}"
     scripts = manifest.get("scripts", {})
     assert not {"preinstall", "install", "postinstall", "prepare"} & set(scripts), scripts
     # No platform fields: npm would refuse the install on a macOS laptop
     # (EBADPLATFORM), and the lockfile it writes must not depend on it.
     for field in ("os", "cpu", "libc", "optionalDependencies", "dependencies"):
         assert field not in manifest, f"package.json has {field!r}"
+
+
+def test_package_carries_the_licence_and_the_notices(tarball):
+    with tarfile.open(tarball) as t:
+        licence = t.extractfile("package/LICENSE").read().decode()
+        notices = t.extractfile("package/THIRD_PARTY_NOTICES").read().decode()
+    with open(os.path.join(REPO_ROOT, "LICENSE")) as f:
+        assert licence == f.read()
+    assert licence.startswith("MIT License")
+    assert notices == NOTICES_STAND_IN
+
+
+def test_pack_refuses_a_dist_without_notices(work, bandage_bin):
+    dist = make_dist(str(work / "dist-no-notices"), bandage_bin)
+    os.remove(os.path.join(dist, "THIRD_PARTY_NOTICES"))
+    r = run([PACK, dist], REPO_ROOT, npm_env(str(work / "home")), check=False)
+    assert r.returncode == 1
+    assert "THIRD_PARTY_NOTICES is missing" in r.stderr
+    assert not os.path.exists(os.path.join(dist, "npm", f"{PACKAGE}-{VERSION}.tgz"))
+
+
+def test_released_package_has_the_notices_of_its_binaries():
+    """After `make dist`: the real tarball holds dist/THIRD_PARTY_NOTICES, and
+    scripts/check-notices.sh finds a section for every library both static
+    links used (build/static-ARCH/link-inputs)."""
+    dist = os.path.join(REPO_ROOT, "dist")
+    path = os.path.join(dist, "npm", f"{PACKAGE}-{VERSION}.tgz")
+    inputs = [os.path.join(REPO_ROOT, "build", f"static-{a}", "link-inputs")
+              for a in ("amd64", "arm64")]
+    if not os.path.isfile(path) or not all(map(os.path.isfile, inputs)):
+        pytest.skip("no dist/npm tarball and link inputs (make dist writes them)")
+    with tarfile.open(path) as t:
+        notices = t.extractfile("package/THIRD_PARTY_NOTICES").read()
+    with open(os.path.join(dist, "THIRD_PARTY_NOTICES"), "rb") as f:
+        assert notices == f.read()
+    r = subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", "check-notices.sh"),
+                        os.path.join(dist, "THIRD_PARTY_NOTICES"), *inputs], capture_output=True, text=True, timeout=scaled(30))
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_pack_is_deterministic(work, tarball, bandage_bin):
@@ -174,7 +234,7 @@ def test_pack_refuses_a_wrong_architecture(work, bandage_bin):
 
 def test_npx_bandage_version(project, work):
     r = run(["npx", "--offline", "bandage", "--version"], project, npm_env(str(work / "home")))
-    assert r.stdout.strip() == f"bandage {VERSION}"
+    assert version_ok(r.stdout), r.stdout
     assert os.path.islink(launcher(project))
 
 
@@ -288,7 +348,7 @@ def test_lockfile_made_on_macos_installs_on_linux(work, registry, ci_flags):
     shutil.rmtree(os.path.join(path, "node_modules"))
     run([NPM, "ci", *ci_flags], path, env)
     r = run([launcher(path), "--version"], path, env)
-    assert r.stdout.strip() == f"bandage {VERSION}"
+    assert version_ok(r.stdout), r.stdout
 
 
 # --- the launcher on other platforms ------------------------------------------------------
@@ -326,7 +386,7 @@ def test_launcher_picks_the_binary_for_uname_m(project, work, machine, arch):
     env = dict(os.environ, PATH=f"{fake}:/usr/bin:/bin")
     r = run([launcher(project), "--version"], project, env, check=False)
     if arch == ARCH:
-        assert r.returncode == 0 and r.stdout.strip() == f"bandage {VERSION}", r.stderr
+        assert r.returncode == 0 and version_ok(r.stdout), r.stderr
     else:
         assert r.returncode != 0
         assert f"libexec/linux-{arch}/bandage" in r.stderr

@@ -5,6 +5,8 @@ helpers/podman.py) from build/bandage-static, laid out as README's Docker
 quickstart has it::
 
     /usr/local/bin/bandage               the binary under test
+    /usr/local/share/doc/bandage/THIRD_PARTY_NOTICES  the notices of the libraries it
+                                         contains (the Dockerfile's usage comment)
     /usr/local/bin/node                  helpers/static_app.c (musl, static) standing in for node
     /usr/local/bin/orphans               helpers/orphans.c (musl, static)
     /usr/local/bin/leftover              helpers/leftover.c (musl, static)
@@ -27,7 +29,12 @@ writes what it saw (helpers/static_app.c's header).
 
 With ``BANDAGE_IMAGE_ARCHIVE`` (``make check-dockerfile-build``), the binary
 comes from the image the repository's Dockerfile built, through README's
-``COPY --from=bandage /bandage /usr/local/bin/bandage``.
+``COPY --from=bandage /bandage /usr/local/bin/bandage``, and the notices
+through the Dockerfile's ``COPY --from=bandage /THIRD_PARTY_NOTICES
+/usr/local/share/doc/bandage/``; otherwise the notices are
+``$BANDAGE_NOTICES`` (default: THIRD_PARTY_NOTICES beside ``$BANDAGE_STATIC``,
+which `make static` writes), checked by scripts/check-notices.sh against the
+static link's inputs when they are at hand.
 
 Skipped unless ``BANDAGE_STATIC`` names the static binary and podman and runc
 are installed (root). The test app is ``$BANDAGE_STATIC_APP`` if set, else
@@ -59,6 +66,10 @@ if podman_missing():
     pytest.skip(f"no container runtime: {podman_missing()}", allow_module_level=True)
 
 IMAGE = "localhost/bandage-podman-test:latest"
+NOTICES = os.environ.get("BANDAGE_NOTICES") or os.path.join(
+    os.path.dirname(os.path.abspath(STATIC_BIN)), "THIRD_PARTY_NOTICES")
+NOTICES_IN_IMAGE = "/usr/local/share/doc/bandage/THIRD_PARTY_NOTICES"
+CHECK_NOTICES = os.path.join(REPO_ROOT, "scripts", "check-notices.sh")
 SCHEMA_SQL = os.path.join(REPO_ROOT, "examples", "prisma", "schema.sql")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LEFTOVER_SRC = os.path.join(HERE, "leftover.c")
@@ -76,6 +87,7 @@ CONTAINERFILE = """\
 FROM scratch
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 {bandage}
+{notices}
 COPY node /usr/local/bin/node
 COPY orphans /usr/local/bin/orphans
 COPY leftover /usr/local/bin/leftover
@@ -91,9 +103,11 @@ CMD ["node", "dist/index.js"]
 def containerfile():
     if IMAGE_ARCHIVE:
         line = "COPY --from=bandage /bandage /usr/local/bin/bandage"
+        notices = "COPY --from=bandage /THIRD_PARTY_NOTICES /usr/local/share/doc/bandage/"
     else:
         line = "COPY bandage /usr/local/bin/bandage"
-    return CONTAINERFILE.format(bandage=line)
+        notices = f"COPY THIRD_PARTY_NOTICES {NOTICES_IN_IMAGE}"
+    return CONTAINERFILE.format(bandage=line, notices=notices)
 
 
 def musl_static(src, out):
@@ -123,6 +137,11 @@ def image(podman, test_ca, tmp_path_factory):
         pytest.fail(f"BANDAGE_STATIC={STATIC_BIN}: not an executable file (make static)")
     ctx = tmp_path_factory.mktemp("image")
     shutil.copyfile(path, ctx / "bandage")
+    if not IMAGE_ARCHIVE:
+        if not os.path.isfile(NOTICES):
+            pytest.fail(f"{NOTICES}: missing (make static writes it beside the binary; "
+                        f"or set BANDAGE_NOTICES)")
+        shutil.copyfile(NOTICES, ctx / "THIRD_PARTY_NOTICES")
     if IMAGE_ARCHIVE:
         podman.run("load", "-i", IMAGE_ARCHIVE, timeout=120)
         podman.run("tag", BANDAGE_IMAGE, "bandage")
@@ -259,6 +278,49 @@ def test_image_is_scratch_with_the_quickstart_entrypoint(podman, image):
     assert config[:2] == ['["bandage","--"]', '["node","dist/index.js"]'], config
     # One layer per COPY, nothing from a base image.
     assert int(config[2]) == containerfile().count("\nCOPY "), config
+
+
+def copy_out(podman, image, path, dest):
+    """File ``path`` of ``image`` (no shell to cat it: podman create + cp)."""
+    name = f"bandage-files-{uuid.uuid4().hex[:8]}"
+    podman.run("create", "--name", name, image)
+    try:
+        podman.run("cp", f"{name}:{path}", str(dest))
+    finally:
+        podman.run("rm", "--force", name, check=False)
+    return dest
+
+
+def check_notices(path, *inputs):
+    r = subprocess.run(["bash", CHECK_NOTICES, str(path), *inputs], capture_output=True,
+                       text=True, timeout=scaled(30))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_image_carries_the_notices_of_what_bandage_contains(podman, image, tmp_path):
+    """The notices travel with the binary into the app image, and name every
+    library of the static link: the inputs static.mk recorded when it linked
+    $BANDAGE_STATIC if they are here; else (the binary came out of the
+    Dockerfile's image, whose builder linked it) every library bandage links."""
+    got = copy_out(podman, image, NOTICES_IN_IMAGE, tmp_path / "notices")
+    text = got.read_text()
+    assert text.startswith("THIRD_PARTY_NOTICES"), text[:200]
+    if IMAGE_ARCHIVE:
+        # The Dockerfile's own image holds it beside /bandage, the same file.
+        beside = copy_out(podman, BANDAGE_IMAGE, "/THIRD_PARTY_NOTICES", tmp_path / "beside")
+        assert beside.read_text() == text
+    else:
+        with open(NOTICES) as f:
+            assert text == f.read()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, "")
+    inputs = os.path.join(os.path.dirname(os.path.abspath(STATIC_BIN)), f"static-{arch}",
+                          "link-inputs")
+    if not IMAGE_ARCHIVE and os.path.isfile(inputs):
+        check_notices(got, inputs)
+    else:
+        for lib in ("bandage", "openssl", "libpq", "curl", "musl", "gcc"):
+            assert f"\n[{lib}] " in text, f"no [{lib}] section"
 
 
 def test_default_command_runs_as_child_of_pid1(container):

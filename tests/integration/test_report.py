@@ -96,7 +96,7 @@ def gate(app_dir):
 def bandage_version(bandage_bin):
     out = subprocess.run([bandage_bin, "--version"], capture_output=True, text=True,
                          timeout=scaled(10), env={"PATH": os.environ.get("PATH", "")})
-    m = re.fullmatch(r"bandage (\S+)\n", out.stdout)
+    m = re.fullmatch(r"bandage (\S+)\nMIT licence\..*THIRD_PARTY_NOTICES.*\n", out.stdout)
     assert m, f"unexpected --version output: {out.stdout!r} {out.stderr!r}"
     return m.group(1)
 
