@@ -75,7 +75,7 @@ struct prisma_state {
     char ssl[16];      /* node-postgres's ssl as given (true, 1, 0, no-verify), "" when none */
     int sslaccept;     /* Prisma 6's sslaccept given: the URL is Prisma 6's */
     int libpq_compat;  /* uselibpqcompat=true */
-    int direct_tls;    /* sslnegotiation=direct */
+    char negotiation[16]; /* sslnegotiation as given, "" when none */
 };
 
 static const char *uri_body(const char *s)
@@ -174,6 +174,19 @@ static int one_of(const char *value, const char *const *words)
     return 0;
 }
 
+/* value into dest when it is one of words; else refusal (naming the
+ * parameter and its values) in why. */
+static int take_one_of(const char *value, const char *const *words, char *dest, size_t destlen,
+                       const char *refusal, char *why, size_t len)
+{
+    if (!one_of(value, words)) {
+        snprintf(why, len, "%s", refusal);
+        return -1;
+    }
+    snprintf(dest, destlen, "%s", value);
+    return 0;
+}
+
 /* The TLS parameters node-postgres reads (Prisma 7's driver), and sslmode
  * with its extra value: checked, recorded for map_tls. */
 static int take_driver_param(enum prisma_kind kind, const char *value, struct prisma_state *st,
@@ -181,33 +194,24 @@ static int take_driver_param(enum prisma_kind kind, const char *value, struct pr
 {
     static const char *const modes[] = {"disable", "allow",       "prefer",    "require",
                                         "verify-ca", "verify-full", "no-verify", NULL};
+    static const char *const ssl_values[] = {"true", "1", "0", "no-verify", NULL};
+    static const char *const negotiations[] = {"postgres", "direct", NULL};
     switch (kind) {
     case URL_SSLMODE:
-        if (!one_of(value, modes)) {
-            snprintf(why, len, "sslmode must be disable, allow, prefer, require, verify-ca, "
-                               "verify-full or no-verify (node-postgres: TLS, not verified)");
-            return -1;
-        }
-        snprintf(st->sslmode, sizeof st->sslmode, "%s", value);
-        return 0;
+        return take_one_of(value, modes, st->sslmode, sizeof st->sslmode,
+                           "sslmode must be disable, allow, prefer, require, verify-ca, "
+                           "verify-full or no-verify (node-postgres: TLS, not verified)",
+                           why, len);
     case NODEPG_SSL:
-        if (!one_of(value, (const char *const[]){"true", "1", "0", "no-verify", NULL})) {
-            snprintf(why, len, "ssl must be true, 1, 0 or no-verify (node-postgres's values); for "
-                               "libpq's meanings write sslmode instead");
-            return -1;
-        }
-        snprintf(st->ssl, sizeof st->ssl, "%s", value);
-        return 0;
+        return take_one_of(value, ssl_values, st->ssl, sizeof st->ssl,
+                           "ssl must be true, 1, 0 or no-verify (node-postgres's values); for "
+                           "libpq's meanings write sslmode instead", why, len);
     case NODEPG_LIBPQCOMPAT:
         st->libpq_compat = strcmp(value, "true") == 0; /* as node-postgres: only "true" */
         return 0;
     case NODEPG_NEGOTIATION:
-        if (!one_of(value, (const char *const[]){"postgres", "direct", NULL})) {
-            snprintf(why, len, "sslnegotiation must be postgres or direct");
-            return -1;
-        }
-        st->direct_tls = strcmp(value, "direct") == 0;
-        return 0;
+        return take_one_of(value, negotiations, st->negotiation, sizeof st->negotiation,
+                           "sslnegotiation must be postgres or direct", why, len);
     default:
         return -1;
     }
@@ -534,7 +538,7 @@ static void note_stricter_app(const struct prisma_state *st, char *note, size_t 
 static int map_negotiation(const struct prisma_state *st, struct tls_choice *c, char *note,
                            size_t notelen, char *why, size_t len)
 {
-    if (!st->direct_tls)
+    if (strcmp(st->negotiation, "direct") != 0)
         return 0;
     if (c->mode && strcmp(c->mode, "disable") == 0) {
         snprintf(why, len, "sslnegotiation=direct is TLS from the first byte: it cannot go "
