@@ -321,7 +321,7 @@ static void drop(struct check *c, const struct sqlnode *stmt)
         if (table && is_new(c->st, s, name))
             continue;
         if (table)
-            add(c, rule, s, name, "%s", name);
+            add(c, rule, s, name, "%s", "");
         else
             add(c, rule, s, NULL, "%s%s%s", s, s[0] ? "." : "", name);
     }
