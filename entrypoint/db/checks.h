@@ -37,6 +37,7 @@ struct check_finding {
 struct checks {
     struct check_finding *items;
     size_t count;
+    size_t unchecked; /* statements not read at all: the binary has no parser */
 };
 
 /* Checks the statements of each source in order (a table created by one is

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pg_query.h>
-
 #include "sqltree.h"
 
 /* ---- the rules --------------------------------------------------------------- */
@@ -440,5 +438,10 @@ void lint_findings_free(struct lint_findings *f)
 
 void lint_done(void)
 {
-    pg_query_exit();
+    sqltree_done();
+}
+
+int lint_available(void)
+{
+    return sqltree_available();
 }

@@ -52,6 +52,9 @@ void lint_findings_free(struct lint_findings *f);
 /* Gives back the parser's memory (call once the checks are done). */
 void lint_done(void);
 
+/* 0 when this binary has no parser (see sqltree.h): nothing can be checked. */
+int lint_available(void);
+
 /* "breaking", "long-lock", "not-checked". */
 const char *lint_class_name(enum lint_class cls);
 

@@ -5,12 +5,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef BANDAGE_NO_PG_QUERY
 #include <pg_query.h>
+#endif
 
 struct sqltree {
     char *json;                /* libpg_query's JSON, copied; strings decoded in place */
     struct sqlnode *root;
 };
+
+static void free_nodes(struct sqlnode *n)
+{
+    while (n) {
+        struct sqlnode *next = n->next;
+        free_nodes(n->child);
+        free(n);
+        n = next;
+    }
+}
+
+#ifdef BANDAGE_NO_PG_QUERY
+
+int sqltree_available(void)
+{
+    return 0;
+}
+
+void sqltree_done(void)
+{
+}
+
+enum sqltree_result sqltree_parse(const char *sql, struct sqltree **out, char *why,
+                                  size_t whylen)
+{
+    (void)sql;
+    *out = NULL;
+    snprintf(why, whylen, "this binary was built without PostgreSQL's parser (libpg_query)");
+    return SQLTREE_UNPARSABLE;
+}
+
+#else
 
 /* ---- a JSON reader for libpg_query's output ------------------------------
  * The text is machine-made (protobuf's JSON mapping), so the reader is
@@ -114,16 +148,6 @@ static int read_string(struct reader *r, const char **out)
 }
 
 static struct sqlnode *read_value(struct reader *r, const char *key);
-
-static void free_nodes(struct sqlnode *n)
-{
-    while (n) {
-        struct sqlnode *next = n->next;
-        free_nodes(n->child);
-        free(n);
-        n = next;
-    }
-}
 
 /* The members of an array (keyed 0) or object (keyed 1) up to `close`. */
 static int read_members(struct reader *r, struct sqlnode *parent, int keyed, char close)
@@ -233,6 +257,16 @@ static void terminate_numbers(struct sqlnode *n)
 
 /* ---- the parser ---------------------------------------------------------- */
 
+int sqltree_available(void)
+{
+    return 1;
+}
+
+void sqltree_done(void)
+{
+    pg_query_exit();
+}
+
 enum sqltree_result sqltree_parse(const char *sql, struct sqltree **out, char *why,
                                   size_t whylen)
 {
@@ -262,6 +296,8 @@ enum sqltree_result sqltree_parse(const char *sql, struct sqltree **out, char *w
     *out = t;
     return SQLTREE_OK;
 }
+
+#endif
 
 void sqltree_free(struct sqltree *t)
 {
