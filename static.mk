@@ -66,7 +66,7 @@ STATIC_LDFLAGS     = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code -L$(1)/
 STATIC_LIBS       := -lpq -lpgcommon_shlib -lpgport_shlib -lcurl -lssl -lcrypto
 # PostgreSQL's parser for the statement checks (libpg_query): STATIC_PG_QUERY=1
 # builds it from Debian's source (scripts/static-deps.sh, PG_QUERY=1) and links
-# it, at about +1.2-1.8 MB (raise STATIC_MAX_SIZE with it); by default the
+# it, at about +1.1-1.85 MB (raise STATIC_MAX_SIZE with it); by default the
 # static binary has no parser (-DBANDAGE_NO_PG_QUERY) and its statement checks
 # log once that nothing was checked. See README "Statement checks".
 STATIC_PG_QUERY   ?= 0
