@@ -74,10 +74,12 @@ const char *lint_class_name(enum lint_class cls)
 static int allow_list_names(const char *p, const char *end, const char *rule)
 {
     size_t rlen = strlen(rule);
+    if (p < end && *p != ' ' && *p != '\t')
+        return 0; /* "bandage:allowed", not the mark */
     while (p < end && *p != '\n' && *p != '\r') {
-        size_t n = strcspn(p, " \t,\r\n");
-        if (p + n > end)
-            n = (size_t)(end - p);
+        size_t n = 0;
+        while (p + n < end && !strchr(" \t,\r\n", p[n]))
+            n++;
         if ((n == rlen && strncmp(p, rule, n) == 0) || (n == 3 && strncmp(p, "all", 3) == 0))
             return 1;
         p += n ? n : 1;
@@ -93,8 +95,7 @@ int lint_acknowledges(const char *comments, size_t len, const char *rule)
         p = memchr(p, 'b', (size_t)(end - p));
         if (!p || p + mlen > end)
             return 0;
-        if (strncmp(p, ALLOW_MARK, mlen) == 0 && p[mlen] != '-' &&
-            allow_list_names(p + mlen, end, rule))
+        if (strncmp(p, ALLOW_MARK, mlen) == 0 && allow_list_names(p + mlen, end, rule))
             return 1;
     }
     return 0;

@@ -251,6 +251,17 @@ static void test_lint_acknowledges(void **state)
     /* only len bytes are read */
     assert_false(lint_acknowledges(c, strlen("-- bandage:allow\tset-not-null"), "drop-table"));
     assert_false(lint_acknowledges("", 0, "drop-table"));
+    assert_false(lint_acknowledges("-- bandage:allowdrop-table", 26, "drop-table"));
+    /* exactly len bytes, no NUL after them: ASan catches a read past the end */
+    const char *t = "-- bandage:allow drop-table";
+    size_t n = strlen(t);
+    char *exact = malloc(n);
+    assert_non_null(exact);
+    memcpy(exact, t, n);
+    assert_true(lint_acknowledges(exact, n, "drop-table"));
+    assert_false(lint_acknowledges(exact, n - 1, "drop-table"));
+    assert_false(lint_acknowledges(exact, strlen("-- bandage:allow"), "drop-table"));
+    free(exact);
 }
 
 /* ---- what the parser cannot read ----------------------------------------- */
