@@ -1039,9 +1039,11 @@ static int run(struct migrate_ctx *c)
         note_newest(c);
         return rc;
     }
-    if (refused || (rc = prepare_pending(c)) != 0 || (rc = check_statements(c)) != 0)
+    if (refused || (rc = prepare_pending(c)) != 0)
         return refused ? refused : rc;
-    count_for_report(c);
+    count_for_report(c); /* a refusal of the checks reports what was pending */
+    if ((rc = check_statements(c)) != 0)
+        return rc;
     if (c->n_pending == 0)
         log_info("migrations: all %zu applied, nothing pending", c->dir->count);
     else

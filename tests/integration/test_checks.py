@@ -176,7 +176,8 @@ def test_warn_applies_logs_and_reports(run_bandage, db, base, webhook):
     assert checks["findings"][1]["rows"] == POSTS
 
 
-def test_refuse_exits_65_names_migration_line_rule_and_touches_nothing(run_bandage, db, base):
+def test_refuse_exits_65_names_migration_line_rule_and_touches_nothing(run_bandage, db, base,
+                                                                       webhook):
     base.add("20240102000000_fine", 'ALTER TABLE "User" ADD COLUMN "bio" TEXT;\n')
     base.add("20240103000000_contract", '-- AlterTable\n\nALTER TABLE "User" DROP COLUMN "name";\n')
     before = dump(db)
@@ -184,8 +185,16 @@ def test_refuse_exits_65_names_migration_line_rule_and_touches_nothing(run_banda
     plan.wait_exit_code(65)
     assert re.search(r"^refused \(exit 65\): migration 20240103000000_contract line 3: breaking "
                      r'drop-column on "User"', plan.stdout, re.M), plan.stdout
-    run = run_bandage(migrate_args(db, base, "--migration-checks", "refuse"))
+    run = run_bandage(migrate_args(db, base, "--migration-checks", "refuse", "--webhook-url",
+                                   webhook.url))
     run.wait_exit_code(65)
+    webhook.wait_for(1, scaled(5))
+    report = json.loads(webhook.requests[0].body)
+    assert (report["outcome"], report["exit_code"]) == ("failed", 65)
+    assert (report["migrations"]["applied"], report["migrations"]["pending"]) == (0, 2)
+    checks = report["migrations"]["checks"]
+    assert checks["breaking"] == 1 and checks["findings"][0]["line"] == 3, checks
+    assert report["errors"][0]["code"] == "check", report["errors"]
     assert re.search(r'error: migration 20240103000000_contract, line 3: breaking drop-column on '
                      r'"User" \(column name\): with --migration-checks refuse no migration was '
                      r'applied.*-- bandage:allow drop-column', run.stderr), run.stderr
