@@ -12,7 +12,8 @@ INC     := -Ientrypoint
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(INC) $(CFLAGS) -DBANDAGE_VERSION='"$(VERSION)"' \
              $(shell pkg-config --cflags $(PKGS))
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libpg_query (PostgreSQL's parser; Debian's libpg-query-dev has no .pc file).
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpg_query
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 PYTEST  := /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q

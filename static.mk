@@ -62,7 +62,8 @@ STATIC_EPOCH       = $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # analysis then fails config.c under -Werror); for size, as the libraries
 # (scripts/static-deps.sh): no unwind tables (C, no backtraces), a section per
 # function and object.
-STATIC_CFLAGS      = $(WARN) $(INC) -O2 -DBANDAGE_VERSION='"$(VERSION)"' -isystem $(1)/usr/include \
+STATIC_CFLAGS      = $(WARN) $(INC) -O2 -DBANDAGE_VERSION='"$(VERSION)"' $(STATIC_PARSER_FLAG) \
+                     -isystem $(1)/usr/include \
                      -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
                      -fno-unwind-tables -ffile-prefix-map=$(CURDIR)=.
 # -s strips; --gc-sections drops the unused functions of the libraries;
@@ -70,6 +71,17 @@ STATIC_CFLAGS      = $(WARN) $(INC) -O2 -DBANDAGE_VERSION='"$(VERSION)"' -isyste
 STATIC_LDFLAGS     = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code -L$(1)/usr/lib
 # libpq's own helpers are the *_shlib variants (built for libpq, not the server).
 STATIC_LIBS       := -lpq -lpgcommon_shlib -lpgport_shlib -lcurl -lssl -lcrypto
+# PostgreSQL's parser for the statement checks (libpg_query): STATIC_PG_QUERY=1
+# builds it from Debian's source (scripts/static-deps.sh, PG_QUERY=1) and links
+# it, at about +1.1-1.85 MB (raise STATIC_MAX_SIZE with it); by default the
+# static binary has no parser (-DBANDAGE_NO_PG_QUERY) and its statement checks
+# log once that nothing was checked. See README "Statement checks".
+STATIC_PG_QUERY   ?= 0
+ifeq ($(STATIC_PG_QUERY),1)
+STATIC_LIBS       := -lpg_query $(STATIC_LIBS)
+else
+STATIC_PARSER_FLAG := -DBANDAGE_NO_PG_QUERY
+endif
 # Sorted: the link order, and so the bytes, never depend on the file system.
 STATIC_SRC        := $(sort $(SRC))
 
@@ -82,15 +94,15 @@ static: $(STATIC_BIN) $(STATIC_NOTICES)
 static-deps: $(STATIC_STAMP)
 
 static-deps-refresh:
-	JOBS=$(STATIC_JOBS) bash scripts/static-deps.sh --refresh --arch amd64 $(STATIC_DEPS_amd64)
-	JOBS=$(STATIC_JOBS) bash scripts/static-deps.sh --refresh --arch arm64 $(STATIC_DEPS_arm64)
+	JOBS=$(STATIC_JOBS) PG_QUERY=$(STATIC_PG_QUERY) bash scripts/static-deps.sh --refresh --arch amd64 $(STATIC_DEPS_amd64)
+	JOBS=$(STATIC_JOBS) PG_QUERY=$(STATIC_PG_QUERY) bash scripts/static-deps.sh --refresh --arch arm64 $(STATIC_DEPS_arm64)
 
 # One architecture ($(1)): its dependency build, its objects under
 # $(BUILD)/static-$(1)/obj, its binary $(BUILD)/static-$(1)/bandage. Linked
 # into a temporary name first: a failed link or size check leaves no binary.
 define STATIC_ARCH_RULES
 $(STATIC_DEPS_$(1))/stamp: scripts/static-deps.sh
-	JOBS=$$(STATIC_JOBS) bash scripts/static-deps.sh --arch $(1) $(STATIC_DEPS_$(1))
+	JOBS=$$(STATIC_JOBS) PG_QUERY=$$(STATIC_PG_QUERY) bash scripts/static-deps.sh --arch $(1) $(STATIC_DEPS_$(1))
 
 $(BUILD)/static-$(1)/obj/%.o: entrypoint/%.c $(HDR) VERSION static.mk $(STATIC_DEPS_$(1))/stamp
 	@mkdir -p $$(@D)

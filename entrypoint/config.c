@@ -79,6 +79,7 @@ static const char *const reset_choices[] = {"never", "once", "always", NULL};
 static const char *const forward_choices[] = {"group", "child", NULL};
 static const char *const webhook_format_choices[] = {"json", "slack", NULL};
 static const char *const log_format_choices[] = {"text", "json", NULL};
+static const char *const checks_choices[] = {"warn", "refuse", "off", NULL};
 static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
 /* KIND_BOOL: index 0 is off, 1 is on; parse_bool also takes 0/1, no/yes, off/on. */
 static const char *const bool_choices[] = {"false", "true", NULL};
@@ -168,6 +169,13 @@ static const struct setting settings[] = {
     {"migrations-strict", "BANDAGE_MIGRATIONS_STRICT", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(migrations_strict),
      "an applied migration whose file changed is an error, not a warning", NULL,
+     GROUP_MIGRATIONS, NULL},
+    {"migration-checks", "BANDAGE_MIGRATION_CHECKS", NULL, "warn", "warn",
+     KIND_CHOICE, checks_choices, 0, 0, FIELD(migration_checks),
+     "pending statements that break the running deployment (drops, renames, type changes, NOT "
+     "NULL) or take a long lock (index without CONCURRENTLY, constraint without NOT VALID, "
+     "rewrites): warn, refuse (exit 65, nothing applied) or off; a \"-- bandage:allow RULE\" "
+     "comment before a statement acknowledges it (see Statement checks)", NULL,
      GROUP_MIGRATIONS, NULL},
     {"plan", "BANDAGE_PLAN", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(plan),

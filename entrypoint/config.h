@@ -9,6 +9,7 @@ enum forward_mode { FORWARD_GROUP, FORWARD_CHILD };
 enum webhook_format { WEBHOOK_JSON, WEBHOOK_SLACK };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum checks_mode { CHECKS_WARN, CHECKS_REFUSE, CHECKS_OFF };
 
 struct config {
     const char *database_url;     /* NULL: libpq's PG* variables; passed to hooks as is */
@@ -32,6 +33,7 @@ struct config {
     const char *before_reset;
     const char *migrations;       /* a Prisma migrations directory, NULL if none */
     int migrations_strict;        /* a changed applied migration is an error */
+    int migration_checks;         /* enum checks_mode: pending statements that break or lock */
     int plan;                     /* print what would be done, change nothing */
     const char *deployment_id;
     const char *webhook_url;

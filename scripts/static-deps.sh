@@ -29,7 +29,8 @@
 # Reproducible: each component is built with SOURCE_DATE_EPOCH set to its
 # Debian changelog's date (OpenSSL records a "built on" date), from relative
 # source paths, and records no build directory.
-# Environment: JOBS (parallel make jobs, default nproc).
+# Environment: JOBS (parallel make jobs, default nproc); PG_QUERY=1 also builds
+# libpg_query (PostgreSQL's parser, for the statement checks).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +44,9 @@ SRC_FOR_OPENSSL=libssl-dev
 SRC_FOR_LIBPQ=libpq-dev
 SRC_FOR_CURL=libcurl4-openssl-dev
 SRC_FOR_CMOCKA=libcmocka-dev
+# PostgreSQL's parser for the statement checks, only with PG_QUERY=1 (static.mk's
+# STATIC_PG_QUERY=1): about +1.1-1.85 MB on a 2.5 MiB binary.
+SRC_FOR_PG_QUERY=libpg-query-dev
 
 # Nothing of the caller's make or compiler settings leaks into the builds.
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS CPP LD AR
@@ -393,6 +397,27 @@ build_cmocka() {
   install -m 644 include/cmocka.h "$prefix/include/"
 }
 
+# With PG_QUERY=1 only: pganalyze's libpg_query (PostgreSQL 15's grammar as a
+# library) for the statement checks (entrypoint/db/sqltree.c): the static
+# library alone, at -Os with a section per function, so that the final link
+# keeps the raw parser and its JSON output and drops the deparser, the
+# fingerprinting and PL/pgSQL. Its Makefile appends its include paths to
+# CFLAGS (override CFLAGS +=) and then its own -O3 (CFLAGS_OPT_LEVEL); the
+# archiver's flags are ARFLAGS in newer releases, part of AR in older ones.
+# Untested as of 2026-12: deb.debian.org answered 404 for
+# libpg-query_15-4.0.0.orig.tar.gz on the development VM.
+# shellcheck disable=SC2317 # called indirectly
+build_libpg_query() {
+  cd "$SRCDIR"
+  local ar=(AR="$AR" ARFLAGS=rs)
+  grep -q '^ARFLAGS' Makefile || ar=(AR="$AR rs")
+  run libpg_query make -j"$jobs" build CC="$CC" "${ar[@]}" CFLAGS="$DEPS_CFLAGS" \
+    CFLAGS_OPT_LEVEL=-Os
+  mkdir -p "$prefix/lib" "$prefix/include"
+  install -m 644 libpg_query.a "$prefix/lib/"
+  install -m 644 pg_query.h "$prefix/include/"
+}
+
 # component NAME BINPKG LIBFILE: build unless already built by this recipe
 # (with REFRESH=1: unless already built from the newest downloadable version).
 component() {
@@ -457,6 +482,7 @@ main() {
   # Network and deb-src only when something must be fetched.
   local n all="openssl libpq curl"
   [ -z "$triplet" ] || all="musl $all cmocka"
+  [ "${PG_QUERY:-0}" != 1 ] || all="$all libpg_query"
   for n in $all; do
     if [ "${REFRESH:-0}" = 1 ] || [ ! -f "$deps/src/$n.done" ] ||
        [ "$(sed 's/.* recipe=//' "$deps/src/$n.done")" != "$(recipe_of "$n")" ]; then
@@ -476,6 +502,7 @@ main() {
   component libpq "$SRC_FOR_LIBPQ" "$prefix/lib/libpq.a"
   component curl "$SRC_FOR_CURL" "$prefix/lib/libcurl.a"
   [ -z "$triplet" ] || component cmocka "$SRC_FOR_CMOCKA" "$prefix/lib/libcmocka.a"
+  [ "${PG_QUERY:-0}" != 1 ] || component libpg_query "$SRC_FOR_PG_QUERY" "$prefix/lib/libpg_query.a"
   mv "$deps/stamp.new" "$deps/stamp"
   say "dependencies ($arch) ready in $((SECONDS - t0)) s: $(tr '\n' ' ' <"$deps/stamp")"
 }

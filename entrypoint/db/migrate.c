@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "clock.h"
 #include "exitcodes.h"
 #include "identity.h"
@@ -47,6 +48,7 @@ struct migrate_ctx {
     int lock_taken;          /* Prisma's lock may be held: given back on the way out */
     char *scratch;           /* one statement, NUL-terminated */
     size_t scratch_cap;
+    struct checks checks;    /* the pending statements' findings (--migration-checks) */
 };
 
 /* The columns of read_rows()'s result. */
@@ -545,6 +547,41 @@ static int prepare_pending(struct migrate_ctx *c)
     return 0;
 }
 
+/* The statement checks (--migration-checks), after the pending migrations
+ * are prepared and before anything runs: logged and reported; `refuse`
+ * stops the start here (65), naming migration, line and rule. */
+static int check_statements(struct migrate_ctx *c)
+{
+    if (c->cfg->migration_checks == CHECKS_OFF || c->n_pending == 0)
+        return 0;
+    struct checks_source *src = calloc(c->n_pending, sizeof *src);
+    struct db_error err;
+    size_t n = 0;
+    if (!src)
+        return EXIT_INTERNAL;
+    for (size_t i = 0; i < c->dir->count; i++)
+        if (c->state[i] == STATE_PENDING)
+            src[n++] = (struct checks_source){c->dir->items[i].name, c->dir->items[i].sql,
+                                              c->pending[i].stmts, c->pending[i].n_stmts};
+    int rc = checks_run(c->conn, c->sfd, c->cfg->url_schema, src, n, &c->checks, &err);
+    free(src);
+    if (rc != 0)
+        return session_failed(&c->s, "checking the pending statements", &err, EXIT_INTERNAL);
+    checks_tell(&c->checks, c->report);
+    const struct check_finding *x =
+        c->cfg->migration_checks == CHECKS_REFUSE ? checks_refusal(&c->checks) : NULL;
+    if (!x)
+        return 0;
+    char what[320];
+    checks_describe(x, what, sizeof what);
+    log_error("migration %s, line %d: %s %s: with --migration-checks refuse no migration was "
+              "applied; make the change in steps the running deployment survives "
+              "(expand/contract), or acknowledge it: -- bandage:allow %s on the line before the "
+              "statement", x->migration, x->line, lint_class_name(x->f.cls), what, x->f.rule);
+    return refuse(c, EXIT_SCHEMA, "check", "migration %s line %d: %s %s (--migration-checks "
+                  "refuse)", x->migration, x->line, lint_class_name(x->f.cls), what);
+}
+
 /* Prisma's P3005: a database with tables and no _prisma_migrations was not
  * built by migrations; applying the first one over it would fail or worse. */
 static int check_empty_schema(struct migrate_ctx *c)
@@ -872,7 +909,7 @@ static int apply_pending(struct migrate_ctx *c)
 static void print_pending(const struct migrate_ctx *c, const struct migration *m,
                           const struct pending *p)
 {
-    if (c->refused[0]) /* not prepared: the start stops before it */
+    if (c->refused[0]) /* the start stops before it */
         printf("  pending  %s (not applied: the start is refused, see the last line)\n",
                m->name);
     else if (p->autocommit_line)
@@ -882,6 +919,7 @@ static void print_pending(const struct migrate_ctx *c, const struct migration *m
     else
         printf("  pending  %s (%zu statement%s)\n", m->name, p->n_stmts,
                p->n_stmts == 1 ? "" : "s");
+    checks_print(&c->checks, m->name, stdout);
 }
 
 /* rc: what the start would exit with (0, or a refusal's code). */
@@ -970,6 +1008,8 @@ static void note_newest(struct migrate_ctx *c)
 static int plan(struct migrate_ctx *c, int refused)
 {
     int rc = refused ? 0 : prepare_pending(c);
+    if (rc == 0 && !refused)
+        refused = check_statements(c);
     if (rc == 0 && !refused && !c->rows && c->n_pending > 0) /* as apply_pending() first */
         refused = check_empty_schema(c);
     if (rc != 0 || (refused && !c->refused[0])) /* not a refusal: a failure, logged */
@@ -1007,7 +1047,9 @@ static int run(struct migrate_ctx *c)
     }
     if (refused || (rc = prepare_pending(c)) != 0)
         return refused ? refused : rc;
-    count_for_report(c);
+    count_for_report(c); /* a refusal of the checks reports what was pending */
+    if ((rc = check_statements(c)) != 0)
+        return rc;
     if (c->n_pending == 0)
         log_info("migrations: all %zu applied, nothing pending", c->dir->count);
     else
@@ -1037,6 +1079,7 @@ int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
     for (size_t i = 0; c.pending && i < dir->count; i++)
         free(c.pending[i].stmts);
     free(c.pending);
+    checks_free(&c.checks);
     free(c.state);
     free(c.table);
     free(c.scratch);

@@ -52,6 +52,16 @@ void report_add_migration(struct deploy_report *r, const char *name, int failed,
     m->ms = ms;
 }
 
+void report_add_finding(struct deploy_report *r, const struct report_finding *f)
+{
+    r->checks_breaking += strcmp(f->cls, "breaking") == 0;
+    r->checks_long_lock += strcmp(f->cls, "long-lock") == 0;
+    r->checks_not_checked += strcmp(f->cls, "not-checked") == 0;
+    r->checks_acknowledged += f->acknowledged;
+    if (r->n_findings < REPORT_MAX_FINDINGS)
+        r->findings[r->n_findings++] = *f;
+}
+
 void report_timestamp(char *buf, size_t len)
 {
     struct timespec ts;
@@ -116,6 +126,39 @@ static void errors_array(struct jbuf *out, const struct deploy_report *r)
     jbuf_puts(out, "]");
 }
 
+static void findings_array(struct jbuf *out, const struct deploy_report *r)
+{
+    jbuf_puts(out, "[");
+    for (int i = 0; i < r->n_findings && i < REPORT_MAX_FINDINGS; i++) {
+        const struct report_finding *f = &r->findings[i];
+        jbuf_puts(out, i ? ",{\"migration\":" : "{\"migration\":");
+        jbuf_string(out, f->migration);
+        jbuf_printf(out, ",\"line\":%d,\"rule\":", f->line);
+        jbuf_string(out, f->rule);
+        jbuf_puts(out, ",\"class\":");
+        jbuf_string(out, f->cls);
+        jbuf_puts(out, ",\"table\":");
+        jbuf_string(out, f->table[0] ? f->table : NULL);
+        jbuf_printf(out, ",\"rows\":%lld,\"bytes\":%lld,\"acknowledged\":%s}", f->rows,
+                    f->bytes, f->acknowledged ? "true" : "false");
+    }
+    jbuf_puts(out, "]");
+}
+
+/* The statement checks' counts and first findings; null when they did not run. */
+static void checks_object(struct jbuf *out, const struct deploy_report *r)
+{
+    if (!r->checks_ran) {
+        jbuf_puts(out, "null");
+        return;
+    }
+    jbuf_printf(out, "{\"breaking\":%d,\"long_lock\":%d,\"acknowledged\":%d,"
+                "\"not_checked\":%d,\"findings\":", r->checks_breaking, r->checks_long_lock,
+                r->checks_acknowledged, r->checks_not_checked);
+    findings_array(out, r);
+    jbuf_puts(out, "}");
+}
+
 static void migrations_object(struct jbuf *out, const struct deploy_report *r)
 {
     if (!r->migrations_ran && !r->migrations_failed) {
@@ -134,7 +177,9 @@ static void migrations_object(struct jbuf *out, const struct deploy_report *r)
         jbuf_printf(out, ",\"status\":\"%s\",\"ms\":%ld}",
                     r->migrations[i].failed ? "failed" : "applied", r->migrations[i].ms);
     }
-    jbuf_puts(out, "]}");
+    jbuf_puts(out, "],\"checks\":");
+    checks_object(out, r);
+    jbuf_puts(out, "}");
 }
 
 void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
@@ -210,6 +255,16 @@ static int logged_before(const struct report_error *e)
            strcmp(e->phase, "internal") != 0;
 }
 
+/* ", checks: 1 breaking, 2 long-lock (1 acknowledged)" when they found anything. */
+static int checks_summary(char *buf, size_t len, const struct deploy_report *r)
+{
+    if (!r->checks_ran || r->checks_breaking + r->checks_long_lock + r->checks_not_checked == 0)
+        return 0;
+    return snprintf(buf, len, ", checks: %d breaking, %d long-lock (%d acknowledged), %d not "
+                    "checked", r->checks_breaking, r->checks_long_lock, r->checks_acknowledged,
+                    r->checks_not_checked);
+}
+
 void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r, long total_ms)
 {
     /* The worker died before its report (main.c filled in this one error):
@@ -237,6 +292,8 @@ void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r,
                       r->dependents_dropped);
     if (n >= 0 && (size_t)n < len)
         n += migrations_summary(buf + n, len - (size_t)n, r);
+    if (n >= 0 && (size_t)n < len)
+        n += checks_summary(buf + n, len - (size_t)n, r);
     if (n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ", %d error%s", r->n_errors,
                       r->n_errors == 1 ? "" : "s");

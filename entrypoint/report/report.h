@@ -11,6 +11,7 @@
 #define REPORT_MAX_ERRORS 8
 #define REPORT_MAX_MIGRATIONS 32 /* per-migration entries kept; later ones are counted */
 #define REPORT_MIGRATION_NAME 128
+#define REPORT_MAX_FINDINGS 8    /* statement-check findings kept; all are counted */
 
 enum report_outcome { OUTCOME_OK, OUTCOME_SKIPPED, OUTCOME_FAILED };
 
@@ -25,6 +26,18 @@ struct report_migration {
     char name[REPORT_MIGRATION_NAME]; /* truncated past 127 bytes */
     int failed;
     long ms;
+};
+
+/* A finding of the statement checks (db/checks.c) on a pending statement. */
+struct report_finding {
+    char migration[REPORT_MIGRATION_NAME];
+    int line;
+    char rule[24];
+    char cls[12];        /* "breaking", "long-lock", "not-checked" */
+    char table[64];      /* "" when none */
+    long long rows;      /* the catalog's estimate; -1 unknown (never analyzed, or no table) */
+    long long bytes;     /* pg_total_relation_size; -1 unknown */
+    int acknowledged;    /* a "-- bandage:allow" comment names its rule */
 };
 
 /* Fixed size and flat so that it can cross a pipe as bytes (same binary). */
@@ -57,6 +70,10 @@ struct deploy_report {
     int n_migrations;         /* entries stored in migrations[] */
     int migrations_omitted;   /* applied ones past REPORT_MAX_MIGRATIONS, not stored */
     struct report_migration migrations[REPORT_MAX_MIGRATIONS];
+    int checks_ran;           /* the pending statements were checked (--migration-checks) */
+    int checks_breaking, checks_long_lock, checks_acknowledged, checks_not_checked;
+    int n_findings;           /* entries stored in findings[] (unacknowledged ones first) */
+    struct report_finding findings[REPORT_MAX_FINDINGS];
 };
 
 void report_init(struct deploy_report *r);
@@ -69,6 +86,9 @@ void report_add_error(struct deploy_report *r, const char *phase, const char *co
 /* Counts a migration applied (failed 0) or failed (1) in ms, and keeps its
  * entry while there is room (a failure always gets the last slot). */
 void report_add_migration(struct deploy_report *r, const char *name, int failed, long ms);
+
+/* Counts a finding and keeps it while there is room. */
+void report_add_finding(struct deploy_report *r, const struct report_finding *f);
 
 /* The current time as RFC 3339 UTC with milliseconds. */
 void report_timestamp(char *buf, size_t len);

@@ -354,7 +354,7 @@ static void test_report_json_and_summary(void **state)
     assert_contains(j.data, "\"migrations\":{\"applied\":1,\"skipped\":2,\"failed\":0,"
                             "\"pending\":0,\"omitted\":0,\"ms\":40,\"last\":\"20240103_c\","
                             "\"items\":[{\"name\":\"20240103_c\",\"status\":\"applied\","
-                            "\"ms\":33}]}");
+                            "\"ms\":33}],\"checks\":null}");
     jbuf_free(&j);
     r.migrations_applied = 0;
     report_deploy_summary(line, sizeof line, &r, 5);
@@ -392,6 +392,50 @@ static void test_summary_does_not_repeat_the_error(void **state)
     assert_string_equal(report_deploy_detail(&r), "");
 }
 
+/* The statement checks' findings: counted, the first REPORT_MAX_FINDINGS
+ * kept, in the JSON and the summary line. */
+static void test_report_checks(void **state)
+{
+    (void)state;
+    struct deploy_report r;
+    struct config cfg;
+    struct jbuf j;
+    char line[1024];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.schemas = "public";
+    report_init(&r);
+    r.wait_attempts = 1;
+    r.migrations_ran = 1;
+    r.checks_ran = 1;
+    report_deploy_summary(line, sizeof line, &r, 5);
+    assert_not_contains(line, "checks");
+    struct report_finding f = {.migration = "20240102_drop", .line = 3, .rule = "drop-column",
+                               .cls = "breaking", .table = "User", .rows = 1000,
+                               .bytes = 139264};
+    report_add_finding(&r, &f);
+    struct report_finding g = {.migration = "20240102_drop", .line = 5,
+                               .rule = "index-not-concurrent", .cls = "long-lock",
+                               .table = "Post", .rows = -1, .bytes = -1, .acknowledged = 1};
+    for (int i = 0; i < REPORT_MAX_FINDINGS + 2; i++)
+        report_add_finding(&r, &g);
+    struct report_finding n = {.migration = "20240103_new", .line = 1, .rule = "not-checked",
+                               .cls = "not-checked", .rows = -1, .bytes = -1};
+    report_add_finding(&r, &n);
+    assert_int_equal(r.n_findings, REPORT_MAX_FINDINGS);
+    report_deploy_summary(line, sizeof line, &r, 5);
+    assert_contains(line, ", checks: 1 breaking, 10 long-lock (10 acknowledged), 1 not checked");
+    jbuf_init(&j);
+    report_deploy_json(&j, &r, &cfg, 5);
+    assert_contains(j.data, "\"checks\":{\"breaking\":1,\"long_lock\":10,\"acknowledged\":10,"
+                            "\"not_checked\":1,\"findings\":[{\"migration\":\"20240102_drop\","
+                            "\"line\":3,\"rule\":\"drop-column\",\"class\":\"breaking\","
+                            "\"table\":\"User\",\"rows\":1000,\"bytes\":139264,"
+                            "\"acknowledged\":false},{");
+    assert_contains(j.data, "\"table\":\"Post\",\"rows\":-1,\"bytes\":-1,"
+                            "\"acknowledged\":true}]}");
+    jbuf_free(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_report_keeps_a_bounded_list_and_the_failure),
         cmocka_unit_test(test_report_json_and_summary),
         cmocka_unit_test(test_summary_does_not_repeat_the_error),
+        cmocka_unit_test(test_report_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
