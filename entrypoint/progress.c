@@ -93,9 +93,15 @@ static void write_line(const struct progress *p, long now)
     jbuf_free(&fields);
 }
 
+long progress_long_step_ms(const struct progress *p, long now)
+{
+    long ran = now - p->step_ms;
+    return ran >= progress_interval_ms() ? ran : -1;
+}
+
 int progress_tick(struct progress *p, long now)
 {
-    if (now < due_at(p))
+    if (!p->describe || now < due_at(p)) /* not begun (zeroed): nothing to say */
         return 0;
     p->last_ms = last_line_ms = now;
     write_line(p, now);

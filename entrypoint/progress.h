@@ -43,6 +43,10 @@ void progress_end(struct progress *p);
  * line when one is due. One read of the monotonic clock. */
 void progress_step(struct progress *p, long done);
 
+/* How long the current step has run at `now`, once that is at least an
+ * interval (a statement that long is named in the line), else -1. */
+long progress_long_step_ms(const struct progress *p, long now);
+
 /* Logs a line for `p` if one is due at `now`; 1 when it did. */
 int progress_tick(struct progress *p, long now);
 

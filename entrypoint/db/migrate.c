@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pooler.h"
 #include "prisma_table.h"
+#include "progress.h"
 #include "session.h"
 #include "sqlclass.h"
 #include "sqlsplit.h"
@@ -47,6 +48,9 @@ struct migrate_ctx {
     int lock_taken;          /* Prisma's lock may be held: given back on the way out */
     char *scratch;           /* one statement, NUL-terminated */
     size_t scratch_cap;
+    struct progress progress; /* of the run: done and total count migrations */
+    const struct migration *running; /* for the progress line: the migration... */
+    int running_line;        /* ...and the line its running statement starts at */
 };
 
 /* The columns of read_rows()'s result. */
@@ -587,9 +591,25 @@ static const char *statement_text(struct migrate_ctx *c, const struct migration 
     return c->scratch;
 }
 
+/* "migration 2 of 5, 20240102_add_index[, line 12 running for 4.1 s]": a
+ * statement is named once it has run for an interval. */
+static void describe_run(const struct progress *p, long now, char *out, size_t len)
+{
+    const struct migrate_ctx *c = p->ctx;
+    long ran = progress_long_step_ms(p, now);
+    int n = snprintf(out, len, "migration %ld of %ld, %s", p->done + 1, p->total,
+                     c->running ? c->running->name : "");
+    if (ran >= 0 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, ", line %d running for %ld.%ld s", c->running_line,
+                 ran / 1000, ran % 1000 / 100);
+}
+
 static int run_statement(struct migrate_ctx *c, const struct migration *m,
                          const struct sql_statement *s, struct db_error *err)
 {
+    c->running = m;
+    c->running_line = s->line;
+    progress_step(&c->progress, c->progress.done);
     const char *text = statement_text(c, m, s);
     if (!text) {
         memset(err, 0, sizeof *err);
@@ -755,23 +775,45 @@ static long lock_pause_ms(unsigned int *seed)
     return LOCK_PAUSE_MIN_MS + (long)(rand_r(seed) % (LOCK_PAUSE_SPREAD_MS + 1));
 }
 
-static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
-                                   const struct pending *p)
+/* What the lock retries' progress line says. */
+struct retry_progress {
+    const char *name;
+    int line;
+};
+
+/* "migration 20240102_add_index, attempt 12 at its locks (at line 3, a lock
+ * it needs was held by another session)". */
+static void describe_retry(const struct progress *p, long now, char *out, size_t len)
 {
-    long started = monotonic_ms(), deadline = started + c->cfg->lock_wait_ms;
-    unsigned int seed = (unsigned int)started ^ (unsigned int)getpid();
+    const struct retry_progress *r = p->ctx;
+    (void)now;
+    snprintf(out, len, "migration %s, attempt %ld at its locks (at line %d, a lock it needs "
+             "was held by another session)", r->name, p->done, r->line);
+}
+
+static int retry_until_locked(struct migrate_ctx *c, const struct migration *m,
+                              const struct pending *p, struct progress *retries)
+{
+    long deadline = retries->start_ms + c->cfg->lock_wait_ms;
+    unsigned int seed = (unsigned int)retries->start_ms ^ (unsigned int)getpid();
+    struct retry_progress *rp = retries->ctx;
     struct lock_miss miss;
-    int rc, attempt = 1;
-    for (;; attempt++) {
-        rc = session_set_lock_timeout(&c->s, lock_attempt_ms(attempt, deadline - monotonic_ms()));
+    for (int attempt = 1;; attempt++) {
+        if (attempt > 1)
+            progress_step(retries, attempt);
+        int rc = session_set_lock_timeout(&c->s,
+                                          lock_attempt_ms(attempt, deadline - monotonic_ms()));
         if (rc == 0)
             rc = apply_in_transaction(c, m, p, &miss);
         if (rc != LOCK_MISSED)
-            break;
+            return rc;
         int line = line_of_position(m->sql + miss.stmt->offset, miss.stmt->length,
                                     miss.stmt->line, miss.err.position);
+        rp->line = line;
         if (monotonic_ms() >= deadline)
             return lock_not_free(c, m, line, &miss.err, "rolled back", 1, attempt);
+        if (attempt == 1) /* the retries' progress starts with the first miss */
+            progress_begin(retries, "lock-retry", -1, retries->start_ms, describe_retry, rp);
         if (attempt == 1)
             log_info("migration %s: a lock it needs at line %d is held by another session; "
                      "rolled back, trying again in attempts of at most %d ms for up to %ld ms "
@@ -780,9 +822,19 @@ static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration
         if ((rc = session_pause(&c->s, lock_pause_ms(&seed), "waiting to retry a migration")))
             return rc;
     }
-    if (rc == 0 && attempt > 1)
-        log_info("migration %s got its locks at attempt %d, %ld ms after the first", m->name,
-                 attempt, monotonic_ms() - started);
+}
+
+static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
+                                   const struct pending *p)
+{
+    long started = monotonic_ms();
+    struct retry_progress rp = {.name = m->name};
+    struct progress retries = {.start_ms = started, .ctx = &rp}; /* begun at the first miss */
+    int rc = retry_until_locked(c, m, p, &retries);
+    progress_end(&retries);
+    if (rc == 0 && retries.done > 1)
+        log_info("migration %s got its locks at attempt %ld, %ld ms after the first", m->name,
+                 retries.done, monotonic_ms() - started);
     if (rc == 0)
         rc = session_set_lock_timeout(&c->s, c->cfg->lock_wait_ms);
     return rc;
@@ -847,7 +899,11 @@ static int apply_pending(struct migrate_ctx *c)
         if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
             return session_failed(&c->s, "creating _prisma_migrations", &err, EXIT_SCHEMA);
     }
-    for (size_t i = 0; i < c->dir->count; i++) {
+    long total = 0;
+    for (size_t i = 0; i < c->dir->count; i++)
+        total += c->state[i] == STATE_PENDING;
+    progress_begin(&c->progress, "migrations", total, 0, describe_run, c);
+    for (size_t i = 0; i < c->dir->count && rc == 0; i++) {
         if (c->state[i] != STATE_PENDING)
             continue;
         const struct migration *m = &c->dir->items[i];
@@ -859,12 +915,14 @@ static int apply_pending(struct migrate_ctx *c)
         report_add_migration(c->report, m->name, rc != 0, ms);
         c->report->migrations_pending--;
         if (rc != 0)
-            return rc;
+            break;
         c->state[i] = STATE_APPLIED;
+        c->progress.done++;
         log_info("applied migration %s in %ld ms (%zu statement%s)", m->name, ms, p->n_stmts,
                  p->n_stmts == 1 ? "" : "s");
     }
-    return 0;
+    progress_end(&c->progress);
+    return rc;
 }
 
 /* ---- --plan ----------------------------------------------------------------- */
