@@ -614,18 +614,16 @@ static int stopped(struct waiter *w, int sig)
 }
 
 /* "database (host=db port=5432) not ready after 12 attempts, up to 60000 ms:
- * the database system is starting up". */
+ * the database system is starting up": the last reason's first part (libpq
+ * joins its hints with "; "), logged in full once already. */
 static void describe_wait(const struct progress *p, long now, char *out, size_t len)
 {
     const struct waiter *w = p->ctx;
+    int reason = (int)strcspn(w->last_reason, ";");
     (void)now;
-    if (w->cfg->wait_timeout_ms > 0)
-        snprintf(out, len, "database (%s) not ready after %ld attempt%s, up to %ld ms: %s",
-                 w->redacted, p->done, p->done == 1 ? "" : "s", w->cfg->wait_timeout_ms,
-                 w->last_reason);
-    else
-        snprintf(out, len, "database (%s) not ready after %ld attempt%s: %s", w->redacted,
-                 p->done, p->done == 1 ? "" : "s", w->last_reason);
+    snprintf(out, len, "database (%s) not ready after %ld attempt%s, up to %ld ms: %.*s",
+             w->redacted, p->done, p->done == 1 ? "" : "s", w->cfg->wait_timeout_ms, reason,
+             w->last_reason);
 }
 
 /* What a failed attempt means: an exit code, or -1 to try again. */

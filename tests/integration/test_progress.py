@@ -113,6 +113,19 @@ def test_large_reset_reports_its_build_and_drop(run_bandage, medium_db, tmp_path
         assert SUMMARY_RESET.search(run.stderr), run.stderr
 
 
+def test_small_reset_reports_its_one_transaction(run_bandage, db, tmp_path):
+    """The one-transaction path: a statement that runs long is named."""
+    text = "CREATE TABLE a (id int);\nSELECT pg_sleep(0.5);\nCREATE TABLE b (id int);\n"
+    run = run_bandage([*reset_args(db, schema_file=write_sql(tmp_path, text)),
+                       "--log-format", "json"], env=ENV)
+    run.wait_exit_code(0)
+    lines = of_phase(progress(run, "json"), "reset-build")
+    assert_paced(lines, "json")
+    assert all((p["done"], p["total"]) == (1, 3) for p in lines), lines
+    assert any(re.search(r"1 of 3 statements, in one transaction, line 2 running for", p["msg"])
+               for p in lines), lines
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_migrations_run_reports_the_migration_and_its_line(run_bandage, db, tmp_path, fmt):
     mdir = MigrationsDir(tmp_path, migrations=HISTORY[:3])
