@@ -812,8 +812,10 @@ static int retry_until_locked(struct migrate_ctx *c, const struct migration *m,
         rp->line = line;
         if (monotonic_ms() >= deadline)
             return lock_not_free(c, m, line, &miss.err, "rolled back", 1, attempt);
-        if (attempt == 1) /* the retries' progress starts with the first miss */
+        if (attempt == 1) { /* the retries' progress starts with the first miss */
             progress_begin(retries, "lock-retry", -1, retries->start_ms, describe_retry, rp);
+            retries->done = 1;
+        }
         if (attempt == 1)
             log_info("migration %s: a lock it needs at line %d is held by another session; "
                      "rolled back, trying again in attempts of at most %d ms for up to %ld ms "

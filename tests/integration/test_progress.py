@@ -170,3 +170,29 @@ def test_short_work_logs_no_progress(run_bandage, db, tmp_path):
     run = run_bandage(["--database-url", db.dsn(), "--migrations", mdir.path])
     run.wait_exit_code(0)
     assert progress(run, "text") == [], run.stderr
+
+
+def test_lock_retries_report_their_attempts(run_bandage, db, tmp_path):
+    """A migration whose table an open transaction has read: its lock attempts
+    are retried until --lock-wait is spent, and say which attempt they are at."""
+    mdir = MigrationsDir(tmp_path, migrations=HISTORY[:3])
+    run_bandage(["--database-url", db.dsn(), "--migrations", mdir.path]).wait_exit_code(0)
+    name = "20240104110000_post_views"
+    mdir.add(name, '-- AlterTable\nALTER TABLE "Post" ADD COLUMN "views" INTEGER;\n')
+    app = db.connect(user="postgres")
+    try:
+        app.autocommit = False
+        app.execute('SELECT count(*) FROM "Post"')  # ACCESS SHARE until the transaction ends
+        run = run_bandage(["--database-url", db.dsn(), "--migrations", mdir.path,
+                           "--lock-wait", "1", "--log-format", "json"], env=ENV)
+        run.wait_exit_code(69)
+    finally:
+        app.close()
+    lines = of_phase(progress(run, "json"), "lock-retry")
+    assert_paced(lines, "json")
+    attempts = [p["done"] for p in lines]
+    assert attempts == sorted(attempts) and attempts[0] >= 1, lines
+    assert all(p["total"] is None and p["eta_ms"] is None for p in lines), lines
+    assert all(re.search(rf"migration {name}, attempt {p['done']} at its locks \(at line 2, a "
+                         r"lock it needs was held by another session\)", p["msg"])
+               for p in lines), lines
