@@ -218,7 +218,25 @@ static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
  * session waiting inside a statement holds a snapshot, and CREATE INDEX
  * CONCURRENTLY run by the lock holder waits for every such snapshot to go:
  * the two would deadlock. Bounded by --wait-timeout. */
+static int poll_lock(struct migrate_ctx *c, struct progress *p);
+
+/* "waiting for the migrations lock (pg_advisory_lock(72707369)), attempt 40". */
+static void describe_lock_wait(const struct progress *p, long now, char *out, size_t len)
+{
+    (void)now;
+    snprintf(out, len, "waiting for the migrations lock (pg_advisory_lock(%s)), attempt %ld: "
+             "another bandage or prisma migrate holds it", PRISMA_LOCK_KEY, p->done);
+}
+
 static int hold_lock(struct migrate_ctx *c)
+{
+    struct progress p = {.describe = NULL}; /* begun once the lock was found taken */
+    int rc = poll_lock(c, &p);
+    progress_end(&p);
+    return rc;
+}
+
+static int poll_lock(struct migrate_ctx *c, struct progress *p)
 {
     char sql[sizeof c->settings + 256];
     long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
@@ -241,9 +259,12 @@ static int hold_lock(struct migrate_ctx *c)
         c->lock_taken |= got;
         if (got)
             return 0;
-        if (tries == 0)
+        if (tries == 0) {
             log_info("waiting for the migrations lock (pg_advisory_lock(%s)): another bandage "
                      "or prisma migrate is migrating this database", PRISMA_LOCK_KEY);
+            progress_begin(p, "lock-wait", -1, 0, describe_lock_wait, NULL);
+        }
+        progress_step(p, tries + 1);
         long left = deadline - monotonic_ms();
         if (left <= 0)
             return lock_wait_ran_out(c, wait);

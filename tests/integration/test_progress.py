@@ -26,7 +26,7 @@ ENV = {"BANDAGE_PROGRESS_INTERVAL_MS": str(INTERVAL_MS)}
 #: "bandage: reset-build: 400 of 1601 statements, 1 batch committed; 0.3 s so far,
 #: about 0.9 s left"
 TEXT_LINE = re.compile(r"^bandage: (?P<phase>reset-build|schema-drop|migrations|lock-retry|"
-                       r"table-locks|wait): (?P<detail>.*); (?P<elapsed>\d+\.\d) s so far"
+                       r"lock-wait|table-locks|wait): (?P<detail>.*); (?P<elapsed>\d+\.\d) s so far"
                        r"(?:, about (?P<eta>\d+\.\d) s left)?$", re.M)
 FIELDS = {"phase", "done", "total", "elapsed_ms", "eta_ms"}
 
@@ -196,3 +196,21 @@ def test_lock_retries_report_their_attempts(run_bandage, db, tmp_path):
     assert all(re.search(rf"migration {name}, attempt {p['done']} at its locks \(at line 2, a "
                          r"lock it needs was held by another session\)", p["msg"])
                for p in lines), lines
+
+
+def test_reset_lock_wait_reports_while_another_start_holds_it(run_bandage, db):
+    """A replica queued behind another start's reset lock says so while it waits."""
+    holder = db.connect(user="postgres")
+    try:
+        holder.autocommit = True
+        holder.execute("SELECT pg_advisory_lock(7089068665867822369)")  # bandage's reset lock
+        run = run_bandage([*reset_args(db), "--wait-timeout", "1", "--log-format", "json"],
+                          env=ENV)
+        assert run.wait(scaled(20)) == 69, run.stderr
+    finally:
+        holder.close()
+    lines = of_phase(progress(run, "json"), "lock-wait")
+    assert_paced(lines, "json")
+    assert len(lines) >= 3, run.stderr
+    assert all(p["msg"].startswith("lock-wait: waiting for the reset lock: another start holds "
+                                   "it; ") and p["total"] is None for p in lines), lines
