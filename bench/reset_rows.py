@@ -22,12 +22,19 @@ With --rounds R each size is measured R times, floor and bandage side by
 side in each round; the table gives medians, ranges and the median of the
 rounds' ratios.
 
+With --progress-baseline BIN (a bandage built from before progress lines,
+issue 23), the largest size at the default lock setting is also reset by
+both binaries alternately at --log-level info (the progress lines written,
+every 2 s): the ratio says what progress costs (goal ≤ 1.01). With
+--progress-only that row alone is measured.
+
 The servers' data is on tmpfs when there is room (tools.data_tmpdir,
 BENCH_PGDATA_DIR): on the bench machine's journal-less ext4 the same
 measurement went from 9.9 s to 26.3 s within one run, by what had been
 deleted before it (bench/README.md, "Where the servers keep their data").
 
 usage: bench/reset_rows.py BANDAGE [--quick] [--sizes 1000,3000,10000] [--rounds R]
+       [--progress-baseline BIN [--progress-only]]
 """
 import argparse
 import os
@@ -99,10 +106,12 @@ def base_env(dsn=None):
 
 
 class ResetBench:
-    def __init__(self, bandage, sizes, rounds=1):
+    def __init__(self, bandage, sizes, rounds=1, baseline=None, progress_only=False):
         self.bandage = bandage
         self.sizes = sizes
         self.rounds = rounds
+        self.baseline = baseline
+        self.progress_only = progress_only
         self.tmp, where = tools.data_tmpdir("bandage-bench-reset-")
         log(where)
         self.ca = CertAuthority(os.path.join(self.tmp, "ca"))
@@ -157,9 +166,9 @@ class ResetBench:
         create = timed([psql(), dsn, "-q", "-X", "-v", "ON_ERROR_STOP=1", "-f", new])
         return dropped + create, create
 
-    def reset(self, dsn, db, new, app_file=None):
-        argv = [self.bandage, "--reset", "always", "--confirm-database", db,
-                "--schema-file", new, "--log-level", "warn"]
+    def reset(self, dsn, db, new, app_file=None, binary=None, level="warn"):
+        argv = [binary or self.bandage, "--reset", "always", "--confirm-database", db,
+                "--schema-file", new, "--log-level", level]
         if app_file:
             argv += ["--", "sh", "-c", f"date +%s.%N > {app_file}; exec sleep 600"]
             start = time.time()
@@ -187,13 +196,34 @@ class ResetBench:
                     raise RuntimeError("the old schema was not dropped beside the app")
                 time.sleep(0.05)
 
+    def progress_row(self, cluster, n):
+        """The same reset by this bandage and by the baseline, alternately, both
+        logging at info (stderr read by the bench): what the progress lines cost."""
+        db, new = f"bench_progress_{n}", self.schema_file(n, "New")
+        withp, without = [], []
+        for r in range(self.rounds):
+            for binary, times in ((self.bandage, withp), (self.baseline, without)):
+                dsn = self.old_db(cluster, db, n)
+                times.append(self.reset(dsn, db, new, binary=binary, level="info"))
+            log(f"progress, {n} tables, round {r + 1}: with {fmt(withp[-1])}, "
+                f"without {fmt(without[-1])}")
+        self.rows.append((f"reset of {n:,} tables with progress lines every 2 s "
+                          f"(PostgreSQL {cluster.version})", spread(withp),
+                          f"without progress {spread(without)}",
+                          f"{ratio(withp, without)}× (goal ≤ 1.01×)"))
+        cluster.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
     def measure(self, locks):
+        if self.progress_only and locks != LOCK_SETTINGS[0]:
+            return
         cluster = PgCluster(self.ca, base_dir=os.path.join(self.tmp, f"locks{locks}"))
         with open(os.path.join(cluster.data_dir, "bandage_test.conf"), "a") as f:
             f.write(f"max_locks_per_transaction = {locks}\n")
         cluster.start()
         try:
-            for n in self.sizes:
+            if self.baseline and locks == LOCK_SETTINGS[0]:
+                self.progress_row(cluster, max(self.sizes))
+            for n in [] if self.progress_only else self.sizes:
                 db = f"bench_reset_{n}"
                 new = self.schema_file(n, "New")
                 floors, creates, resets, apps = [], [], [], []
@@ -239,9 +269,13 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")])
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--progress-baseline")
+    ap.add_argument("--progress-only", action="store_true")
     args = ap.parse_args()
     sizes = args.sizes or ([300] if args.quick else [1000, 3000, 10000])
-    bench = ResetBench(os.path.abspath(args.bandage), sizes, args.rounds)
+    baseline = os.path.abspath(args.progress_baseline) if args.progress_baseline else None
+    bench = ResetBench(os.path.abspath(args.bandage), sizes, args.rounds, baseline,
+                       args.progress_only and baseline is not None)
     try:
         for locks in LOCK_SETTINGS:
             bench.measure(locks)

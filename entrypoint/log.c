@@ -113,7 +113,8 @@ static size_t without_trailing_newlines(const char *msg)
     return len;
 }
 
-static void write_line(int level, const char *msg, const char *json_object)
+/* json_object goes under "report"; fields ("\"a\":1,\"b\":2") beside "msg". */
+static void write_line(int level, const char *msg, const char *json_object, const char *fields)
 {
     struct jbuf line;
     size_t msg_len = without_trailing_newlines(msg);
@@ -124,6 +125,10 @@ static void write_line(int level, const char *msg, const char *json_object)
         jbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld,\"msg\":", ts,
                     level_names[level], (long)getpid());
         jbuf_string_n(&line, msg, msg_len);
+        if (fields) {
+            jbuf_puts(&line, ",");
+            jbuf_puts(&line, fields);
+        }
         if (json_object) {
             jbuf_puts(&line, ",\"report\":");
             jbuf_puts(&line, json_object);
@@ -153,13 +158,19 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    write_line(level, msg, NULL);
+    write_line(level, msg, NULL, NULL);
 }
 
 void log_event(const char *summary, const char *json_object)
 {
     if (log_enabled(LOG_INFO))
-        write_line(LOG_INFO, summary, json_object);
+        write_line(LOG_INFO, summary, json_object, NULL);
+}
+
+void log_fields(const char *summary, const char *json_fields)
+{
+    if (log_enabled(LOG_INFO))
+        write_line(LOG_INFO, summary, NULL, json_fields);
 }
 
 void redact_url(const char *url, char *out, size_t outlen)

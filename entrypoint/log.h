@@ -20,6 +20,11 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * JSON mode adds the object under "report". */
 void log_event(const char *summary, const char *json_object);
 
+/* An info line whose figures are also fields of its own: text mode shows the
+ * summary alone; JSON mode puts json_fields ("\"done\":4,\"total\":9")
+ * beside "msg" in the line's object. */
+void log_fields(const char *summary, const char *json_fields);
+
 /* "https://hooks.example.com/…": scheme, host and port only; a path may carry
  * a token (Slack, Discord), userinfo and query may carry secrets. */
 void redact_url(const char *url, char *out, size_t outlen);

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "progress.h"
 
 /* A peer bandage waits for the advisory lock $1 (a bigint key is shown in
  * pg_locks as classid = high 32 bits, objid = low 32 bits, objsubid = 1). */
@@ -72,6 +73,18 @@ static long pause_ms(void)
     return 20 + (monotonic_ms() ^ (long)getpid()) % 31;
 }
 
+/* "attempt 12 at the tables of public, up to 10000 ms: another session
+ * holds a lock on one of them". */
+static void describe_attempts(const struct progress *p, long now, char *out, size_t len)
+{
+    (void)now;
+    snprintf(out, len, "attempt %ld at the tables of %s: another session holds a lock on one of "
+             "them", p->done, (const char *)p->ctx);
+}
+
+static int lock_attempts(struct session *s, const char *schemas, const char *lock_key,
+                         const char *lock_sql, long deadline, struct progress *p);
+
 int exclusive_lock_tables(struct session *s, const char *schemas, const char *lock_key,
                           long wait_ms)
 {
@@ -82,13 +95,26 @@ int exclusive_lock_tables(struct session *s, const char *schemas, const char *lo
         PQclear(res);
         return rc;
     }
-    long deadline = monotonic_ms() + wait_ms;
-    int attempts = 0;
-    rc = session_run(s, "SAVEPOINT bandage_locks", "SAVEPOINT", EXIT_INTERNAL);
+    struct progress p;
+    progress_begin(&p, "table-locks", -1, 0, describe_attempts, (void *)schemas);
+    rc = lock_attempts(s, schemas, lock_key, PQgetvalue(res, 0, 0), p.start_ms + wait_ms, &p);
+    progress_end(&p);
+    if (rc == 0)
+        log_debug("locked the tables in %ld attempt(s)", p.done);
+    PQclear(res);
+    return rc;
+}
+
+/* NOWAIT attempts, until they succeed or the deadline passes. */
+static int lock_attempts(struct session *s, const char *schemas, const char *lock_key,
+                         const char *lock_sql, long deadline, struct progress *p)
+{
+    long attempts = 0;
+    int rc = session_run(s, "SAVEPOINT bandage_locks", "SAVEPOINT", EXIT_INTERNAL);
     while (rc == 0) {
         struct db_error err;
-        attempts++;
-        if (db_run(s->conn, s->sfd, PQgetvalue(res, 0, 0), &err) == 0)
+        progress_step(p, ++attempts);
+        if (db_run(s->conn, s->sfd, lock_sql, &err) == 0)
             break;
         if (strcmp(err.sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) != 0 || err.stop_signal) {
             rc = session_failed(s, "locking the tables", &err, EXIT_SCHEMA);
@@ -105,8 +131,5 @@ int exclusive_lock_tables(struct session *s, const char *schemas, const char *lo
         if ((rc = session_pause(s, pause_ms(), "taking the table locks")) == 0)
             rc = exclusive_terminate_others(s, lock_key, 1);
     }
-    if (rc == 0)
-        log_debug("locked the tables in %d attempt(s)", attempts);
-    PQclear(res);
     return rc;
 }

@@ -411,14 +411,6 @@ int lint_statement(struct lint_state *st, const char *sql, const char *comments,
     struct check c = {st, comments, comments_len, out, 0};
     struct sqltree *tree;
     char why[200];
-#ifdef BANDAGE_NO_PG_QUERY
-    /* No parser in this binary (the static release build): the rules are
-     * left out of it altogether, for the size goal (see static.mk). */
-    (void)sql;
-    snprintf(why, sizeof why, "this binary was built without PostgreSQL's parser");
-    add(&c, "not-checked", NULL, NULL, "%s", why);
-    return c.failed ? -1 : 0;
-#endif
     enum sqltree_result rc = sqltree_parse(sql, &tree, why, sizeof why);
     if (rc == SQLTREE_NO_MEMORY)
         return -1;
@@ -450,7 +442,9 @@ void lint_done(void)
     sqltree_done();
 }
 
+#ifndef BANDAGE_NO_PG_QUERY
 int lint_available(void)
 {
     return sqltree_available();
 }
+#endif

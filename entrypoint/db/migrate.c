@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pooler.h"
 #include "prisma_table.h"
+#include "progress.h"
 #include "session.h"
 #include "sqlclass.h"
 #include "sqlsplit.h"
@@ -49,6 +50,9 @@ struct migrate_ctx {
     char *scratch;           /* one statement, NUL-terminated */
     size_t scratch_cap;
     struct checks checks;    /* the pending statements' findings (--migration-checks) */
+    struct progress progress; /* of the run: done and total count migrations */
+    const struct migration *running; /* for the progress line: the migration... */
+    int running_line;        /* ...and the line its running statement starts at */
 };
 
 /* The columns of read_rows()'s result. */
@@ -216,7 +220,25 @@ static int lock_wait_ran_out(struct migrate_ctx *c, long waited)
  * session waiting inside a statement holds a snapshot, and CREATE INDEX
  * CONCURRENTLY run by the lock holder waits for every such snapshot to go:
  * the two would deadlock. Bounded by --wait-timeout. */
+static int poll_lock(struct migrate_ctx *c, struct progress *p);
+
+/* "waiting for the migrations lock (pg_advisory_lock(72707369)), attempt 40". */
+static void describe_lock_wait(const struct progress *p, long now, char *out, size_t len)
+{
+    (void)now;
+    snprintf(out, len, "waiting for the migrations lock (pg_advisory_lock(%s)), attempt %ld: "
+             "another bandage or prisma migrate holds it", PRISMA_LOCK_KEY, p->done);
+}
+
 static int hold_lock(struct migrate_ctx *c)
+{
+    struct progress p = {.describe = NULL}; /* begun once the lock was found taken */
+    int rc = poll_lock(c, &p);
+    progress_end(&p);
+    return rc;
+}
+
+static int poll_lock(struct migrate_ctx *c, struct progress *p)
 {
     char sql[sizeof c->settings + 256];
     long wait = c->cfg->wait_timeout_ms > 0 ? c->cfg->wait_timeout_ms : c->cfg->connect_timeout_ms;
@@ -239,9 +261,12 @@ static int hold_lock(struct migrate_ctx *c)
         c->lock_taken |= got;
         if (got)
             return 0;
-        if (tries == 0)
+        if (tries == 0) {
             log_info("waiting for the migrations lock (pg_advisory_lock(%s)): another bandage "
                      "or prisma migrate is migrating this database", PRISMA_LOCK_KEY);
+            progress_begin(p, "lock-wait", -1, 0, describe_lock_wait, NULL);
+        }
+        progress_step(p, tries + 1);
         long left = deadline - monotonic_ms();
         if (left <= 0)
             return lock_wait_ran_out(c, wait);
@@ -624,9 +649,25 @@ static const char *statement_text(struct migrate_ctx *c, const struct migration 
     return c->scratch;
 }
 
+/* "migration 2 of 5, 20240102_add_index[, line 12 running for 4.1 s]": a
+ * statement is named once it has run for an interval. */
+static void describe_run(const struct progress *p, long now, char *out, size_t len)
+{
+    const struct migrate_ctx *c = p->ctx;
+    long ran = progress_long_step_ms(p, now);
+    int n = snprintf(out, len, "migration %ld of %ld, %s", p->done + 1, p->total,
+                     c->running ? c->running->name : "");
+    if (ran >= 0 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, ", line %d running for %ld.%ld s", c->running_line,
+                 ran / 1000, ran % 1000 / 100);
+}
+
 static int run_statement(struct migrate_ctx *c, const struct migration *m,
                          const struct sql_statement *s, struct db_error *err)
 {
+    c->running = m;
+    c->running_line = s->line;
+    progress_step(&c->progress, c->progress.done);
     const char *text = statement_text(c, m, s);
     if (!text) {
         memset(err, 0, sizeof *err);
@@ -792,23 +833,47 @@ static long lock_pause_ms(unsigned int *seed)
     return LOCK_PAUSE_MIN_MS + (long)(rand_r(seed) % (LOCK_PAUSE_SPREAD_MS + 1));
 }
 
-static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
-                                   const struct pending *p)
+/* What the lock retries' progress line says. */
+struct retry_progress {
+    const char *name;
+    int line;
+};
+
+/* "migration 20240102_add_index, attempt 12 at its locks (at line 3, a lock
+ * it needs was held by another session)". */
+static void describe_retry(const struct progress *p, long now, char *out, size_t len)
 {
-    long started = monotonic_ms(), deadline = started + c->cfg->lock_wait_ms;
-    unsigned int seed = (unsigned int)started ^ (unsigned int)getpid();
+    const struct retry_progress *r = p->ctx;
+    (void)now;
+    snprintf(out, len, "migration %s, attempt %ld at its locks (at line %d, a lock it needs "
+             "was held by another session)", r->name, p->done, r->line);
+}
+
+static int retry_until_locked(struct migrate_ctx *c, const struct migration *m,
+                              const struct pending *p, struct progress *retries)
+{
+    long deadline = retries->start_ms + c->cfg->lock_wait_ms;
+    unsigned int seed = (unsigned int)retries->start_ms ^ (unsigned int)getpid();
+    struct retry_progress *rp = retries->ctx;
     struct lock_miss miss;
-    int rc, attempt = 1;
-    for (;; attempt++) {
-        rc = session_set_lock_timeout(&c->s, lock_attempt_ms(attempt, deadline - monotonic_ms()));
+    for (int attempt = 1;; attempt++) {
+        if (attempt > 1)
+            progress_step(retries, attempt);
+        int rc = session_set_lock_timeout(&c->s,
+                                          lock_attempt_ms(attempt, deadline - monotonic_ms()));
         if (rc == 0)
             rc = apply_in_transaction(c, m, p, &miss);
         if (rc != LOCK_MISSED)
-            break;
+            return rc;
         int line = line_of_position(m->sql + miss.stmt->offset, miss.stmt->length,
                                     miss.stmt->line, miss.err.position);
+        rp->line = line;
         if (monotonic_ms() >= deadline)
             return lock_not_free(c, m, line, &miss.err, "rolled back", 1, attempt);
+        if (attempt == 1) { /* the retries' progress starts with the first miss */
+            progress_begin(retries, "lock-retry", -1, retries->start_ms, describe_retry, rp);
+            retries->done = 1;
+        }
         if (attempt == 1)
             log_info("migration %s: a lock it needs at line %d is held by another session; "
                      "rolled back, trying again in attempts of at most %d ms for up to %ld ms "
@@ -817,9 +882,19 @@ static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration
         if ((rc = session_pause(&c->s, lock_pause_ms(&seed), "waiting to retry a migration")))
             return rc;
     }
-    if (rc == 0 && attempt > 1)
-        log_info("migration %s got its locks at attempt %d, %ld ms after the first", m->name,
-                 attempt, monotonic_ms() - started);
+}
+
+static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
+                                   const struct pending *p)
+{
+    long started = monotonic_ms();
+    struct retry_progress rp = {.name = m->name};
+    struct progress retries = {.start_ms = started, .ctx = &rp}; /* begun at the first miss */
+    int rc = retry_until_locked(c, m, p, &retries);
+    progress_end(&retries);
+    if (rc == 0 && retries.done > 1)
+        log_info("migration %s got its locks at attempt %ld, %ld ms after the first", m->name,
+                 retries.done, monotonic_ms() - started);
     if (rc == 0)
         rc = session_set_lock_timeout(&c->s, c->cfg->lock_wait_ms);
     return rc;
@@ -884,7 +959,11 @@ static int apply_pending(struct migrate_ctx *c)
         if (prisma_table_create(c->conn, c->sfd, c->schema, c->table, &err) != 0)
             return session_failed(&c->s, "creating _prisma_migrations", &err, EXIT_SCHEMA);
     }
-    for (size_t i = 0; i < c->dir->count; i++) {
+    long total = 0;
+    for (size_t i = 0; i < c->dir->count; i++)
+        total += c->state[i] == STATE_PENDING;
+    progress_begin(&c->progress, "migrations", total, 0, describe_run, c);
+    for (size_t i = 0; i < c->dir->count && rc == 0; i++) {
         if (c->state[i] != STATE_PENDING)
             continue;
         const struct migration *m = &c->dir->items[i];
@@ -896,12 +975,14 @@ static int apply_pending(struct migrate_ctx *c)
         report_add_migration(c->report, m->name, rc != 0, ms);
         c->report->migrations_pending--;
         if (rc != 0)
-            return rc;
+            break;
         c->state[i] = STATE_APPLIED;
+        c->progress.done++;
         log_info("applied migration %s in %ld ms (%zu statement%s)", m->name, ms, p->n_stmts,
                  p->n_stmts == 1 ? "" : "s");
     }
-    return 0;
+    progress_end(&c->progress);
+    return rc;
 }
 
 /* ---- --plan ----------------------------------------------------------------- */

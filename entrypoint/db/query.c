@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "progress.h"
 
 #define CANCEL_DRAIN_MS 5000 /* how long a cancelled query may take to stop */
 
@@ -26,14 +27,20 @@ int db_wait(int sock, short events, int sfd, long timeout_ms, int *stop_signal)
     int nfds = sock >= 0 ? 2 : 1;
     long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
-        long left = deadline < 0 ? -1 : deadline - monotonic_ms();
-        if (left > INT_MAX)
-            left = INT_MAX;
-        int n = poll(fds, (nfds_t)nfds, left < 0 ? (deadline < 0 ? -1 : 0) : (int)left);
+        long now = monotonic_ms(), tick = progress_due_in(now);
+        long left = deadline < 0 ? -1 : deadline - now > 0 ? deadline - now : 0;
+        /* A long wait wakes up when the current phase's progress line is due. */
+        int ticking = tick >= 0 && (left < 0 || tick < left);
+        long ms = ticking ? tick : left;
+        int n = poll(fds, (nfds_t)nfds, ms > INT_MAX ? INT_MAX : (int)ms);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return DB_WAIT_ERROR; /* errno says why */
+        if (n == 0 && ticking)
+            progress_tick_current(monotonic_ms());
+        if (n == 0 && (ticking || (deadline >= 0 && deadline - monotonic_ms() > 0)))
+            continue;
         if (n == 0)
             return DB_WAIT_TIMEOUT;
         if (fds[0].revents & (POLLERR | POLLNVAL)) {

@@ -9,6 +9,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "preflight.h"
+#include "progress.h"
 #include "reset.h"
 #include "schemafile.h"
 #include "snapshot.h"
@@ -245,7 +246,8 @@ static const char drop_batch_sql[] =
     "                     AND ext.objid = p.oid)),"
     " numbered AS (SELECT *, (row_number() OVER (PARTITION BY ord, kind ORDER BY o) - 1) / $2"
     "              AS chunk FROM objects)"
-    " SELECT format('DROP %s IF EXISTS %s CASCADE', kind, string_agg(name, ', ' ORDER BY o))"
+    " SELECT format('DROP %s IF EXISTS %s CASCADE', kind, string_agg(name, ', ' ORDER BY o)),"
+    "        count(*)"
     "  FROM numbered GROUP BY ord, kind, chunk ORDER BY ord, kind, chunk";
 
 /* One batch: its own transaction, checked first; state recorded with it.
@@ -268,6 +270,30 @@ static int drop_one_batch(struct session *s, const char *sql, const char *aside,
     return session_end(s, rc);
 }
 
+/* "emptying schema bandage_aside_0: 400 of 10000 objects dropped". */
+static void describe_drop(const struct progress *p, long now, char *out, size_t len)
+{
+    (void)now;
+    snprintf(out, len, "emptying schema %s: %ld of %ld objects dropped", (const char *)p->ctx,
+             p->done, p->total);
+}
+
+/* One listing's DROP statements, each a batch; the objects they name are
+ * added to the progress's total. */
+static int drop_listed(struct session *s, PGresult *res, const char *aside, const char *state,
+                       struct progress *p)
+{
+    int rc = 0, n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        p->total += atol(PQgetvalue(res, i, 1));
+    for (int i = 0; i < n && rc == 0; i++) {
+        progress_step(p, p->done);
+        if ((rc = drop_one_batch(s, PQgetvalue(res, i, 0), aside, state)) == 0)
+            p->done += atol(PQgetvalue(res, i, 1));
+    }
+    return rc;
+}
+
 /* Empties `schema` a batch of objects at a time; the schema itself stays.
  * `state` (may be NULL) is recorded for row `aside` with the first batch. */
 static int drop_contents(struct session *s, const char *schema, const char *aside,
@@ -275,18 +301,22 @@ static int drop_contents(struct session *s, const char *schema, const char *asid
 {
     long first = lesser(budget / 32, FLAT_DROP_OBJECTS), batch = first > 0 ? first : 1;
     long statements = 0, start = monotonic_ms();
+    struct progress p;
+    progress_begin(&p, "schema-drop", 0, start, describe_drop, (void *)schema);
+    int rc = 0;
     for (;;) {
         char limit[24];
-        int rc = 0;
         snprintf(limit, sizeof limit, "%ld", batch);
         const char *params[] = {schema, limit};
+        /* What a batch rolled back is listed again: only what was dropped counts. */
+        p.total = p.done;
         PGresult *res = session_query(s, drop_batch_sql, 2, params, "listing objects to drop",
                                       &rc);
         if (!res)
-            return rc;
+            break;
         int n = PQntuples(res);
-        for (int i = 0; i < n && rc == 0; i++, statements++)
-            rc = drop_one_batch(s, PQgetvalue(res, i, 0), aside, state);
+        rc = drop_listed(s, res, aside, state, &p);
+        statements += n;
         PQclear(res);
         if (rc == 1 && batch > 1) {
             batch /= 2; /* the lock table is shared: others may hold part of it */
@@ -294,14 +324,14 @@ static int drop_contents(struct session *s, const char *schema, const char *asid
         }
         if (rc == 0 && batch < first)
             batch *= 2; /* and what they held may be free again */
-        if (rc != 0)
-            return rc == 1 ? EXIT_SCHEMA : rc;
-        if (n == 0) {
-            log_info("emptied schema %s in %ld statements in %ld ms", schema, statements,
-                     monotonic_ms() - start);
-            return 0;
-        }
+        if (rc != 0 || n == 0)
+            break;
     }
+    progress_end(&p);
+    if (rc == 0)
+        log_info("emptied schema %s in %ld statements in %ld ms", schema, statements,
+                 monotonic_ms() - start);
+    return rc == 1 ? EXIT_SCHEMA : rc;
 }
 
 /* ---- the transitions ------------------------------------------------------------- */
@@ -373,12 +403,33 @@ static int move_all_aside(struct session *s, const struct config *cfg)
     return names ? session_end(s, rc) : rc;
 }
 
+/* What the build's progress line says beyond its figures. */
+struct build_progress {
+    const struct schema_file *file;
+    long batches; /* committed */
+};
+
+/* "4000 of 10000 statements, 10 batches committed[, line 812 running for
+ * 3.1 s]": a statement is named once it has run for an interval. */
+static void describe_build(const struct progress *p, long now, char *out, size_t len)
+{
+    const struct build_progress *b = p->ctx;
+    long ran = progress_long_step_ms(p, now);
+    int n = snprintf(out, len, "%ld of %ld statements, %ld batch%s committed", p->done,
+                     p->total, b->batches, b->batches == 1 ? "" : "es");
+    if (ran >= 0 && p->done < p->total && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, ", line %d running for %ld.%ld s",
+                 b->file->stmts[p->done].line, ran / 1000, ran % 1000 / 100);
+}
+
 /* building: the file, as many statements per transaction as fit; other
  * sessions terminated again before each batch. */
-static int build_in_batches(struct session *s, const struct schema_file *file, long budget)
+static int build_in_batches(struct session *s, const struct schema_file *file, long budget,
+                            struct progress *p)
 {
     long first = lesser(budget / 16, FLAT_STATEMENTS);
     size_t batch = (size_t)(first > 0 ? first : 1), i = 0;
+    struct build_progress *b = p->ctx;
     while (i < file->n_stmts) {
         size_t end = i + batch < file->n_stmts ? i + batch : file->n_stmts, j = i;
         char sqlstate[6] = "";
@@ -388,6 +439,7 @@ static int build_in_batches(struct session *s, const struct schema_file *file, l
         /* A statement that fails for want of locks is retried in a smaller
          * batch, so it is not reported yet. */
         for (; rc == 0 && j < end; j++) {
+            progress_step(p, (long)j);
             int failed = schema_file_run(s, file, j, sqlstate);
             if (failed && strcmp(sqlstate, SQLSTATE_OUT_OF_SHARED_MEMORY) == 0 && batch > 1)
                 rc = 1;
@@ -403,6 +455,7 @@ static int build_in_batches(struct session *s, const struct schema_file *file, l
         }
         if (rc != 0)
             return rc;
+        b->batches++;
         for (; i < end; i++)
             schema_file_count_applied(s->report, file, i);
     }
@@ -586,8 +639,12 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
     /* The file's own settings last across its batches; bandage's come back
      * after it (on a failure too: settling is bandage's). */
     rc = session_set_search_path(s, build);
+    struct build_progress bp = {.file = file};
+    struct progress p;
+    progress_begin(&p, "reset-build", (long)file->n_stmts, build_start, describe_build, &bp);
     if (rc == 0)
-        rc = build_in_batches(s, file, budget);
+        rc = build_in_batches(s, file, budget, &p);
+    progress_end(&p);
     int pinned = session_pin(s, cfg->lock_wait_ms);
     if (rc == 0)
         rc = pinned;

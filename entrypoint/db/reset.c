@@ -19,6 +19,7 @@
 #include "pid1/spawn.h"
 #include "pooler.h"
 #include "preflight.h"
+#include "progress.h"
 #include "rebuild.h"
 #include "schemafile.h"
 #include "session.h"
@@ -223,18 +224,34 @@ static int recreate_schema(struct reset_run *r, const char *name)
     return rc;
 }
 
+/* "1200 of 1500 statements, in one transaction[, line 812 running for
+ * 3.1 s]": a statement is named once it has run for an interval. */
+static void describe_apply(const struct progress *p, long now, char *out, size_t len)
+{
+    const struct schema_file *f = p->ctx;
+    long ran = progress_long_step_ms(p, now);
+    int n = snprintf(out, len, "%ld of %ld statements, in one transaction", p->done, p->total);
+    if (ran >= 0 && p->done < p->total && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, ", line %d running for %ld.%ld s",
+                 f->stmts[p->done].line, ran / 1000, ran % 1000 / 100);
+}
+
 /* Under the schema's search_path (unqualified names land in the URL's
  * schema, as with Prisma); bandage's own settings come back after. */
 static int apply_schema_file(struct reset_run *r)
 {
     char build[128];
+    struct progress p;
     schema_to_build(r->cfg, build, sizeof build);
     int rc = session_set_search_path(&r->s, build);
+    progress_begin(&p, "reset-build", (long)r->file.n_stmts, 0, describe_apply, &r->file);
     for (size_t i = 0; i < r->file.n_stmts && rc == 0; i++) {
+        progress_step(&p, (long)i);
         rc = schema_file_run(&r->s, &r->file, i, NULL);
         if (rc == 0)
             schema_file_count_applied(r->s.report, &r->file, i);
     }
+    progress_end(&p);
     return rc ? rc : session_pin(&r->s, r->cfg->lock_wait_ms);
 }
 

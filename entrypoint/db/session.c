@@ -6,6 +6,7 @@
 
 #include "exitcodes.h"
 #include "log.h"
+#include "progress.h"
 
 int session_failed(struct session *s, const char *what, const struct db_error *err, int code)
 {
@@ -66,14 +67,24 @@ int session_bool(struct session *s, const char *sql, const char *param, const ch
     return 0;
 }
 
+/* "waiting for the reset lock: another start holds it". */
+static void describe_lock_wait(const struct progress *p, long now, char *out, size_t len)
+{
+    (void)now;
+    snprintf(out, len, "%s: another start holds it", (const char *)p->ctx);
+}
+
 int session_lock(struct session *s, const char *key, const char *what)
 {
     const char *params[] = {key};
     int rc;
+    struct progress p;
     log_debug("taking the lock pg_advisory_lock(%s)", key);
+    progress_begin(&p, "lock-wait", -1, 0, describe_lock_wait, (void *)what);
     PGresult *res = session_query(s, "SELECT pg_catalog.pg_backend_pid()"
                                      " FROM pg_catalog.pg_advisory_lock($1::bigint)",
                                   1, params, what, &rc);
+    progress_end(&p);
     if (!res && rc == EXIT_UNAVAILABLE && PQstatus(s->conn) == CONNECTION_OK) {
         char lock[64];
         snprintf(lock, sizeof lock, "pg_advisory_lock(%s)", key);

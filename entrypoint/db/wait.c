@@ -14,6 +14,7 @@
 #include "query.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "progress.h"
 
 /* DESIGN.md "Waiting, precisely": the pause follows what an attempt costs
  * the server. A refused connection costs it nothing, and the moment the
@@ -602,6 +603,7 @@ struct waiter {
     enum wait_pace pace; /* of the last failure */
     int consecutive;     /* failures of that pace in a row */
     unsigned int seed;
+    struct progress progress; /* begun once the first reason is logged */
 };
 
 static int stopped(struct waiter *w, int sig)
@@ -609,6 +611,19 @@ static int stopped(struct waiter *w, int sig)
     w->report->wait_ms = monotonic_ms() - w->start;
     report_add_error(w->report, "wait", "signal", "stopped by signal %d", sig);
     return 128 + sig;
+}
+
+/* "database (host=db port=5432) not ready after 12 attempts, up to 60000 ms:
+ * the database system is starting up": the last reason's first part (libpq
+ * joins its hints with "; "), logged in full once already. */
+static void describe_wait(const struct progress *p, long now, char *out, size_t len)
+{
+    const struct waiter *w = p->ctx;
+    int reason = (int)strcspn(w->last_reason, ";");
+    (void)now;
+    snprintf(out, len, "database (%s) not ready after %ld attempt%s, up to %ld ms: %.*s",
+             w->redacted, p->done, p->done == 1 ? "" : "s", w->cfg->wait_timeout_ms, reason,
+             w->last_reason);
 }
 
 /* What a failed attempt means: an exit code, or -1 to try again. */
@@ -639,6 +654,9 @@ static int judge_failure(struct waiter *w, const struct attempt *a)
         log_info("database not ready (%s): %s", class_name(cls), reason);
         snprintf(w->last_reason, sizeof w->last_reason, "%s", reason);
     }
+    if (!w->progress.describe)
+        progress_begin(&w->progress, "wait", -1, w->start, describe_wait, w);
+    progress_step(&w->progress, w->report->wait_attempts);
     if (w->cfg->wait_timeout_ms == 0 || w->deadline - monotonic_ms() <= 0) {
         if (w->cfg->wait_timeout_ms == 0)
             log_error("the database did not accept a login at the one attempt --wait-timeout 0 "
@@ -709,23 +727,35 @@ PGconn *wait_connect_once(const struct config *cfg, int sfd, char *why, size_t w
     return conn;
 }
 
+static int wait_until_connected(struct waiter *w, int sfd, PGconn **conn_out);
+
 int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
                       struct deploy_report *report)
 {
     struct waiter w = {.cfg = cfg, .report = report};
-    int code = prepare(&w);
+    int code = wait_until_connected(&w, sfd, conn_out);
+    progress_end(&w.progress);
+    return code;
+}
+
+static int wait_until_connected(struct waiter *w, int sfd, PGconn **conn_out)
+{
+    const struct config *cfg = w->cfg;
+    struct deploy_report *report = w->report;
+    int code = prepare(w);
 
     *conn_out = NULL;
     while (code == 0) {
         struct attempt a = {.stop_signal = 0};
-        long limit = w.attempt_ms, left = w.deadline - monotonic_ms();
+        long limit = w->attempt_ms, left = w->deadline - monotonic_ms();
         if (cfg->wait_timeout_ms > 0 && left < limit)
             limit = left > 1 ? left : 1;
 
         report->wait_attempts++;
-        PGconn *conn = attempt_login(cfg, &w.login, sfd, limit, &a);
-        report->wait_ms = monotonic_ms() - w.start;
+        PGconn *conn = attempt_login(cfg, &w->login, sfd, limit, &a);
+        report->wait_ms = monotonic_ms() - w->start;
         if (conn) {
+            progress_end(&w->progress);
             log_info("database ready after %d attempt%s in %ld ms", report->wait_attempts,
                      report->wait_attempts == 1 ? "" : "s", report->wait_ms);
             if ((code = refuse_old_server(conn, report)) != 0) {
@@ -736,13 +766,13 @@ int wait_for_database(const struct config *cfg, int sfd, PGconn **conn_out,
             log_liveness(conn);
             if ((code = check_client_while_running(conn, sfd)) != 0) {
                 PQfinish(conn);
-                return stopped(&w, code - 128);
+                return stopped(w, code - 128);
             }
             *conn_out = conn;
             return EXIT_OK;
         }
-        if ((code = judge_failure(&w, &a)) < 0)
-            code = pause_before_retry(&w, sfd);
+        if ((code = judge_failure(w, &a)) < 0)
+            code = pause_before_retry(w, sfd);
         code = code < 0 ? 0 : code;
     }
     return code;
