@@ -527,14 +527,15 @@ def test_webhook_with_an_untrusted_certificate_never_blocks_the_app(make_root, r
 def test_railway_start_command_runs_in_an_empty_root(make_root, run_root, static_bin,
                                                      static_app, sdb):
     """railway.json's startCommand, word for word, in /app of an empty root:
-    bin/bandage vendored there, prisma/schema.sql as the build makes it, the
+    the static binary at node_modules/.bin/bandage (standing in for npm's
+    launcher, which execs it), prisma/schema.sql as the build makes it, the
     static app standing in for `node` on PATH. Railway's variables:
     DATABASE_URL, BANDAGE_CONFIRM_DATABASE, RAILWAY_DEPLOYMENT_ID. The first
     start of a deploy resets, its crash restart does not."""
     with open(os.path.join(REPO_ROOT, "railway.json")) as f:
         argv = shlex.split(json.load(f)["deploy"]["startCommand"])
-    assert argv[0] == "bin/bandage", argv
-    root = make_root(files={"/app/bin/bandage": static_bin,
+    assert argv[0] == "node_modules/.bin/bandage", argv
+    root = make_root(files={"/app/node_modules/.bin/bandage": static_bin,
                             "/app/prisma/schema.sql": SCHEMA_SQL,
                             "/usr/local/bin/node": static_app})
     env = {"DATABASE_URL": db_url(sdb, sslmode="verify-full"),
