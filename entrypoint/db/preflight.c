@@ -26,6 +26,37 @@ int preflight_writable(struct session *s)
     return EXIT_REFUSED;
 }
 
+int preflight_schemas_owned(struct session *s, const struct config *cfg)
+{
+    const char *params[] = {cfg->schemas};
+    int rc;
+    /* pg_has_role(owner, 'USAGE'): the owner's privileges, a superuser's included. */
+    PGresult *res = session_query(
+        s, "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n.nspname), ', '),"
+           " pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident("
+           "   pg_catalog.pg_get_userbyid(n.nspowner)), ', '), pg_catalog.quote_ident(current_user)"
+           " FROM pg_catalog.pg_namespace n"
+           " WHERE n.nspname = ANY (pg_catalog.string_to_array($1, ','))"
+           " AND NOT pg_catalog.pg_has_role(n.nspowner, 'USAGE')",
+        1, params, "checking who owns the schemas", &rc);
+    if (!res)
+        return rc;
+    rc = 0;
+    if (!PQgetisnull(res, 0, 0)) {
+        const char *schemas = PQgetvalue(res, 0, 0), *owners = PQgetvalue(res, 0, 1),
+                   *role = PQgetvalue(res, 0, 2);
+        log_error("refusing to reset: schema(s) %s belong to %s, and role %s may not drop them "
+                  "(on PostgreSQL 14 and older, schema public belongs to the superuser that "
+                  "created the cluster); as a superuser, run ALTER SCHEMA ... OWNER TO %s once "
+                  "for each, or connect as their owner", schemas, owners, role, role);
+        report_add_error(s->report, "reset", "privileges", "schema(s) %s belong to %s", schemas,
+                         owners);
+        rc = EXIT_REFUSED;
+    }
+    PQclear(res);
+    return rc;
+}
+
 int preflight_schemas_exist(struct session *s, const struct config *cfg)
 {
     const char *params[] = {cfg->schemas};

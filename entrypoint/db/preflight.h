@@ -10,6 +10,13 @@
 /* A hot standby or a read-only database cannot be reset: exit 77. */
 int preflight_writable(struct session *s);
 
+/* bandage's role may drop every existing schema of --schemas (it owns it,
+ * or has its owner's privileges): else exit 77 naming the schemas, their
+ * owners and the ALTER SCHEMA that fixes it, before anything is done. On
+ * PostgreSQL 14 and older public belongs to the bootstrap superuser, so a
+ * database owner cannot drop it. */
+int preflight_schemas_owned(struct session *s, const struct config *cfg);
+
 /* Every schema of --schemas exists, unless --create-schemas or the database
  * holds nothing yet (a first deploy): else exit 64 naming the missing one (a
  * typo, or `PUBLIC` for `public`, would otherwise build a new schema beside

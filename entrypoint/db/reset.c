@@ -316,6 +316,7 @@ static int check_before_reset(struct reset_run *r, int *batched)
 {
     int rc;
     if ((rc = preflight_schemas_exist(&r->s, r->cfg)) != 0 ||
+        (rc = preflight_schemas_owned(&r->s, r->cfg)) != 0 ||
         (rc = preflight_dependents(&r->s, r->cfg, 0)) != 0 ||
         (rc = rebuild_needed(&r->s, r->cfg, r->file.n_stmts, r->budget, batched)) != 0)
         return rc;

@@ -494,6 +494,13 @@ class PgCluster:
         owner = owner or self.SUPERUSER
         self.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
             sql.Identifier(name), sql.Identifier(owner)))
+        if self.major < 15 and owner != self.SUPERUSER:
+            # 15 made public the database owner's (pg_database_owner); on
+            # older servers it is the bootstrap superuser's, and bandage
+            # refuses to reset it for another role: what the README tells a
+            # user of 14 to do, done here.
+            self.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(
+                sql.Identifier(owner)), dbname=name)
         return Database(self, name, owner)
 
     def drop_database(self, name):
