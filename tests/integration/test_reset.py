@@ -1043,7 +1043,9 @@ def medium_db(pg, medium_template):
     lock), and the template's pg_dump (a copy dumps identically)."""
     template, before = medium_template
     db = Database(pg, f"t_reset_medium_{uuid.uuid4().hex[:8]}", "postgres")
-    pg.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+    # FILE_COPY: a copy, not a WAL-logged rebuild (15's default); the only way before 15
+    strategy = " STRATEGY FILE_COPY" if pg.major >= 15 else ""
+    pg.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
         sql.Identifier(db.name), sql.Identifier(template.name)))
     try:
         pg.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = 50")
