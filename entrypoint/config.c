@@ -19,7 +19,7 @@
 #endif
 const char bandage_version[] = BANDAGE_VERSION;
 
-enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE, KIND_BOOL };
+enum setting_kind { KIND_STRING, KIND_DURATION, KIND_CHOICE, KIND_BOOL, KIND_COUNT };
 
 /* --help's sections, in their order; the table lists each group's settings together. */
 enum setting_group {
@@ -46,7 +46,7 @@ struct setting {
     const char *default_doc;   /* the default as documented */
     enum setting_kind kind;
     const char *const *choices; /* KIND_CHOICE: NULL-terminated, index = value */
-    long min_ms, max_ms;        /* KIND_DURATION bounds */
+    long min_ms, max_ms;        /* KIND_DURATION bounds (ms); KIND_COUNT's (a number) */
     size_t offset;              /* into struct config */
     const char *help;
     /* Optional: 0 if value is acceptable, else -1 with why filled (the
@@ -145,6 +145,17 @@ static const struct setting settings[] = {
      "how long a reset keeps trying to lock the tables it drops, and a migration its locks "
      "(attempts of at most 250 ms; then exit 69, the migration rolled back)", NULL,
      GROUP_RESET, NULL},
+    {"keep-previous", "BANDAGE_KEEP_PREVIOUS", NULL, "1", "1",
+     KIND_COUNT, NULL, 0, 100, FIELD(keep_previous),
+     "a reset renames the schemas it replaces aside (bandage_kept_N: data, sequences, grants "
+     "as they were, at the cost of their disk) instead of dropping them, and keeps the newest "
+     "N of each; older ones are dropped beside the app. 0 = drop at once (see Undo a reset)",
+     NULL, GROUP_RESET, "N"},
+    {"restore-previous", "BANDAGE_RESTORE_PREVIOUS", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(restore_previous),
+     "instead of a reset: swap the newest kept schemas back under their names (the current "
+     "ones are kept in turn, so a restore can be undone), once per deployment id; needs "
+     "--confirm-database; then the app starts", NULL, GROUP_RESET, NULL},
     {"schema-file", "BANDAGE_SCHEMA_FILE", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(schema_file),
      "SQL applied by the reset, all-or-nothing (a regular file of plain SQL statements)",
@@ -181,6 +192,11 @@ static const struct setting settings[] = {
      KIND_BOOL, bool_choices, 0, 0, FIELD(plan),
      "print what this start would do to the database, change nothing; exit 0, or the code "
      "the start would exit with when it would be refused", NULL, GROUP_MIGRATIONS, NULL},
+    {"history", "BANDAGE_HISTORY", NULL, "false", "false",
+     KIND_BOOL, bool_choices, 0, 0, FIELD(history),
+     "print the recent deploys (resets, restores, migrations applied) and the kept schemas "
+     "with their sizes, change nothing, start nothing; JSON lines with --log-format json",
+     NULL, GROUP_MIGRATIONS, NULL},
     /* report */
     {"webhook-url", "BANDAGE_WEBHOOK_URL", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(webhook_url),
@@ -381,6 +397,17 @@ static int apply_value(struct config *cfg, const struct setting *s,
             return -1;
         }
         *(int *)(void *)field = on;
+        return 0;
+    }
+    case KIND_COUNT: {
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (!isdigit((unsigned char)value[0]) || *end || n < s->min_ms || n > s->max_ms) {
+            snprintf(err, errlen, "%s: '%s' is not a whole number from %ld to %ld", name,
+                     value, s->min_ms, s->max_ms);
+            return -1;
+        }
+        *(long *)(void *)field = n;
         return 0;
     }
     case KIND_CHOICE:
@@ -657,6 +684,19 @@ static void warn_no_draining_time(struct config *cfg)
 /* Rules that join two settings. */
 static int validate(const struct config *cfg, char *err, size_t errlen)
 {
+    if (cfg->restore_previous && cfg->reset == RESET_ALWAYS) {
+        snprintf(err, errlen,
+                 "--restore-previous with --reset always would reset right after restoring; "
+                 "use --reset once or never with it");
+        return -1;
+    }
+    if (cfg->restore_previous && !cfg->deployment_id) {
+        snprintf(err, errlen,
+                 "--restore-previous needs a deployment id, so that a restart does not swap "
+                 "the schemas back again; set --deployment-id or BANDAGE_DEPLOYMENT_ID "
+                 "(Railway sets RAILWAY_DEPLOYMENT_ID)");
+        return -1;
+    }
     if (cfg->reset == RESET_ONCE && !cfg->deployment_id) {
         snprintf(err, errlen,
                  "--reset once needs a deployment id; set --deployment-id or BANDAGE_DEPLOYMENT_ID "
@@ -665,13 +705,15 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
     }
     /* A transaction pooler hands each transaction to any server session: the
      * reset's advisory lock and session settings would not hold. */
-    if (cfg->url_pgbouncer && (cfg->reset != RESET_NEVER || cfg->migrations)) {
+    if (cfg->url_pgbouncer &&
+        (cfg->reset != RESET_NEVER || cfg->migrations || cfg->restore_previous)) {
         snprintf(err, errlen,
                  "%s has pgbouncer=true (a transaction pooler), through which a %s cannot hold "
                  "its lock; set DIRECT_URL (or --direct-url) to the database's unpooled URL, "
                  "Prisma's directUrl",
                  cfg->direct_url ? "DIRECT_URL" : "DATABASE_URL",
-                 cfg->reset != RESET_NEVER ? "reset" : "--migrations run");
+                 cfg->restore_previous ? "restore" : cfg->reset != RESET_NEVER ? "reset"
+                                                                       : "--migrations run");
         return -1;
     }
     return check_pgconnect_timeout(err, errlen);

@@ -28,6 +28,8 @@ struct config {
     int drop_dependents;          /* objects elsewhere that depend on a reset schema may go */
     int allow_empty_schema;       /* an empty --schema-file may reset to nothing */
     long lock_wait_ms;            /* how long the reset tries to take its table locks */
+    long keep_previous;           /* a reset keeps this many replaced schemas of each name */
+    int restore_previous;         /* swap the newest kept schemas back instead of a reset */
     const char *schema_file;
     const char *schema_command;
     const char *before_reset;
@@ -35,6 +37,7 @@ struct config {
     int migrations_strict;        /* a changed applied migration is an error */
     int migration_checks;         /* enum checks_mode: pending statements that break or lock */
     int plan;                     /* print what would be done, change nothing */
+    int history;                  /* print the recent deploys and kept schemas, change nothing */
     const char *deployment_id;
     const char *webhook_url;
     long webhook_timeout_ms;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pid1/memtrim.h"
 #include "report/report.h"
+#include "db/kept.h"
 #include "db/migrate.h"
 #include "db/query.h"
 #include "report/report_pipe.h"
@@ -152,7 +153,8 @@ static int needs_database(const struct config *cfg)
     int configured = cfg->conninfo != NULL;
     for (int i = 0; pg_vars[i] && !configured; i++)
         configured = getenv(pg_vars[i]) != NULL;
-    return cfg->reset != RESET_NEVER || cfg->migrations || configured;
+    return cfg->reset != RESET_NEVER || cfg->migrations || cfg->restore_previous ||
+           cfg->history || configured;
 }
 
 /* The database phases in order: a bad --migrations directory fails before
@@ -166,6 +168,10 @@ static int database_phases(const struct config *cfg, int sfd, PGconn **conn,
                            struct deploy_report *report)
 {
     struct migration_dir migrations = {0};
+    if (cfg->history) { /* reads only: no reset, no migration */
+        int code = wait_for_database(cfg, sfd, conn, report);
+        return code == EXIT_OK ? kept_history(*conn, sfd, cfg, report) : code;
+    }
     int code = cfg->migrations ? migrate_load(cfg, &migrations, report) : EXIT_OK;
     for (int attempt = 1; code == EXIT_OK; attempt++) {
         code = wait_for_database(cfg, sfd, conn, report);
@@ -293,7 +299,8 @@ static int worker_main(const struct config *cfg, int report_fd, int drop_fd, pid
     report.exit_code = code;
     if (code != EXIT_OK)
         report.outcome = OUTCOME_FAILED;
-    else if (cfg->reset != RESET_NEVER && !report.reset_ran)
+    else if ((cfg->reset != RESET_NEVER || cfg->restore_previous) && !report.reset_ran &&
+             !report.restored)
         report.outcome = OUTCOME_SKIPPED;
     if (report_pipe_send(report_fd, &report) != 0)
         code = code ? code : EXIT_INTERNAL;
@@ -440,7 +447,8 @@ int main(int argc, char **argv)
     if (code == EXIT_OK && report.last_migration[0] &&
         setenv("LAST_DB_MIGRATION", report.last_migration, 1) != 0)
         code = EXIT_INTERNAL;
-    if (code == EXIT_OK && cfg.command && !cfg.plan) /* --plan changes nothing, starts nothing */
+    /* --plan and --history change nothing, start nothing */
+    if (code == EXIT_OK && cfg.command && !cfg.plan && !cfg.history)
         return run_app(&cfg, sender, dropper); /* the sender runs beside the app, never
                                                   before it */
     if (sender) /* nothing to run: the report still goes out, bounded */

@@ -23,6 +23,27 @@ int deploys_already_reset(struct session *s, const struct config *cfg, int *done
 
 int deploys_record(struct session *s, const struct config *cfg, const struct deploy_start *start)
 {
+    return deploys_record_as(s, cfg, start, config_reset_mode_name(cfg->reset));
+}
+
+int deploys_already_restored(struct session *s, const struct config *cfg, int *done)
+{
+    int exists = 0, rc;
+    *done = 0;
+    rc = session_bool(s, "SELECT to_regclass('bandage.deploys') IS NOT NULL", NULL,
+                      "reading bandage.deploys", &exists);
+    /* The latest row of this id: a reset after the restore (another
+     * deployment id's, or --reset once's own) may be undone by this one. */
+    if (rc == 0 && exists)
+        rc = session_bool(s, "SELECT coalesce((SELECT mode = 'restore' FROM bandage.deploys"
+                             " WHERE deployment_id = $1 ORDER BY id DESC LIMIT 1), false)",
+                          cfg->deployment_id, "reading bandage.deploys", done);
+    return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
+}
+
+int deploys_record_as(struct session *s, const struct config *cfg,
+                      const struct deploy_start *start, const char *mode)
+{
     static const char create_sql[] =
         "CREATE SCHEMA IF NOT EXISTS bandage;"
         "CREATE TABLE IF NOT EXISTS bandage.deploys ("
@@ -32,7 +53,7 @@ int deploys_record(struct session *s, const struct config *cfg, const struct dep
     char duration[32];
     int rc;
     snprintf(duration, sizeof duration, "%ld", monotonic_ms() - start->ms);
-    const char *params[] = {cfg->deployment_id, config_reset_mode_name(cfg->reset), start->at,
+    const char *params[] = {cfg->deployment_id, mode, start->at,
                             duration, cfg->schemas, bandage_version};
     if ((rc = session_run(s, create_sql, "creating bandage.deploys", EXIT_SCHEMA)) != 0)
         return rc;

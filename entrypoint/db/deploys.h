@@ -22,6 +22,14 @@ int deploys_already_reset(struct session *s, const struct config *cfg, int *done
  * transaction. */
 int deploys_record(struct session *s, const struct config *cfg, const struct deploy_start *start);
 
+/* The same, with `mode` for bandage.deploys.mode ("restore"). */
+int deploys_record_as(struct session *s, const struct config *cfg,
+                      const struct deploy_start *start, const char *mode);
+
+/* --restore-previous: *done = 1 if this deployment id's latest row is a
+ * restore (a restart after it must not swap the schemas back). */
+int deploys_already_restored(struct session *s, const struct config *cfg, int *done);
+
 /* What the reset's own transaction records with the new schema: a rebuild
  * from migrations writes _prisma_migrations with every migration applied
  * (the database is then baselined for `prisma migrate deploy`), and the

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "exclusive.h"
 #include "exitcodes.h"
+#include "kept.h"
 #include "log.h"
 #include "preflight.h"
 #include "progress.h"
@@ -361,14 +362,8 @@ static int move_aside(struct session *s, const struct config *cfg, const char *n
                                "creating the schema");
     if (rc == 0)
         rc = pick_aside_name(s, aside, sizeof aside);
-    PGresult *snapshot = rc ? NULL : snapshot_read(s, name, SNAPSHOT_MOVE_EXTENSIONS, &rc);
-    if (!snapshot)
-        return rc;
-    rc = session_run_names(s, "ALTER SCHEMA %s RENAME TO %s", name, aside,
-                           "moving the schema aside");
     if (rc == 0)
-        rc = snapshot_restore(s, snapshot);
-    PQclear(snapshot);
+        rc = snapshot_move_aside(s, name, aside);
     snprintf(pos, sizeof pos, "%d", position);
     const char *params[] = {aside, name, cfg->deployment_id, pos};
     PGresult *res = rc ? NULL : session_query(
@@ -462,16 +457,65 @@ static int build_in_batches(struct session *s, const struct schema_file *file, l
     return 0;
 }
 
-/* built: with the deploy's row, in one transaction. */
+/* With --keep-previous, this reset's old schemas are kept, not dropped:
+ * their rows go from the progress table to bandage.kept_schemas. */
+static int keep_moved(struct session *s, const struct config *cfg)
+{
+    int rc;
+    PGresult *res = session_query(s, "SELECT aside, original FROM bandage.resets_in_progress"
+                                     " WHERE state IN ('moved', 'building') ORDER BY position",
+                                  0, NULL, "reading bandage.resets_in_progress", &rc);
+    for (int i = 0; res && i < PQntuples(res) && rc == 0; i++) {
+        rc = kept_adopt(s, cfg, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        if (rc == 0)
+            rc = forget_row(s, PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* built: with the deploy's row, in one transaction; the old schemas kept
+ * (--keep-previous) or left to drop, and the kept ones past the limit
+ * queued for their drop. */
 static int mark_built(struct session *s, const struct config *cfg,
                       const struct deploy_start *start)
 {
     int rc = step_begin(s);
+    if (rc == 0 && cfg->keep_previous > 0)
+        rc = keep_moved(s, cfg);
     if (rc == 0)
         rc = set_state(s, NULL, "built");
     if (rc == 0)
         rc = deploys_record_reset(s, cfg, start);
+    if (rc == 0)
+        rc = rebuild_queue_kept_drops(s, cfg);
     return session_end(s, rc);
+}
+
+int rebuild_queue_kept_drops(struct session *s, const struct config *cfg)
+{
+    int rc;
+    PGresult *res = kept_excess(s, cfg->keep_previous, &rc);
+    if (res && PQntuples(res) > 0)
+        rc = session_run(s, progress_table_sql, "creating bandage.resets_in_progress",
+                         EXIT_SCHEMA);
+    for (int i = 0; res && i < PQntuples(res) && rc == 0; i++) {
+        const char *params[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                                PQgetvalue(res, i, 3)};
+        PGresult *ins = session_query(
+            s, "INSERT INTO bandage.resets_in_progress (aside, original, state, deployment_id,"
+               " aside_oid) VALUES ($1, $2, 'built', $3, $4::oid)",
+            4, params, "queueing the kept schema's drop", &rc);
+        PQclear(ins);
+        if (rc == 0)
+            rc = kept_forget(s, params[0]);
+        if (rc == 0)
+            log_info("the kept schema %s (was %s) is past --keep-previous %ld: it is dropped",
+                     params[0], params[1], cfg->keep_previous);
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* dropping, then done: the old schema goes, unless something outside it
@@ -665,15 +709,27 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
     return rc;
 }
 
-int rebuild_recover(struct session *s, long budget, int defer_drops)
+static int settle_if_any(struct session *s, long budget, int defer_drops, int warn)
 {
     int exists = 0;
     int rc = session_bool(s, "SELECT to_regclass('bandage.resets_in_progress') IS NOT NULL", NULL,
                           "looking for an interrupted reset", &exists);
     if (rc || !exists)
         return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
-    log_warn("found an interrupted reset (bandage.resets_in_progress); settling it first");
+    if (warn)
+        log_warn("found an interrupted reset or old schemas not yet dropped "
+                 "(bandage.resets_in_progress); settling them first");
     return settle(s, budget, defer_drops ? SETTLE_DEFER_DROPS : SETTLE_ALL);
+}
+
+int rebuild_recover(struct session *s, long budget, int defer_drops)
+{
+    return settle_if_any(s, budget, defer_drops, 1);
+}
+
+int rebuild_drop_queued(struct session *s, long budget, int defer_drops)
+{
+    return settle_if_any(s, budget, defer_drops, 0);
 }
 
 int rebuild_drop_old(struct session *s, long budget)

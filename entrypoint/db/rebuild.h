@@ -51,6 +51,16 @@ int rebuild_run(struct session *s, const struct config *cfg, const struct schema
  * old schemas of every built row. */
 int rebuild_drop_old(struct session *s, long budget);
 
+/* The kept schemas past --keep-previous (bandage.kept_schemas, kept.c) that
+ * the catalog still proves become rows of bandage.resets_in_progress, built,
+ * to be dropped as a large reset's old schemas are (rebuild_drop_queued, or
+ * beside the app); in the open transaction of the reset or restore. */
+int rebuild_queue_kept_drops(struct session *s, const struct config *cfg);
+
+/* After a reset committed: drops what is queued (or, defer_drops, leaves it
+ * to the process beside the app), as rebuild_recover does but silently. */
+int rebuild_drop_queued(struct session *s, long budget, int defer_drops);
+
 /* Settles what an interrupted large reset left, under the advisory lock:
  * undoes a move not yet built, finishes dropping a built one. Checks every
  * row against the catalog first: exit 65 with nothing touched on a mismatch.

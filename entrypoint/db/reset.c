@@ -14,6 +14,7 @@
 #include "exclusive.h"
 #include "exitcodes.h"
 #include "identity.h"
+#include "kept.h"
 #include "log.h"
 #include "migrations_dir.h"
 #include "pid1/spawn.h"
@@ -63,6 +64,7 @@ static int interlock_refused(struct reset_run *r, const struct confirmation *giv
     struct deploy_report *report = r->s.report;
     const char *name = r->id.name, *id = r->id.system_id[0] ? r->id.system_id : NULL;
     const char *value = r->cfg->confirm_database;
+    const char *verb = r->cfg->restore_previous ? "restore" : "reset";
     char found[160], fix[200];
     snprintf(found, sizeof found, "database '%s' (system identifier %s)", name,
              id ? id : "not readable by this role");
@@ -73,16 +75,17 @@ static int interlock_refused(struct reset_run *r, const struct confirmation *giv
     else
         snprintf(fix, sizeof fix, "'%s'", name);
     if (!value)
-        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is not "
-                  "set; set it to %s if this is the database to reset", found, fix);
+        log_error("refusing to %s %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is not "
+                  "set; set it to %s if this is the database to %s", verb, found, fix, verb);
     else if (strcmp(given->name, name) != 0)
-        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s', "
+        log_error("refusing to %s %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s', "
                   "but the connected database is '%s'; set it to %s if this is the database to "
-                  "reset", found, value, name, fix);
+                  "%s", verb, found, value, name, fix, verb);
     else
-        log_error("refusing to reset %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s': "
-                  "%s; set it to %s if this is the database to reset", found, value, why, fix);
-    report_add_error(report, "reset", "interlock",
+        log_error("refusing to %s %s: --confirm-database (BANDAGE_CONFIRM_DATABASE) is '%s': "
+                  "%s; set it to %s if this is the database to %s", verb, found, value, why, fix,
+                  verb);
+    report_add_error(report, verb, "interlock",
                      "--confirm-database %s%s%s does not match the connected database '%s'",
                      value ? "'" : "(not set)", value ? value : "", value ? "'" : "", name);
     return EXIT_REFUSED;
@@ -255,6 +258,14 @@ static int apply_schema_file(struct reset_run *r)
     return rc ? rc : session_pin(&r->s, r->cfg->lock_wait_ms);
 }
 
+/* With an app to start, old schemas (a large reset's, kept ones past
+ * --keep-previous) are dropped beside it (reset_drop_old_schemas), not
+ * before it. */
+static int defer_drops(const struct reset_run *r)
+{
+    return r->cfg->command && !r->cfg->plan;
+}
+
 /* The small-schema path: one transaction; any error rolls everything back. */
 static int reset_in_one_transaction(struct reset_run *r)
 {
@@ -273,7 +284,8 @@ static int reset_in_one_transaction(struct reset_run *r)
         rc = EXIT_INTERNAL;
     for (char *n = names ? strtok_r(names, ",", &save) : NULL; n && rc == 0;
          n = strtok_r(NULL, ",", &save))
-        rc = recreate_schema(r, n);
+        rc = r->cfg->keep_previous > 0 ? kept_move_aside(&r->s, r->cfg, n)
+                                        : recreate_schema(r, n);
     free(names);
     if (rc == 0)
         rc = release_extensions(r);
@@ -281,9 +293,14 @@ static int reset_in_one_transaction(struct reset_run *r)
         rc = apply_schema_file(r);
     if (rc == 0)
         rc = deploys_record_reset(&r->s, r->cfg, &r->start);
+    if (rc == 0)
+        rc = rebuild_queue_kept_drops(&r->s, r->cfg);
     rc = session_end(&r->s, rc);
     if (rc == EXIT_SCHEMA)
         log_error("the reset was rolled back: database '%s' is unchanged", r->s.report->database);
+    /* kept schemas past --keep-previous: dropped now, or beside the app */
+    if (rc == 0 && rebuild_drop_queued(&r->s, r->budget, defer_drops(r)) != 0)
+        log_warn("the kept schemas past --keep-previous are left for the next start to drop");
     return rc;
 }
 
@@ -323,13 +340,6 @@ static int check_before_reset(struct reset_run *r, int *batched)
     return *batched ? rebuild_check_file(&r->s, r->cfg, &r->file) : 0;
 }
 
-/* With an app to start, a large reset's old schemas are dropped beside it
- * (reset_drop_old_schemas), not before it. */
-static int defer_drops(const struct reset_run *r)
-{
-    return r->cfg->command && !r->cfg->plan;
-}
-
 /* An interrupted large reset is settled first; --plan only says so. */
 static int settle_interrupted(struct reset_run *r)
 {
@@ -342,6 +352,34 @@ static int settle_interrupted(struct reset_run *r)
         printf("bandage --plan: an interrupted reset (bandage.resets_in_progress) would be "
                "settled first\n");
     return rc;
+}
+
+/* --plan: what --keep-previous keeps, and what is kept already. */
+static int print_plan_kept(struct reset_run *r)
+{
+    int count = 0;
+    long long bytes = 0;
+    const char *params[] = {r->cfg->schemas};
+    int rc = kept_totals(&r->s, &count, &bytes);
+    PGresult *res = rc ? NULL : session_query(
+        &r->s, "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+               " JOIN pg_namespace n ON n.oid = c.relnamespace"
+               " WHERE n.nspname = ANY (string_to_array($1, ',')) AND c.relkind IN ('r', 'm', 'S')",
+        1, params, "reading the schemas' sizes", &rc);
+    if (!res)
+        return rc;
+    long long live = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (r->cfg->keep_previous > 0)
+        printf("  keep the replaced schema(s) aside (--keep-previous %ld): %lld MB on disk "
+               "until dropped; --restore-previous swaps them back\n", r->cfg->keep_previous,
+               (live + 512 * 1024) / (1024 * 1024));
+    else
+        printf("  drop the replaced schema(s) (--keep-previous 0): no undo\n");
+    printf("  kept now: %d schema(s), %lld MB (--history lists them); those past "
+           "--keep-previous %ld are dropped\n", count, (bytes + 512 * 1024) / (1024 * 1024),
+           r->cfg->keep_previous);
+    return 0;
 }
 
 /* --plan: what the reset would drop and build; nothing is changed. */
@@ -394,8 +432,17 @@ static int print_plan(struct reset_run *r, int batched)
            r->migrations ? r->migrations->path : r->file.path ? r->file.path : "(none)");
     if (r->cfg->schema_command)
         printf("  then run --schema-command: %s\n", r->cfg->schema_command);
-    printf("nothing was changed (--plan)\n");
-    return 0;
+    rc = print_plan_kept(r);
+    if (rc == 0)
+        printf("nothing was changed (--plan)\n");
+    return rc;
+}
+
+/* What is kept after this start, for the report. */
+static void report_kept(struct reset_run *r)
+{
+    if (kept_totals(&r->s, &r->s.report->kept_schemas, &r->s.report->kept_bytes) != 0)
+        r->s.report->kept_schemas = 0;
 }
 
 static int skip_reset(struct reset_run *r)
@@ -445,9 +492,71 @@ static int run_reset(struct reset_run *r)
     snprintf(report->reset_at, sizeof report->reset_at, "%s", r->start.at);
     log_info("reset committed in %ld ms (%ld statements applied)", report->reset_ms,
              report->statements);
+    report_kept(r);
     if ((rc = run_hook(r, "--schema-command", r->cfg->schema_command)) != 0)
         return rc;
     return r->cfg->schema_command ? record_after_schema_command(r) : 0;
+}
+
+/* The swap, in one short transaction, recorded in bandage.deploys. */
+static int restore_in_one_transaction(struct reset_run *r)
+{
+    int restored = 0;
+    int rc = session_begin(&r->s);
+    if (rc != 0)
+        return rc;
+    rc = kept_restore(&r->s, r->cfg, RESET_LOCK_KEY, &restored);
+    if (rc == 0)
+        rc = deploys_record_as(&r->s, r->cfg, &r->start, "restore");
+    rc = session_end(&r->s, rc);
+    if (rc == 0)
+        r->s.report->restored = restored;
+    else if (rc == EXIT_SCHEMA)
+        log_error("the restore was rolled back: database '%s' is unchanged",
+                  r->s.report->database);
+    return rc;
+}
+
+/* --plan of a restore: the newest kept schemas, and what is live now. */
+static int print_restore_plan(struct reset_run *r)
+{
+    printf("bandage --plan: restore of database \"%s\", system identifier %s: swap the "
+           "newest kept schema(s) back, keeping the current one(s) in turn\n", r->id.name,
+           r->id.system_id[0] ? r->id.system_id : "(not readable by this role)");
+    int rc = kept_print_history(&r->s, r->cfg->url_schema ? r->cfg->url_schema : "public", 0);
+    if (rc == 0)
+        printf("nothing was changed (--plan)\n");
+    return rc;
+}
+
+/* --restore-previous: the reset's checks, then the swap instead of a reset. */
+static int run_restore(struct reset_run *r)
+{
+    struct deploy_report *report = r->s.report;
+    int rc, done = 0;
+    if ((rc = check_interlock(r)) != 0 || (rc = take_reset_lock(r)) != 0 ||
+        (rc = preflight_writable(&r->s)) != 0 ||
+        (rc = rebuild_lock_budget(&r->s, &r->budget)) != 0 || (rc = settle_interrupted(r)) != 0 ||
+        (rc = deploys_already_restored(&r->s, r->cfg, &done)) != 0)
+        return rc;
+    if (done) {
+        log_info("deployment %s already restored the kept schemas; skipping",
+                 r->cfg->deployment_id);
+        snprintf(report->skip_reason, sizeof report->skip_reason,
+                 "deployment id already restored");
+        return 0;
+    }
+    if (r->cfg->plan)
+        return print_restore_plan(r);
+    report_timestamp(r->start.at, sizeof r->start.at);
+    r->start.ms = monotonic_ms();
+    log_info("restoring the newest kept schema(s) of database '%s'", report->database);
+    if ((rc = restore_in_one_transaction(r)) != 0)
+        return rc;
+    report->reset_ms = monotonic_ms() - r->start.ms;
+    log_info("restore committed in %ld ms", report->reset_ms);
+    report_kept(r);
+    return 0;
 }
 
 /* --reset never must not start the app on a half-built schema that a crashed
@@ -472,7 +581,9 @@ int reset_database(PGconn *conn, int sfd, const struct config *cfg,
     struct reset_run r = {.s = {.conn = conn, .sfd = sfd, .report = report}, .cfg = cfg,
                           .migrations = cfg->migrations ? migrations : NULL};
     report->may_drop_dependents = cfg->drop_dependents;
-    int rc = cfg->reset == RESET_NEVER ? recover_only(&r) : run_reset(&r);
+    int rc = cfg->restore_previous       ? run_restore(&r)
+             : cfg->reset == RESET_NEVER ? recover_only(&r)
+                                         : run_reset(&r);
     if (rc == EXIT_UNAVAILABLE && r.s.backend_pid == 0 && !r.s.lost_silently &&
         PQstatus(conn) != CONNECTION_OK)
         rc = RESET_RECONNECT;

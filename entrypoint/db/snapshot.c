@@ -75,3 +75,17 @@ int snapshot_move_extensions(struct session *s, const char *from, const char *to
     PQclear(res);
     return rc;
 }
+
+int snapshot_move_aside(struct session *s, const char *name, const char *aside)
+{
+    int rc;
+    PGresult *snapshot = snapshot_read(s, name, SNAPSHOT_MOVE_EXTENSIONS, &rc);
+    if (!snapshot)
+        return rc;
+    rc = session_run_names(s, "ALTER SCHEMA %s RENAME TO %s", name, aside,
+                           "moving the schema aside");
+    if (rc == 0)
+        rc = snapshot_restore(s, snapshot);
+    PQclear(snapshot);
+    return rc;
+}

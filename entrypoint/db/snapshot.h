@@ -24,6 +24,12 @@ PGresult *snapshot_read(struct session *s, const char *name, enum snapshot_exten
 /* Runs the statements of snapshot_read() in the open transaction. */
 int snapshot_restore(struct session *s, PGresult *snapshot);
 
+/* Renames schema `name` (which exists) to `aside` and creates `name` anew,
+ * empty, with the owner, ACL, comment and default privileges it had, and its
+ * (relocatable) extensions moved back to it; in the open transaction. Both
+ * the large reset and --keep-previous move a schema aside so. */
+int snapshot_move_aside(struct session *s, const char *name, const char *aside);
+
 /* Moves every relocatable extension that lives in schema `from` to `to`. */
 int snapshot_move_extensions(struct session *s, const char *from, const char *to);
 

@@ -205,6 +205,8 @@ void report_deploy_json(struct jbuf *out, const struct deploy_report *r,
                 r->wait_attempts, r->wait_ms, r->reset_ms, r->statements, r->bytes, total_ms,
                 r->n_errors);
     errors_array(out, r);
+    jbuf_printf(out, ",\"restored\":%d,\"kept_schemas\":%d,\"kept_bytes\":%lld", r->restored,
+                r->kept_schemas, r->kept_bytes);
     jbuf_printf(out, ",\"dependents_dropped\":%d,\"first_dependent\":", r->dependents_dropped);
     jbuf_string(out, r->first_dependent[0] ? r->first_dependent : NULL);
     jbuf_puts(out, ",\"migrations\":");
@@ -285,8 +287,14 @@ void report_deploy_summary(char *buf, size_t len, const struct deploy_report *r,
     if (r->reset_ran)
         n += snprintf(buf + n, len - (size_t)n, ", reset in %ld ms (%ld statements)",
                       r->reset_ms, r->statements);
+    else if (r->restored)
+        n += snprintf(buf + n, len - (size_t)n, ", restored %d schema%s in %ld ms", r->restored,
+                      r->restored == 1 ? "" : "s", r->reset_ms);
     else if (r->skip_reason[0])
         n += snprintf(buf + n, len - (size_t)n, ", reset skipped: %s", r->skip_reason);
+    if (r->kept_schemas > 0 && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ", %d kept schema%s (%lld MB)", r->kept_schemas,
+                      r->kept_schemas == 1 ? "" : "s", (r->kept_bytes + 512 * 1024) / (1024 * 1024));
     if (r->dependents_dropped > 0 && n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ", %d object(s) outside --schemas dropped",
                       r->dependents_dropped);

@@ -55,6 +55,9 @@ struct deploy_report {
     long bytes;             /* schema-file bytes applied */
     int dependents_dropped; /* objects outside --schemas dropped (--drop-dependents) */
     int old_schemas_pending; /* a large reset's old schemas are left to drop beside the app */
+    int restored;           /* schemas swapped back by --restore-previous in this start */
+    int kept_schemas;       /* kept by --keep-previous after this start (bandage.kept_schemas) */
+    long long kept_bytes;   /* their size on disk when kept */
     int relayed;            /* a pooler relays the connection (not sent: for db_release_locks) */
     int may_drop_dependents; /* --drop-dependents, for the old schemas' drop (not sent) */
     char first_dependent[160]; /* the first of them, described */
