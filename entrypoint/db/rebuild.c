@@ -466,9 +466,20 @@ static int keep_moved(struct session *s, const struct config *cfg)
                                      " WHERE state IN ('moved', 'building') ORDER BY position",
                                   0, NULL, "reading bandage.resets_in_progress", &rc);
     for (int i = 0; res && i < PQntuples(res) && rc == 0; i++) {
-        rc = kept_adopt(s, cfg, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        int dependents = 0;
+        const char *aside = PQgetvalue(res, i, 0), *original = PQgetvalue(res, i, 1);
+        /* Something outside depends on it (--drop-dependents): kept, it would
+         * go on reading the old data; it is dropped with it instead. */
+        rc = preflight_count_dependents(s, aside, &dependents);
+        if (rc == 0 && dependents > 0) {
+            log_warn("the old schema %s (was %s) is dropped, not kept: %d object(s) outside "
+                     "it depend on it", aside, original, dependents);
+            continue;
+        }
         if (rc == 0)
-            rc = forget_row(s, PQgetvalue(res, i, 0));
+            rc = kept_adopt(s, cfg, aside, original);
+        if (rc == 0)
+            rc = forget_row(s, aside);
     }
     PQclear(res);
     return rc;

@@ -227,6 +227,26 @@ static int recreate_schema(struct reset_run *r, const char *name)
     return rc;
 }
 
+/* With --keep-previous the schema is kept aside, unless something outside
+ * it depends on it (allowed by --drop-dependents, else refused earlier):
+ * kept, a view elsewhere would go on reading the old copy's data; dropped,
+ * it goes with it, as the user allowed. */
+static int keep_or_recreate(struct reset_run *r, const char *name)
+{
+    int dependents = 0;
+    if (r->cfg->keep_previous == 0)
+        return recreate_schema(r, name);
+    int rc = preflight_count_dependents(&r->s, name, &dependents);
+    if (rc != 0)
+        return rc;
+    if (dependents == 0)
+        return kept_move_aside(&r->s, r->cfg, name);
+    log_warn("schema %s is dropped, not kept: %d object(s) outside it depend on it and, kept, "
+             "would go on reading the old copy (--drop-dependents drops them with it)", name,
+             dependents);
+    return recreate_schema(r, name);
+}
+
 /* "1200 of 1500 statements, in one transaction[, line 812 running for
  * 3.1 s]": a statement is named once it has run for an interval. */
 static void describe_apply(const struct progress *p, long now, char *out, size_t len)
@@ -284,8 +304,7 @@ static int reset_in_one_transaction(struct reset_run *r)
         rc = EXIT_INTERNAL;
     for (char *n = names ? strtok_r(names, ",", &save) : NULL; n && rc == 0;
          n = strtok_r(NULL, ",", &save))
-        rc = r->cfg->keep_previous > 0 ? kept_move_aside(&r->s, r->cfg, n)
-                                        : recreate_schema(r, n);
+        rc = keep_or_recreate(r, n);
     free(names);
     if (rc == 0)
         rc = release_extensions(r);

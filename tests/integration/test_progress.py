@@ -17,7 +17,7 @@ from helpers import scaled
 from helpers.migrations import HISTORY, MigrationsDir, line_of
 from helpers.pg import PortReservation
 from test_reset import (  # noqa: F401  (medium_template and medium_db are fixtures)
-    MEDIUM, SUMMARY_RESET, gen_schema, generated_statements, medium_db, medium_template,
+    DROP_OLD, MEDIUM, SUMMARY_RESET, gen_schema, generated_statements, medium_db, medium_template,
     reset_args, write_sql)
 
 INTERVAL_MS = 100
@@ -82,7 +82,7 @@ def test_large_reset_reports_its_build_and_drop(run_bandage, medium_db, tmp_path
     stmts.insert(500, "SELECT pg_sleep(1);")
     text = "\n\n".join(stmts) + "\n"
     schema = write_sql(tmp_path, text)
-    run = run_bandage([*reset_args(db, schema_file=schema), "--log-format", fmt], env=ENV,
+    run = run_bandage([*reset_args(db, *DROP_OLD, schema_file=schema), "--log-format", fmt], env=ENV,
                       timeout=scaled(120))
     run.wait_exit_code(0)
     lines = progress(run, fmt)

@@ -110,6 +110,12 @@ def line_of(text, needle):
     raise AssertionError(f"{needle!r} not in the SQL text")
 
 
+#: For tests of how the replaced schema is dropped (at once, or beside the
+#: app on the large path): by default a reset keeps it aside instead
+#: (--keep-previous 1; test_undo.py tests that).
+DROP_OLD = ("--keep-previous", "0")
+
+
 def reset_args(db, *extra, mode="always", confirm=True, schema_file=EXAMPLE_SCHEMA, user=None,
                url=True):
     """bandage arguments for a reset of ``db``: ``confirm`` True means the
@@ -270,7 +276,7 @@ def test_reset_replaces_everything_in_public(run_bandage, db, db_factory, tmp_pa
     result is exactly what applying the file to a fresh database gives."""
     db.execute(SEED_SQL)
     assert objects_in(db) == SEED_OBJECTS
-    run = run_bandage(reset_args(db))
+    run = run_bandage(reset_args(db, *DROP_OLD))
     run.wait_exit_code(0)
     assert reset_ran(run) == EXAMPLE_STATEMENTS
     assert "reset committed" in run.stderr

@@ -19,7 +19,7 @@ import pytest
 
 from helpers import scaled, wait_until
 from test_reset import (  # noqa: F401  (medium_template and medium_db are fixtures)
-    EXAMPLE_SCHEMA, MEDIUM, NO_LEFTOVERS, SEED_SQL, assert_same_dump, crash_mid_build,
+    DROP_OLD, EXAMPLE_SCHEMA, MEDIUM, NO_LEFTOVERS, SEED_SQL, assert_same_dump, crash_mid_build,
     deploy_rows, dump, gen_schema, generated_statements, leftovers, medium_db, medium_template,
     prisma_tables, reset_args, wait_no_bandage_session, write_sql)
 from test_reset_scope import TableLock, aside_schemas, bandage_waits_in_drop, built_row
@@ -488,7 +488,7 @@ def test_batched_reset_blocked_drop_still_starts_app_and_next_start_finishes(
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
     marker = os.path.join(app_dir, "ran")
-    args = reset_args(db, "--deployment-id", "d-locked", "--lock-wait", "1", mode="once",
+    args = reset_args(db, *DROP_OLD, "--deployment-id", "d-locked", "--lock-wait", "1", mode="once",
                       schema_file=schema) + ["--", "sh", "-c", f"touch {marker}"]
     run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
                                   'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
@@ -501,7 +501,7 @@ def test_batched_reset_blocked_drop_still_starts_app_and_next_start_finishes(
     finally:
         peer.close()
     assert len(deploy_rows(db, "d-locked")) == 1
-    run = run_bandage(reset_args(db, "--deployment-id", "d-locked", mode="once",
+    run = run_bandage(reset_args(db, *DROP_OLD, "--deployment-id", "d-locked", mode="once",
                                  schema_file=schema), timeout=scaled(120))
     run.wait_exit_code(0)
     assert "dropped the old schema bandage_aside_0" in run.stderr
@@ -520,7 +520,7 @@ def test_app_starts_before_the_old_schema_is_gone(run_bandage, medium_db, pg, tm
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
     started = os.path.join(app_dir, "started")
-    args = reset_args(db, "--deployment-id", "d-beside", "--lock-wait", "60", mode="once",
+    args = reset_args(db, *DROP_OLD, "--deployment-id", "d-beside", "--lock-wait", "60", mode="once",
                       schema_file=schema) + ["--", "sh", "-c", f"touch {started}; exec sleep 60"]
     run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
                                   'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
@@ -558,7 +558,7 @@ def test_failed_large_reset_keeps_an_earlier_reset_waiting_for_its_drop(run_band
     as built: A's row is not taken for part of B's build."""
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-    args = reset_args(db, "--deployment-id", "d-a", "--lock-wait", "60", "--grace", "2",
+    args = reset_args(db, *DROP_OLD, "--deployment-id", "d-a", "--lock-wait", "60", "--grace", "2",
                       mode="once", schema_file=schema) + ["--", "true"]
     run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
                                   'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
@@ -572,7 +572,7 @@ def test_failed_large_reset_keeps_an_earlier_reset_waiting_for_its_drop(run_band
                       user="postgres") == [("bandage_aside_0", "built")]
     before_b = {t for t in prisma_tables(db, "New")}
     failing = write_sql(tmp_path, gen_schema(MEDIUM, prefix="Next", fail_last=True), "b.sql")
-    run = run_bandage(reset_args(db, "--deployment-id", "d-b", mode="once", schema_file=failing)
+    run = run_bandage(reset_args(db, *DROP_OLD, "--deployment-id", "d-b", mode="once", schema_file=failing)
                       + ["--", "true"], timeout=scaled(180))
     run.wait_exit_code(65)
     assert set(prisma_tables(db, "New")) == before_b, run.stderr
@@ -588,7 +588,7 @@ def test_crash_while_dropping_the_old_schema_is_finished_by_next_start(run_banda
     recorded, skips."""
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-    args = reset_args(db, "--deployment-id", "d-swap", "--lock-wait", "60", mode="once",
+    args = reset_args(db, *DROP_OLD, "--deployment-id", "d-swap", "--lock-wait", "60", mode="once",
                       schema_file=schema)
     run, peer = hold_peer_in_hook(run_bandage, pg, db, args,
                                   'LOCK TABLE "Model5" IN ACCESS SHARE MODE', tmp_path,
@@ -606,7 +606,7 @@ def test_crash_while_dropping_the_old_schema_is_finished_by_next_start(run_banda
         peer.close()
     wait_no_bandage_session(pg, db, timeout=scaled(10))
     assert leftovers(db)["aside schemas"] == ["bandage_aside_0"]
-    run = run_bandage(reset_args(db, "--deployment-id", "d-swap", mode="once",
+    run = run_bandage(reset_args(db, *DROP_OLD, "--deployment-id", "d-swap", mode="once",
                                  schema_file=schema), timeout=scaled(120))
     run.wait_exit_code(0)
     assert "found an interrupted reset" in run.stderr
@@ -693,7 +693,7 @@ def test_direct_url_is_used_for_the_reset_and_database_url_reaches_hooks(run_ban
 def test_old_schema_goes_even_when_the_app_exits_at_once(run_bandage, medium_db, tmp_path):
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-    run = run_bandage(reset_args(db, "--deployment-id", "d-oneshot", mode="once",
+    run = run_bandage(reset_args(db, *DROP_OLD, "--deployment-id", "d-oneshot", mode="once",
                                  schema_file=schema) + ["--", "true"], timeout=scaled(180))
     run.wait_exit_code(0)
     assert "dropped the old schema(s) beside the app" in run.stderr, run.stderr
@@ -708,7 +708,7 @@ def test_a_drop_cut_short_is_finished_by_the_next_one_shot_start(run_bandage, me
     exits at once too, resumes the drop and finishes it within its grace."""
     db, _ = medium_db
     schema = write_sql(tmp_path, gen_schema(MEDIUM, prefix="New"))
-    run = run_bandage(reset_args(db, "--deployment-id", "d-cut", "--grace", "0", mode="once",
+    run = run_bandage(reset_args(db, *DROP_OLD, "--deployment-id", "d-cut", "--grace", "0", mode="once",
                                  schema_file=schema) + ["--", "true"], timeout=scaled(180))
     run.wait_exit_code(0)
     wait_no_bandage_session(pg, db, timeout=scaled(10))

@@ -123,8 +123,9 @@ def test_extension_in_public_keeps_its_dependents_elsewhere(run_bandage, db):
     assert db.execute("SELECT oid, extnamespace::regnamespace::text FROM pg_extension"
                       " WHERE extname = 'pg_trgm'", user="postgres") == [(ext_oid[0][0], "public")]
     assert tables_in(db, "public") == EXAMPLE_TABLES
-    assert db.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bandage\\_%'",
-                      user="postgres") == [(0,)]
+    # Nothing of bandage's is left but the kept schema (--keep-previous 1).
+    assert db.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bandage\\_%'"
+                      " AND nspname NOT LIKE 'bandage\\_kept\\_%'", user="postgres") == [(0,)]
     # The index still works through the extension's operator class.
     assert db.execute("SELECT count(*) FROM audit.log WHERE body % 'hello'",
                       user="postgres") == [(1,)]
