@@ -12,6 +12,8 @@ progress on stderr. Rows, in order (--rows picks some):
   migration_stall  the running app's slowest query while a migration waits
                  behind an old transaction: bandage, psql -1 -f, dbmate
                  (bench/stall_rows.py)
+  undo           undo a reset of a million-row table: --restore-previous
+                 against pg_dump -Fc + pg_restore (bench/restore_rows.py)
 
 Starts its own PostgreSQL (the integration harness's PgCluster: initdb in a
 temp dir, as postgres when root, random loopback port). Every row measures
@@ -37,12 +39,13 @@ from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 import psycopg  # noqa: E402
 
 import migration_rows  # noqa: E402
+import restore_rows  # noqa: E402
 import stall_rows  # noqa: E402
 import tools  # noqa: E402
 import wait_rows  # noqa: E402
 
 ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations",
-        "migration_stall"]
+        "migration_stall", "undo"]
 NEEDS_DBMATE = {"readiness", "poll_rates", "migrations", "migration_stall"}
 
 SCHEMA = os.path.join(REPO, "examples", "prisma", "schema.sql")
@@ -243,7 +246,8 @@ class Bench:
                     {"reset_example": self.reset_example, "webhook": self.webhook_delay,
                      "reset_sizes": self.reset_by_size,
                      "migrations": lambda c: migration_rows.migrations(self, c),
-                     "migration_stall": lambda c: stall_rows.migration_stall(self, c)}[row](cluster)
+                     "migration_stall": lambda c: stall_rows.migration_stall(self, c),
+                     "undo": lambda c: restore_rows.undo(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
             # Each row says which server it ran on (PG_VERSION picks it).
