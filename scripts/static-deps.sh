@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build OpenSSL, libpq and libcurl as static musl libraries from Debian's own
-# source packages (`apt-get source`), for the fully static release binary.
+# Build OpenSSL, libpq, libcurl and libpg_query as static musl libraries from
+# Debian's own sources (`apt-get source`; libpg_query: a pinned upstream
+# tarball from the Debian archive's pool, see fetch_pg_query), for the fully
+# static release binary.
 #
 #   scripts/static-deps.sh [--refresh] [--arch amd64|arm64] [DEPS_DIR]
 #       (default: this machine's architecture into build/deps; make static and
@@ -18,7 +20,7 @@
 # Layout under DEPS_DIR (nothing of it is ever committed):
 #   bin/musl-cc     musl-gcc wrapper that also sees the kernel headers (kinc/)
 #   musl/           arm64 only: musl's prefix (lib/libc.a, lib/musl-gcc.specs)
-#   usr/            prefix: include/ and lib/*.a of the three libraries
+#   usr/            prefix: include/ and lib/*.a of the libraries
 #   src/<pkg>/      the extracted Debian source packages and their build trees
 #   log/<pkg>.log   each build's full output
 #   stamp           the source package versions built; written last
@@ -27,10 +29,13 @@
 # its recipe (its build function here, the toolchain) is not rebuilt, so a
 # failed run resumes where it stopped.
 # Reproducible: each component is built with SOURCE_DATE_EPOCH set to its
-# Debian changelog's date (OpenSSL records a "built on" date), from relative
-# source paths, and records no build directory.
-# Environment: JOBS (parallel make jobs, default nproc); PG_QUERY=1 also builds
-# libpg_query (PostgreSQL's parser, for the statement checks).
+# Debian changelog's date (libpg_query: its tarball's file date; OpenSSL
+# records a "built on" date), from relative source paths, and records no
+# build directory.
+# Environment: JOBS (parallel make jobs, default nproc); PG_QUERY=1 (the
+# default) also builds libpg_query (PostgreSQL's parser, for the statement
+# checks), PG_QUERY=0 leaves it out; DEBIAN_MIRROR (default: apt's own Debian
+# archive for this release) is where libpg_query's tarball is fetched from.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,9 +49,18 @@ SRC_FOR_OPENSSL=libssl-dev
 SRC_FOR_LIBPQ=libpq-dev
 SRC_FOR_CURL=libcurl4-openssl-dev
 SRC_FOR_CMOCKA=libcmocka-dev
-# PostgreSQL's parser for the statement checks, only with PG_QUERY=1 (static.mk's
-# STATIC_PG_QUERY=1): about +1.1-1.85 MB on a 2.5 MiB binary.
-SRC_FOR_PG_QUERY=libpg-query-dev
+# PostgreSQL's parser for the statement checks (PG_QUERY=1, static.mk's
+# STATIC_PG_QUERY=1, the default): pganalyze's libpg_query 17-6.1.0, the
+# grammar of PostgreSQL 17.4. Debian 12's own source (15-4.0.0) is not
+# served by the archive (its orig tarball answers 404); the pool still holds
+# the upstream tarball of a newer upload, which apt's Sources indexes for
+# this release do not list: so no `apt-get source`, but this path under the
+# archive, checked against this SHA-256 (computed once when pinned) before
+# it is extracted. Changing either rebuilds libpg_query.
+PG_QUERY_SRCPKG=libpg-query
+PG_QUERY_VERSION=17-6.1.0
+PG_QUERY_POOL_PATH=pool/main/libp/libpg-query/libpg-query_17-6.1.0.orig.tar.gz
+PG_QUERY_SHA256=a3dc0e4084a23da35128d4e9809ff27241c29a44fde74ba40a378b33d2cdefe2
 
 # Nothing of the caller's make or compiler settings leaks into the builds.
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CFLAGS CPPFLAGS CXXFLAGS LDFLAGS LIBS CPP LD AR
@@ -62,6 +76,7 @@ recipe_of() {
   { declare -f "build_$1" setup_toolchain; echo "$DEPS_CFLAGS $arch"
     if [ -z "$triplet" ]; then dpkg-query -W -f='${Version}\n' musl-dev 2>/dev/null
     elif [ "$1" != musl ]; then cat "$deps/src/musl.done" 2>/dev/null; fi
+    [ "$1" != libpg_query ] || echo "$PG_QUERY_POOL_PATH $PG_QUERY_SHA256"
   } | sha256sum | cut -c1-16
 }
 
@@ -250,6 +265,8 @@ fetch() {
       SRCDIR=$(find "$dir" -mindepth 1 -maxdepth 1 -type d -print -quit)
       [ -n "$SRCDIR" ] || die "$name: no source tree extracted in $dir"
       VER="$p $v"
+      SRC_EPOCH=$(dpkg-parsechangelog -l "$SRCDIR/debian/changelog" -STimestamp) \
+        || die "$name: no date in $SRCDIR/debian/changelog"
       return 0
     fi
     say "warning: $name: $p $v could not be downloaded (see $deps/log/$name.fetch.log); trying an older version"
@@ -261,6 +278,67 @@ fetch() {
     return
   fi
   die "$name: no version of the source of $bin could be downloaded"
+}
+
+# The Debian archive apt uses for this release (its main component), e.g.
+# http://MIRROR/debian/; DEBIAN_MIRROR overrides it.
+debian_archive() {
+  local cn u
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "${DEBIAN_MIRROR%/}/"; return 0; fi
+  cn=$(codename)
+  # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
+  u=$(apt-get indextargets --format '$(REPO_URI)' "Origin: Debian" "Label: Debian" \
+        "Codename: $cn" "Component: main" 2>/dev/null | sort -u | head -1)
+  if [ -z "$u" ]; then
+    "${APT[@]}" update
+    # shellcheck disable=SC2016
+    u=$(apt-get indextargets --format '$(REPO_URI)' "Origin: Debian" "Label: Debian" \
+          "Codename: $cn" "Component: main" 2>/dev/null | sort -u | head -1)
+  fi
+  [ -n "$u" ] || die "libpg_query: apt has no Debian archive for $cn configured (set DEBIAN_MIRROR)"
+  echo "${u%/}/"
+}
+
+# fetch_pg_query: libpg_query's pinned tarball (PG_QUERY_POOL_PATH under the
+# Debian archive, by apt's own downloader), kept in $deps/src/libpg_query/
+# and reused while its SHA-256 matches; extracted only once it does. Sets
+# SRCDIR, VER and SRC_EPOCH (the tarball's own file dates: no
+# debian/changelog in an upstream tarball).
+fetch_pg_query() {
+  local dir="$deps/src/libpg_query" tgz url sum
+  tgz="$dir/$(basename "$PG_QUERY_POOL_PATH")"
+  mkdir -p "$dir"
+  : >"$deps/log/libpg_query.fetch.log"
+  sum=""
+  [ ! -f "$tgz" ] || sum=$(sha256sum <"$tgz" | cut -c1-64)
+  if [ "$sum" != "$PG_QUERY_SHA256" ]; then
+    url="$(debian_archive)$PG_QUERY_POOL_PATH"
+    rm -f "$tgz" "$tgz.part"
+    say "libpg_query: downloading $url"
+    /usr/lib/apt/apt-helper download-file "$url" "$tgz.part" "SHA256:$PG_QUERY_SHA256" \
+      >>"$deps/log/libpg_query.fetch.log" 2>&1 || {
+      tail -20 "$deps/log/libpg_query.fetch.log" >&2
+      rm -f "$tgz.part" "$tgz.part.FAILED" # (apt-helper keeps a mismatch as .FAILED)
+      die "libpg_query: could not download $url with SHA-256 $PG_QUERY_SHA256" \
+          "(see $deps/log/libpg_query.fetch.log; PG_QUERY=0 builds without the parser)"
+    }
+    mv "$tgz.part" "$tgz"
+  fi
+  # apt-helper checked it; this check is the script's own, before tar reads a byte.
+  sum=$(sha256sum <"$tgz" | cut -c1-64)
+  if [ "$sum" != "$PG_QUERY_SHA256" ]; then
+    rm -f "$tgz"
+    die "libpg_query: $tgz has SHA-256 $sum, not the pinned $PG_QUERY_SHA256: not extracted"
+  fi
+  find "$dir" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+  tar -xzf "$tgz" -C "$dir" >>"$deps/log/libpg_query.fetch.log" 2>&1 ||
+    die "libpg_query: cannot extract $tgz"
+  SRCDIR=$(find "$dir" -mindepth 1 -maxdepth 1 -type d -print -quit)
+  if [ -z "$SRCDIR" ] || [ ! -f "$SRCDIR/pg_query.h" ]; then
+    die "libpg_query: no source tree in $tgz"
+  fi
+  VER="$PG_QUERY_SRCPKG $PG_QUERY_VERSION"
+  SRC_EPOCH=$(stat -c %Y "$SRCDIR/pg_query.h")
 }
 
 # run NAME CMD... : run a build step, output to the component's log
@@ -397,22 +475,35 @@ build_cmocka() {
   install -m 644 include/cmocka.h "$prefix/include/"
 }
 
-# With PG_QUERY=1 only: pganalyze's libpg_query (PostgreSQL 15's grammar as a
-# library) for the statement checks (entrypoint/db/sqltree.c): the static
-# library alone, at -Os with a section per function, so that the final link
-# keeps the raw parser and its JSON output and drops the deparser, the
-# fingerprinting and PL/pgSQL. Its Makefile appends its include paths to
-# CFLAGS (override CFLAGS +=) and then its own -O3 (CFLAGS_OPT_LEVEL); the
-# archiver's flags are ARFLAGS in newer releases, part of AR in older ones.
-# Untested as of 2026-12: deb.debian.org answered 404 for
-# libpg-query_15-4.0.0.orig.tar.gz on the development VM.
+# With PG_QUERY=1 (the default): pganalyze's libpg_query (PostgreSQL 17's
+# grammar as a library, see PG_QUERY_VERSION) for the statement checks
+# (entrypoint/db/sqltree.c): the static library alone, at -Os with a section
+# per function and object, so that the final link keeps the raw parser and
+# its JSON output and drops the deparser, the fingerprinting, the protobuf
+# output and PL/pgSQL. Its Makefile appends its include paths, -g and -fPIC
+# to CFLAGS (override CFLAGS +=) and then its optimisation level
+# (CFLAGS_OPT_LEVEL, -O3 by default); its archiver is `$(AR) rs` unless a
+# release has ARFLAGS. Its sources are pre-generated (gram.c, scan.c, the
+# protobuf code): no bison, flex or protoc.
+# It carries its own copies of PostgreSQL's common and port code (wchar.c,
+# encnames.c, pgstrcasecmp.c, ...), of its own major: in one static link
+# with libpq's libpgcommon_shlib and libpgport_shlib (another major) the
+# same names are defined twice, and each side must keep its own. So every
+# global it defines, but for its API (pg_query_*), gets a prefix in the
+# archive (definitions and its own references alike).
 # shellcheck disable=SC2317 # called indirectly
 build_libpg_query() {
   cd "$SRCDIR"
-  local ar=(AR="$AR" ARFLAGS=rs)
+  local ar=(AR="$AR" ARFLAGS=rs) nm=nm objcopy=objcopy
+  [ -z "$triplet" ] || { nm=$triplet-nm; objcopy=$triplet-objcopy; }
   grep -q '^ARFLAGS' Makefile || ar=(AR="$AR rs")
   run libpg_query make -j"$jobs" build CC="$CC" "${ar[@]}" CFLAGS="$DEPS_CFLAGS" \
     CFLAGS_OPT_LEVEL=-Os
+  "$nm" -g --defined-only libpg_query.a |
+    awk 'NF == 3 && $3 !~ /^pg_query_/ { print $3, "bandage_pgq_" $3 }' | sort -u >renamed-symbols
+  [ -s renamed-symbols ] || die "libpg_query: $nm found no global symbol in libpg_query.a"
+  run libpg_query "$objcopy" --redefine-syms=renamed-symbols libpg_query.a
+  run libpg_query "$RANLIB" libpg_query.a
   mkdir -p "$prefix/lib" "$prefix/include"
   install -m 644 libpg_query.a "$prefix/lib/"
   install -m 644 pg_query.h "$prefix/include/"
@@ -429,7 +520,7 @@ component() {
     echo "${have% recipe=*}" >>"$deps/stamp.new"
     return 0
   fi
-  fetch "$name" "$bin"
+  if [ "$name" = libpg_query ]; then fetch_pg_query; else fetch "$name" "$bin"; fi
   if [ "$have" = "$VER recipe=$recipe" ]; then
     say "$name: $VER already built (newest)"
     echo "$VER" >>"$deps/stamp.new"
@@ -441,10 +532,10 @@ component() {
   : >"$deps/log/$name.log"
   local t0=$SECONDS
   say "$name: building $VER (log: $deps/log/$name.log)"
-  # The date OpenSSL's "built on" (and any __DATE__) records: the Debian
-  # source's own, so the same source gives the same bytes on any day.
-  SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$SRCDIR/debian/changelog" -STimestamp) \
-    || die "$name: no date in $SRCDIR/debian/changelog"
+  # The date OpenSSL's "built on" (and any __DATE__) records: the source's
+  # own (fetch, fetch_pg_query), so the same source gives the same bytes on
+  # any day.
+  SOURCE_DATE_EPOCH=$SRC_EPOCH
   export SOURCE_DATE_EPOCH
   ( "build_$name" )
   say "$name: built in $((SECONDS - t0)) s"
@@ -482,7 +573,7 @@ main() {
   # Network and deb-src only when something must be fetched.
   local n all="openssl libpq curl"
   [ -z "$triplet" ] || all="musl $all cmocka"
-  [ "${PG_QUERY:-0}" != 1 ] || all="$all libpg_query"
+  # (libpg_query needs no deb-src: fetch_pg_query)
   for n in $all; do
     if [ "${REFRESH:-0}" = 1 ] || [ ! -f "$deps/src/$n.done" ] ||
        [ "$(sed 's/.* recipe=//' "$deps/src/$n.done")" != "$(recipe_of "$n")" ]; then
@@ -502,7 +593,7 @@ main() {
   component libpq "$SRC_FOR_LIBPQ" "$prefix/lib/libpq.a"
   component curl "$SRC_FOR_CURL" "$prefix/lib/libcurl.a"
   [ -z "$triplet" ] || component cmocka "$SRC_FOR_CMOCKA" "$prefix/lib/libcmocka.a"
-  [ "${PG_QUERY:-0}" != 1 ] || component libpg_query "$SRC_FOR_PG_QUERY" "$prefix/lib/libpg_query.a"
+  [ "${PG_QUERY:-1}" != 1 ] || component libpg_query "" "$prefix/lib/libpg_query.a"
   mv "$deps/stamp.new" "$deps/stamp"
   say "dependencies ($arch) ready in $((SECONDS - t0)) s: $(tr '\n' ' ' <"$deps/stamp")"
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # THIRD_PARTY_NOTICES: the licence and copyright notices of everything the
 # static release binaries contain, collected from the very sources the build
-# compiled (scripts/static-deps.sh's Debian source trees) or, for what the
-# toolchain itself links in (the amd64 musl, GCC's crtbegin/crtend), from the
-# Debian package that installed the linked file.
+# compiled (scripts/static-deps.sh's Debian source trees, and libpg_query's
+# pinned upstream tarball) or, for what the toolchain itself links in (the
+# amd64 musl, GCC's crtbegin/crtend), from the Debian package that installed
+# the linked file. libpg_query's section is there only when the link used it
+# (a STATIC_PG_QUERY=0 build has none).
 #
 #   scripts/third-party-notices.sh ARCH=DEPS_DIR=LINK_INPUTS...  > THIRD_PARTY_NOTICES
 #
@@ -66,6 +68,69 @@ linked_file() {
   printf '%s\n' "$f"
 }
 
+# The members of the archive named $2 (its file name) that $1's link took,
+# sorted; nothing when the link took none.
+linked_members() {
+  awk -v a="$2" 'match($0, /^\(.*\)/) {
+                   ar = substr($0, 2, RLENGTH - 2); n = split(ar, p, "/")
+                   if (p[n] == a) print substr($0, RLENGTH + 1) }' "${inputs_of[$1]}" | sort -u
+}
+
+# Does component $1 go into architecture $2's binary? libpg_query only when
+# the link took a member of it; the others always.
+component_linked() {
+  case $1 in
+    libpg_query) [ -n "$(linked_members "$2" libpg_query.a)" ] ;;
+    *) return 0 ;;
+  esac
+}
+
+# The source file, in libpg_query's tree $1, of archive member $2
+# (src_backend_parser_gram.o: src/postgres/src_backend_parser_gram.c).
+pg_query_source_of() {
+  local f
+  f=$(find "$1/src" "$1/vendor" "$1/protobuf" -name "${2%.o}.c" 2>/dev/null | sort)
+  if [ -z "$f" ] || [ "$(wc -l <<<"$f")" -ne 1 ]; then
+    die "$1: no single source file for the linked member $2"
+  fi
+  printf '%s\n' "$f"
+}
+
+# libpg_query's notices for architecture $1 from its tree $2: its own
+# licence and README's licence statement, the copyright lines of every
+# linked file (its PostgreSQL files are under the PostgreSQL licence:
+# PostgreSQL's COPYRIGHT, from libpq's source tree $3), and, verbatim, the
+# licence comment of a linked file that carries its own (a vendored library,
+# a BSD-licensed file of PostgreSQL's).
+pg_query_notices() {
+  local arch=$1 t=$2 pgsrc=$3 m f text files=()
+  while IFS= read -r m; do
+    files+=("$(pg_query_source_of "$t" "$m")")
+  done < <(linked_members "$arch" libpg_query.a)
+  file_block "$t/LICENSE" "LICENSE (libpg_query's own code: BSD-3-Clause)"
+  printf -- '--- README.md, its "License" section ---\n\n'
+  awk '/^## License/ { on = 1; next } on && /^## / { exit } on' "$t/README.md" |
+    sed 's/<br>$//' | sed -e '/./,$!d' -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+  echo
+  printf -- '--- the copyright lines of the linked files (%s files) ---\n\n' "${#files[@]}"
+  # (a file's notices are in its first lines: libpg_query's own header, then
+  # the original file's)
+  for f in "${files[@]}"; do
+    sed -nE '1,150 { /Copyright \(c\)/ { s/^[[:space:]/*]*//; s/[[:space:]]+$//; p } }' "$f"
+  done | sort -u
+  echo
+  file_block "$pgsrc/COPYRIGHT" \
+    "COPYRIGHT (the PostgreSQL licence, as PostgreSQL's source states it; that of the files above that PostgreSQL wrote)"
+  for f in "${files[@]}"; do
+    # the comment that holds a licence of its own, from its first line to its end
+    # (awk reads the file itself: an early exit must not cut a pipe)
+    text=$(awk 'NR > 150 { exit } /^\/\*/ { buf = ""; on = 1 } on { buf = buf $0 "\n" }
+      on && /\*\// { on = 0; if (buf ~ /Redistribution and use/) { printf "%s", buf; exit } }' "$f")
+    [ -n "$text" ] || continue
+    printf -- '--- %s: its own licence ---\n\n%s\n\n' "${f#"$t"/}" "$text"
+  done
+}
+
 # The Debian package that installed file $1: "binpkg source version".
 package_of() {
   local p
@@ -113,6 +178,10 @@ component_body() {
       echo "$arch: Debian source package $(stamp_version "$deps" postgresql)" >&3
       file_block "$t/COPYRIGHT" "COPYRIGHT"
       file_block "$t/debian/copyright" "debian/copyright" ;;
+    libpg_query)
+      t=$(source_tree "$deps" libpg_query)
+      echo "$arch: $(stamp_version "$deps" libpg-query), pganalyze's release as the Debian archive holds it (upstream tarball, no Debian changes)" >&3
+      pg_query_notices "$arch" "$t" "$(source_tree "$deps" libpq)" ;;
     curl)
       t=$(source_tree "$deps" curl)
       echo "$arch: Debian source package $(stamp_version "$deps" curl)" >&3
@@ -150,6 +219,7 @@ COMPONENTS=(
   "openssl|OpenSSL 3|Apache-2.0|libssl.a, libcrypto.a"
   "libpq|libpq, PostgreSQL's client library|PostgreSQL|libpq.a, libpgcommon_shlib.a, libpgport_shlib.a"
   "curl|libcurl|curl|libcurl.a"
+  "libpg_query|libpg_query, PostgreSQL's parser as a library|BSD-3-Clause AND PostgreSQL AND BSD-2-Clause|libpg_query.a: the parser, its scanner and the JSON output"
   "musl|musl libc|MIT|libc.a and its start files (crt1.o or Scrt1.o, crti.o, crtn.o)"
   "gcc|GCC's runtime|GPL-3.0-or-later WITH GCC-exception-3.1|crtbegin*.o, crtend*.o, and any member of libgcc.a the link needs"
 )
@@ -166,18 +236,29 @@ statically linked: besides bandage's own code they contain the libraries
 below. Each section names a library, its licence (SPDX identifier), the
 Debian source it was built from for each architecture, and the notices of
 that source, verbatim: the upstream licence file and Debian's
-debian/copyright. scripts/third-party-notices.sh collects them at build time;
+debian/copyright (libpg_query, an upstream tarball with no debian/ of its
+own: its licence, the copyright lines of the files linked and the licences
+they refer to). scripts/third-party-notices.sh collects them at build time;
 scripts/check-notices.sh fails the build when a library in the link has no
 section here.
 
 Architectures: $(printf '%s\n' "${arches[@]}" | paste -sd, | sed 's/,/, /g')
 
 Contents:
-  [bandage]  bandage itself: MIT
+  [bandage]     bandage itself: MIT
 EOF
+# Each component with the architectures whose binary has it.
+declare -A arches_of
+for c in "${COMPONENTS[@]}"; do
+  IFS='|' read -r id _ <<<"$c"
+  for arch in "${arches[@]}"; do
+    if component_linked "$id" "$arch"; then arches_of[$id]+="${arches_of[$id]:+ }$arch"; fi
+  done
+done
 for c in "${COMPONENTS[@]}"; do
   IFS='|' read -r id title spdx _ <<<"$c"
-  printf '  %-10s %s: %s\n' "[$id]" "$title" "$spdx"
+  [ -n "${arches_of[$id]:-}" ] || continue
+  printf '  %-13s %s: %s\n' "[$id]" "$title" "$spdx"
 done
 echo
 
@@ -186,8 +267,9 @@ file_block "$repo/LICENSE" "LICENSE"
 
 for c in "${COMPONENTS[@]}"; do
   IFS='|' read -r id title spdx what <<<"$c"
+  [ -n "${arches_of[$id]:-}" ] || continue
   : >"$tmp/where"; bodies=()
-  for arch in "${arches[@]}"; do
+  for arch in ${arches_of[$id]}; do
     component_body "$id" "$arch" >"$tmp/body.$arch" 3>>"$tmp/where"
     sum=$(sha256sum <"$tmp/body.$arch" | cut -c1-64)
     [ -f "$tmp/arches.$sum" ] || bodies+=("$sum")

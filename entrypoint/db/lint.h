@@ -54,7 +54,7 @@ void lint_done(void);
 
 /* 0 when this binary has no parser (see sqltree.h): nothing can be checked.
  * A constant there, so that the rules and what calls them are left out of
- * the static release binary (its size goal, see static.mk). */
+ * a static binary built without it (STATIC_PG_QUERY=0, see static.mk). */
 #ifdef BANDAGE_NO_PG_QUERY
 static inline int lint_available(void)
 {

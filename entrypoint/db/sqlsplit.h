@@ -6,8 +6,8 @@
  * exported, and libpg_query's two splitters do not fit. Its scanner split
  * counts parentheses but not BEGIN ATOMIC bodies, so it cuts a SQL-standard
  * function body apart; its parser split needs the whole file to parse under
- * the grammar of the PostgreSQL version it was built from (15 in Debian 12),
- * so a file using a newer server's syntax would be refused whole, where psql
+ * the grammar of the PostgreSQL version it was built from (15 in Debian 12,
+ * 17 in the static binaries), so a file using a newer server's syntax would be refused whole, where psql
  * leaves each statement to the server. Splitting needs the lexer's view only:
  * quotes, comments, parentheses and the words CREATE, FUNCTION, BEGIN ATOMIC,
  * CASE and END, which this small scanner follows. */

@@ -25,16 +25,17 @@ struct sqltree;
 enum sqltree_result { SQLTREE_OK, SQLTREE_UNPARSABLE, SQLTREE_NO_MEMORY };
 
 /* 0 when this binary was built without the parser (-DBANDAGE_NO_PG_QUERY:
- * the static release build, see static.mk): every statement is then
- * SQLTREE_UNPARSABLE. */
+ * a static build with STATIC_PG_QUERY=0, see static.mk): every statement is
+ * then SQLTREE_UNPARSABLE. */
 int sqltree_available(void);
 
 /* Gives back the parser's memory (once parsing is done). */
 void sqltree_done(void);
 
 /* Parses sql (one statement, NUL-terminated). SQLTREE_UNPARSABLE: the
- * grammar (PostgreSQL 15's in Debian 12) does not read it; why holds the
- * parser's message. The tree's first statement is sqltree_statement(). */
+ * grammar (the linked libpg_query's: PostgreSQL 15's in Debian 12's
+ * libpg-query-dev, 17's in the static binaries) does not read it; why holds
+ * the parser's message. The tree's first statement is sqltree_statement(). */
 enum sqltree_result sqltree_parse(const char *sql, struct sqltree **out, char *why,
                                   size_t whylen);
 void sqltree_free(struct sqltree *t);

@@ -14,7 +14,8 @@ child runs natively while bandage stays emulated.
 What runs: the binary is an aarch64 ELF without PT_INTERP; --version and
 --help; waiting for the harness's PostgreSQL over TCP and over TLS 1.2 and
 1.3 with verify-full against the harness CA (an unrelated CA refused: 77); a
-reset from a small schema file with --confirm-database; an HTTPS webhook
+reset from a small schema file with --confirm-database; a pending DROP COLUMN
+that --plan classifies as breaking (libpg_query built for arm64); an HTTPS webhook
 trusted through --webhook-ca-file; a command as PID 1's child whose exit
 status comes back; SIGTERM forwarded to the app, bandage exiting with the
 app's status.
@@ -32,6 +33,7 @@ import pytest
 
 from helpers import REPO_ROOT, scaled
 from helpers.apps import AppFiles, sigrecorder_cmd
+from helpers.migrations import INIT, MigrationsDir
 
 ARM64_BIN = os.environ.get("BANDAGE_ARM64")
 if not ARM64_BIN:
@@ -148,6 +150,18 @@ def test_reset_with_a_schema_file(run_arm64, db, tmp_path):
     tables = {r[0] for r in db.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"Account"}, tables
+
+
+def test_plan_classifies_a_breaking_statement(run_arm64, db, tmp_path):
+    """The statement checks' parser (libpg_query, cross-built) works on arm64."""
+    mdir = MigrationsDir(tmp_path, migrations=[("20240101000000_init", INIT)])
+    args = ["--database-url", db.dsn(sslmode="require"), "--migrations", mdir.path]
+    run_arm64(args).wait_exit_code(0)
+    mdir.add("20240102000000_contract", '-- contract\nALTER TABLE "User" DROP COLUMN "name";\n')
+    plan = run_arm64([*args, "--plan", "true"])
+    plan.wait_exit_code(0)
+    assert re.search(r'^ {11}line 2: breaking drop-column on "User" \(column name\)',
+                     plan.stdout, re.M), plan.stdout
 
 
 def test_https_webhook(run_arm64, webhook_https):

@@ -10,7 +10,8 @@ exit code comes back, SIGTERM reaches it; PostgreSQL over loopback TCP with
 ``sslmode=require`` and ``sslmode=verify-full`` against a made-up host name
 (db.bandage.test, from /etc/hosts, in the server certificate's SAN) with NO
 ``sslrootcert``: bandage finds /etc/ssl/certs/ca-certificates.crt by itself;
-a reset applying a schema file from the root; an HTTPS webhook trusted through
+a reset applying a schema file from the root; a pending DROP COLUMN classified
+as breaking by the statement checks (the parser is linked); an HTTPS webhook trusted through
 the same bundle (no ``--webhook-ca-file``); a name that is in neither
 /etc/hosts nor DNS fails cleanly. This machine exports SSL_CERT_FILE,
 SSL_CERT_DIR and CURL_CA_BUNDLE: the runs get none of them (nor anything else
@@ -39,6 +40,7 @@ import pytest
 from helpers import HERE, IS_ROOT, REPO_ROOT, scaled, wait_until
 from helpers.emptyroot import CA_BUNDLE, CA_VARIABLES, EmptyRoot, EmptyRootRun, root_env
 from helpers.fakedns import FakeDns
+from helpers.migrations import INIT, LOCK_FILE
 from helpers.pg import PgCluster
 from helpers.webhook import WebhookReceiver
 
@@ -440,6 +442,26 @@ def test_reset_applies_the_schema_file(make_root, run_root, sdb):
     assert "Leftover" not in public_tables(sdb)
     assert {"User", "Post"} <= set(public_tables(sdb)), public_tables(sdb)
     assert "LAST_DB_RESET" in app_env(root)
+
+
+def test_plan_classifies_a_breaking_statement(make_root, run_root, sdb):
+    """The release binary has PostgreSQL's parser (libpg_query, PostgreSQL
+    17's grammar, linked by default: static.mk): a pending DROP COLUMN is a
+    breaking drop-column finding in --plan, not "not checked"."""
+    root = make_root()
+    mig = "/app/migrations"
+    root.write(f"{mig}/migration_lock.toml", LOCK_FILE)
+    root.write(f"{mig}/20240101000000_init/migration.sql", INIT)
+    args = ["--wait-timeout", "10", "--migrations", mig]
+    env = {"DATABASE_URL": db_url(sdb, sslmode="verify-full")}
+    run_root(root, args, env=env).wait_exit_code(0)
+    root.write(f"{mig}/20240102000000_contract/migration.sql",
+               '-- contract\nALTER TABLE "User" DROP COLUMN "name";\n')
+    plan = run_root(root, [*args, "--plan", "true"], env=env)
+    plan.wait_exit_code(0)
+    assert re.search(r'^ {11}line 2: breaking drop-column on "User" \(column name\)',
+                     plan.stdout, re.M), plan.stdout
+    assert "without PostgreSQL's parser" not in plan.stderr, plan.stderr
 
 
 def test_hook_without_a_shell_is_a_usage_error(make_root, run_root, sdb):
