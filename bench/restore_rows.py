@@ -25,7 +25,7 @@ SCHEMA = 'CREATE TABLE "Event" ("id" BIGSERIAL PRIMARY KEY, "kind" TEXT NOT NULL
 def _fill(url, rows):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SCHEMA)
-        conn.execute('INSERT INTO "Event" ("kind") SELECT \'kind \' || (g % 100)'
+        conn.execute('INSERT INTO "Event" ("kind") SELECT \'kind \' || (g %% 100)'
                      ' FROM generate_series(1, %s) g', (rows,))
         conn.execute('ANALYZE "Event"')
 

@@ -45,17 +45,8 @@ static void human_bytes(long long bytes, char *out, size_t len)
 /* A free bandage_kept_N: neither a schema nor a row. */
 static int free_name(struct session *s, char *out, size_t len)
 {
-    int rc;
-    PGresult *res = session_query(
-        s, "SELECT 'bandage_kept_' || min(n) FROM generate_series(0, 100000) n"
-           " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bandage_kept_' || n)"
-           "   AND NOT EXISTS (SELECT 1 FROM bandage.kept_schemas"
-           "                   WHERE kept = 'bandage_kept_' || n)",
-        0, NULL, "choosing a name for the kept schema", &rc);
-    if (res)
-        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return rc;
+    return snapshot_free_name(s, "bandage_kept_", "SELECT kept FROM bandage.kept_schemas", out,
+                              len);
 }
 
 /* The row for schema `kept` (named so now) kept from `original` (the live

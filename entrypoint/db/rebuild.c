@@ -337,22 +337,6 @@ static int drop_contents(struct session *s, const char *schema, const char *asid
 
 /* ---- the transitions ------------------------------------------------------------- */
 
-/* A free bandage_aside_N: not a schema, not in a row. */
-static int pick_aside_name(struct session *s, char *aside, size_t len)
-{
-    int rc;
-    PGresult *res = session_query(
-        s, "SELECT 'bandage_aside_' || min(n) FROM generate_series(0, 100000) n"
-           " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bandage_aside_' || n)"
-           "   AND NOT EXISTS (SELECT 1 FROM bandage.resets_in_progress"
-           "                   WHERE aside = 'bandage_aside_' || n)",
-        0, NULL, "choosing a name for the old schema", &rc);
-    if (res)
-        snprintf(aside, len, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return rc;
-}
-
 /* moved, for one schema, in the caller's transaction. */
 static int move_aside(struct session *s, const struct config *cfg, const char *name,
                       int position)
@@ -361,7 +345,8 @@ static int move_aside(struct session *s, const struct config *cfg, const char *n
     int rc = session_run_names(s, "CREATE SCHEMA IF NOT EXISTS %s", name, NULL,
                                "creating the schema");
     if (rc == 0)
-        rc = pick_aside_name(s, aside, sizeof aside);
+        rc = snapshot_free_name(s, "bandage_aside_", "SELECT aside FROM bandage.resets_in_progress",
+                                aside, sizeof aside);
     if (rc == 0)
         rc = snapshot_move_aside(s, name, aside);
     snprintf(pos, sizeof pos, "%d", position);

@@ -181,14 +181,7 @@ static int hold_extensions(struct reset_run *r, const char *name)
     if (rc != 0 || !has)
         return rc;
     if (!r->hold[0]) {
-        PGresult *res = session_query(
-            &r->s, "SELECT 'bandage_hold_' || min(n) FROM generate_series(0, 100000) n"
-                   " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace"
-                   "                   WHERE nspname = 'bandage_hold_' || n)",
-            0, NULL, "choosing a schema for the extensions", &rc);
-        if (res)
-            snprintf(r->hold, sizeof r->hold, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
+        rc = snapshot_free_name(&r->s, "bandage_hold_", NULL, r->hold, sizeof r->hold);
         if (rc == 0)
             rc = session_run_names(&r->s, "CREATE SCHEMA %s", r->hold, NULL,
                                    "creating a schema for the extensions");

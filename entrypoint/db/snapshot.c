@@ -1,5 +1,7 @@
 #include "snapshot.h"
 
+#include <stdio.h>
+
 #include "exitcodes.h"
 #include "log.h"
 
@@ -87,5 +89,25 @@ int snapshot_move_aside(struct session *s, const char *name, const char *aside)
     if (rc == 0)
         rc = snapshot_restore(s, snapshot);
     PQclear(snapshot);
+    return rc;
+}
+
+int snapshot_free_name(struct session *s, const char *prefix, const char *taken, char *out,
+                       size_t len)
+{
+    char sql[1024];
+    const char *params[] = {prefix};
+    int rc;
+    /* Of the names in use + 1 candidates, one is free (pigeonhole). */
+    snprintf(sql, sizeof sql,
+             "SELECT $1 || min(n) FROM generate_series(0,"
+             " (SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, $1))%s%s%s) n"
+             " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || n)%s%s%s",
+             taken ? " + (SELECT count(*) FROM (" : "", taken ? taken : "", taken ? ") t)" : "",
+             taken ? " AND $1 || n NOT IN (" : "", taken ? taken : "", taken ? ")" : "");
+    PGresult *res = session_query(s, sql, 1, params, "choosing a schema name", &rc);
+    if (res)
+        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
     return rc;
 }

@@ -30,6 +30,13 @@ int snapshot_restore(struct session *s, PGresult *snapshot);
  * the large reset and --keep-previous move a schema aside so. */
 int snapshot_move_aside(struct session *s, const char *name, const char *aside);
 
+/* A free schema name prefix + N (the smallest N): no schema has it, and the
+ * query `taken` (NULL: none), which lists names in use in one text column,
+ * does not list it. Only as many candidates as names are in use, plus one,
+ * are looked at. */
+int snapshot_free_name(struct session *s, const char *prefix, const char *taken, char *out,
+                       size_t len);
+
 /* Moves every relocatable extension that lives in schema `from` to `to`. */
 int snapshot_move_extensions(struct session *s, const char *from, const char *to);
 
