@@ -349,43 +349,43 @@ static PGresult *read_kept(struct session *s, int *rc)
         0, NULL, "reading bandage.kept_schemas", rc);
 }
 
+/* Row i of res as one JSON line {"history": kind, names[0]: column 0, ...};
+ * a name starting with '#' is a number (its column's text as is). NULL
+ * columns are null. */
+static void print_json_row(const char *kind, PGresult *res, int i, const char *const *names)
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"history\":");
+    jbuf_string(&b, kind);
+    for (int c = 0; names[c]; c++) {
+        int number = names[c][0] == '#';
+        jbuf_puts(&b, ",");
+        jbuf_string(&b, names[c] + number);
+        jbuf_puts(&b, ":");
+        if (PQgetisnull(res, i, c))
+            jbuf_puts(&b, "null");
+        else if (number)
+            jbuf_puts(&b, PQgetvalue(res, i, c));
+        else
+            jbuf_string(&b, PQgetvalue(res, i, c));
+    }
+    jbuf_puts(&b, "}");
+    if (!b.failed)
+        printf("%s\n", b.data);
+    jbuf_free(&b);
+}
+
 static void print_history_json(PGresult *h, PGresult *k)
 {
-    for (int i = 0; i < PQntuples(h); i++) {
-        struct jbuf b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"history\":\"deploy\",\"at\":");
-        jbuf_string(&b, PQgetvalue(h, i, 0));
-        jbuf_puts(&b, ",\"kind\":");
-        jbuf_string(&b, PQgetvalue(h, i, 1));
-        jbuf_puts(&b, ",\"name\":");
-        jbuf_string(&b, PQgetvalue(h, i, 2));
-        jbuf_puts(&b, ",\"outcome\":");
-        jbuf_string(&b, PQgetvalue(h, i, 3));
-        jbuf_printf(&b, ",\"duration_ms\":%s,\"schemas\":",
-                    PQgetisnull(h, i, 4) ? "null" : PQgetvalue(h, i, 4));
-        jbuf_string(&b, PQgetisnull(h, i, 5) ? NULL : PQgetvalue(h, i, 5));
-        jbuf_puts(&b, "}");
-        if (!b.failed)
-            printf("%s\n", b.data);
-        jbuf_free(&b);
-    }
-    for (int i = 0; i < PQntuples(k); i++) {
-        struct jbuf b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"history\":\"kept\",\"schema\":");
-        jbuf_string(&b, PQgetvalue(k, i, 0));
-        jbuf_puts(&b, ",\"original\":");
-        jbuf_string(&b, PQgetvalue(k, i, 1));
-        jbuf_puts(&b, ",\"kept_at\":");
-        jbuf_string(&b, PQgetvalue(k, i, 2));
-        jbuf_puts(&b, ",\"deployment_id\":");
-        jbuf_string(&b, PQgetvalue(k, i, 3));
-        jbuf_printf(&b, ",\"bytes\":%s}", PQgetvalue(k, i, 4));
-        if (!b.failed)
-            printf("%s\n", b.data);
-        jbuf_free(&b);
-    }
+    static const char *const deploy[] = {"at", "kind", "name", "outcome", "#duration_ms",
+                                         "schemas", NULL};
+    static const char *const kept[] = {"schema", "original", "kept_at", "deployment_id",
+                                       "#bytes", NULL};
+    for (int i = 0; i < PQntuples(h); i++)
+        print_json_row("deploy", h, i, deploy);
+    for (int i = 0; i < PQntuples(k); i++)
+        print_json_row("kept", k, i, kept);
 }
 
 static void print_history_text(PGresult *h, PGresult *k)
