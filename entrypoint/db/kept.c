@@ -31,6 +31,21 @@ static int table_exists(struct session *s, int *exists)
     return rc == EXIT_SCHEMA ? EXIT_INTERNAL : rc;
 }
 
+int kept_fixed_extensions(struct session *s, const char *schema, char *names, size_t len)
+{
+    int rc;
+    const char *params[] = {schema};
+    PGresult *res = session_query(
+        s, "SELECT coalesce(string_agg(e.extname, ', ' ORDER BY e.extname), '')"
+           " FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+           " WHERE n.nspname = $1 AND NOT e.extrelocatable",
+        1, params, "listing extensions", &rc);
+    if (res)
+        snprintf(names, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
 /* "1.2 MB": for log lines and --plan. */
 static void human_bytes(long long bytes, char *out, size_t len)
 {
@@ -237,6 +252,27 @@ static int swap_back(struct session *s, const struct config *cfg, const char *ke
     return rc;
 }
 
+/* A live schema holding an extension that cannot move (relocatable =
+ * false: PostGIS, xml2) cannot be swapped out: the extension would stay
+ * with it, aside, and the restored schema would lack it. */
+static int refuse_fixed_extensions(struct session *s, PGresult *res)
+{
+    char names[256];
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *original = PQgetvalue(res, i, 1);
+        int rc = kept_fixed_extensions(s, original, names, sizeof names);
+        if (rc != 0 || !names[0])
+            continue;
+        log_error("--restore-previous: schema %s holds extension(s) that cannot change schema "
+                  "(%s): swapped aside, they would stay with it. Nothing was changed. Move them "
+                  "to a schema of their own (DROP and CREATE EXTENSION ... SCHEMA ext), then "
+                  "deploy again", original, names);
+        report_add_error(s->report, "restore", "extension", "%s: %s", original, names);
+        return EXIT_SCHEMA;
+    }
+    return 0;
+}
+
 /* The originals of the rows, comma-separated (as --schemas is). */
 static char *originals(PGresult *res)
 {
@@ -261,7 +297,9 @@ int kept_restore(struct session *s, const struct config *cfg, const char *lock_k
     if (!res)
         return rc;
     char *schemas = originals(res);
-    rc = schemas ? exclusive_terminate_others(s, lock_key, 0) : EXIT_INTERNAL;
+    rc = schemas ? refuse_fixed_extensions(s, res) : EXIT_INTERNAL;
+    if (rc == 0)
+        rc = exclusive_terminate_others(s, lock_key, 0);
     if (rc == 0)
         rc = exclusive_lock_tables(s, schemas, lock_key, cfg->lock_wait_ms);
     for (int i = 0; rc == 0 && i < PQntuples(res); i++) {

@@ -21,6 +21,10 @@
  * created. */
 int kept_move_aside(struct session *s, const struct config *cfg, const char *name);
 
+/* The extensions living in `schema` that cannot change schema (relocatable
+ * = false), comma-separated into names ("" when none). */
+int kept_fixed_extensions(struct session *s, const char *schema, char *names, size_t len);
+
 /* Large path: renames the old schema `aside` (moved aside by rebuild.c) to a
  * kept name and records it as kept from `original`; in the open transaction
  * that marks the reset built. */

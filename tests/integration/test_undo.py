@@ -366,3 +366,33 @@ def test_a_bad_keep_previous_is_refused_before_connecting(run_bandage, value):
     assert "--keep-previous" in run.stderr
     if value:
         assert "is not a whole number from 0 to 100" in run.stderr, run.stderr
+
+
+def test_a_schema_with_an_extension_that_cannot_move_is_dropped_not_kept(run_bandage, db,
+                                                                        tmp_path):
+    """xml2 (relocatable = false, like PostGIS) in public: the schema cannot
+    move aside with it, so the reset drops it and creates xml2 anew, as
+    --keep-previous 0 would, saying so, instead of failing every deploy."""
+    db.execute("CREATE EXTENSION xml2 WITH SCHEMA public", user="postgres")
+    schema = schema_file(tmp_path, "one transaction", extensions=False)
+    run = reset(run_bandage, db, schema, deployment="d1")
+    assert "schema public is dropped, not kept: its extension(s) xml2 cannot change schema" \
+        in run.stderr, run.stderr
+    assert kept_rows(db) == [] and kept_schema_names(db) == []
+    assert db.execute("SELECT extnamespace::regnamespace::text FROM pg_extension"
+                      " WHERE extname = 'xml2'") == [("public",)]
+
+
+def test_restore_refuses_a_live_schema_with_an_extension_that_cannot_move(run_bandage, db,
+                                                                         tmp_path):
+    """Kept before xml2 came: swapping public aside would take xml2 with it
+    and leave the restored schema without it. Refused, nothing changed."""
+    schema = schema_file(tmp_path, "one transaction", extensions=False)
+    reset(run_bandage, db, schema, deployment="d1")
+    write_notes(db, "old")
+    reset(run_bandage, db, schema, deployment="d2")
+    db.execute("CREATE EXTENSION xml2 WITH SCHEMA public", user="postgres")
+    write_notes(db, "new")
+    run = restore(run_bandage, db, code=65)
+    assert "schema public holds extension(s) that cannot change schema (xml2)" in run.stderr
+    assert notes(db) == ["new"] and len(kept_rows(db)) == 1
