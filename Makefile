@@ -86,7 +86,7 @@ deps:
 # Every major is run even when one fails; the summary names the failures.
 PG_VERSIONS ?= 14 16 17 18
 PG_SUITES   ?= test_wait.py test_worker.py test_reset.py test_reset_safety.py \
-               test_reset_scope.py test_migrate.py test_pg_versions.py
+               test_reset_scope.py test_undo.py test_migrate.py test_pg_versions.py
 check-pg-versions: $(BUILD)/bandage
 	scripts/pg-servers.sh install 13 $(PG_VERSIONS)
 	@failed=""; summary=""; \
