@@ -8,6 +8,7 @@
 #include "exitcodes.h"
 #include "json.h"
 #include "log.h"
+#include "preflight.h"
 #include "snapshot.h"
 
 static const char table_sql[] =
@@ -44,6 +45,29 @@ int kept_fixed_extensions(struct session *s, const char *schema, char *names, si
         snprintf(names, len, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return rc;
+}
+
+int kept_may_keep(struct session *s, const char *schema, const char *original, int *may)
+{
+    int dependents = 0;
+    char fixed[256];
+    *may = 0;
+    int rc = preflight_count_dependents(s, schema, &dependents);
+    if (rc == 0)
+        rc = kept_fixed_extensions(s, schema, fixed, sizeof fixed);
+    if (rc != 0)
+        return rc;
+    if (fixed[0])
+        log_warn("schema %s is dropped, not kept: its extension(s) %s cannot change schema "
+                 "(relocatable = false), so it cannot move aside; they are created anew",
+                 original, fixed);
+    else if (dependents > 0)
+        log_warn("schema %s is dropped, not kept: %d object(s) outside it depend on it and, "
+                 "kept, would go on reading the old copy (--drop-dependents drops them with it)",
+                 original, dependents);
+    else
+        *may = 1;
+    return 0;
 }
 
 /* "1.2 MB": for log lines and --plan. */

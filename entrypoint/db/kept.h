@@ -25,6 +25,12 @@ int kept_move_aside(struct session *s, const struct config *cfg, const char *nam
  * = false), comma-separated into names ("" when none). */
 int kept_fixed_extensions(struct session *s, const char *schema, char *names, size_t len);
 
+/* Whether schema `schema` (the live `original`, or its copy moved aside)
+ * may be kept: not when objects elsewhere depend on it (allowed by
+ * --drop-dependents: kept, they would go on reading the old copy), nor when
+ * it holds an extension that cannot change schema. Says why when not. */
+int kept_may_keep(struct session *s, const char *schema, const char *original, int *may);
+
 /* Large path: renames the old schema `aside` (moved aside by rebuild.c) to a
  * kept name and records it as kept from `original`; in the open transaction
  * that marks the reset built. */

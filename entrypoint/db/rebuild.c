@@ -451,18 +451,12 @@ static int keep_moved(struct session *s, const struct config *cfg)
                                      " WHERE state IN ('moved', 'building') ORDER BY position",
                                   0, NULL, "reading bandage.resets_in_progress", &rc);
     for (int i = 0; res && i < PQntuples(res) && rc == 0; i++) {
-        int dependents = 0;
+        int may = 0;
         const char *aside = PQgetvalue(res, i, 0), *original = PQgetvalue(res, i, 1);
-        /* Something outside depends on it (--drop-dependents): kept, it would
-         * go on reading the old data; it is dropped with it instead. */
-        rc = preflight_count_dependents(s, aside, &dependents);
-        if (rc == 0 && dependents > 0) {
-            log_warn("the old schema %s (was %s) is dropped, not kept: %d object(s) outside "
-                     "it depend on it", aside, original, dependents);
+        /* Not kept: it stays a built row, dropped as before. */
+        if ((rc = kept_may_keep(s, aside, original, &may)) != 0 || !may)
             continue;
-        }
-        if (rc == 0)
-            rc = kept_adopt(s, cfg, aside, original);
+        rc = kept_adopt(s, cfg, aside, original);
         if (rc == 0)
             rc = forget_row(s, aside);
     }

@@ -227,26 +227,11 @@ static int recreate_schema(struct reset_run *r, const char *name)
  * that cannot move (PostGIS, xml2): this path creates those anew. */
 static int keep_or_recreate(struct reset_run *r, const char *name)
 {
-    int dependents = 0;
-    if (r->cfg->keep_previous == 0)
-        return recreate_schema(r, name);
-    char fixed[256];
-    int rc = preflight_count_dependents(&r->s, name, &dependents);
-    if (rc == 0)
-        rc = kept_fixed_extensions(&r->s, name, fixed, sizeof fixed);
+    int may = 0;
+    int rc = r->cfg->keep_previous > 0 ? kept_may_keep(&r->s, name, name, &may) : 0;
     if (rc != 0)
         return rc;
-    if (dependents == 0 && !fixed[0])
-        return kept_move_aside(&r->s, r->cfg, name);
-    if (fixed[0])
-        log_warn("schema %s is dropped, not kept: its extension(s) %s cannot change schema "
-                 "(relocatable = false), so it cannot move aside; they are created anew", name,
-                 fixed);
-    else
-        log_warn("schema %s is dropped, not kept: %d object(s) outside it depend on it and, "
-                 "kept, would go on reading the old copy (--drop-dependents drops them with it)",
-                 name, dependents);
-    return recreate_schema(r, name);
+    return may ? kept_move_aside(&r->s, r->cfg, name) : recreate_schema(r, name);
 }
 
 /* "1200 of 1500 statements, in one transaction[, line 812 running for
