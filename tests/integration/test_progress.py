@@ -121,7 +121,10 @@ def test_small_reset_reports_its_one_transaction(run_bandage, db, tmp_path):
     run.wait_exit_code(0)
     lines = of_phase(progress(run, "json"), "reset-build")
     assert_paced(lines, "json")
-    assert all((p["done"], p["total"]) == (1, 3) for p in lines), lines
+    # a line written just as the sleep ends may already count it (seen under
+    # ASan: done 2 at 504 ms); what matters is that the sleep is named
+    assert all(p["total"] == 3 and p["done"] in (1, 2) for p in lines), lines
+    assert [p["done"] for p in lines] == sorted(p["done"] for p in lines), lines
     assert any(re.search(r"1 of 3 statements, in one transaction, line 2 running for", p["msg"])
                for p in lines), lines
 
