@@ -122,8 +122,7 @@ static void utf16_units(unsigned long cp, unsigned long unit[2])
     }
 }
 
-/* JavaScript's default sort: by UTF-16 code units. */
-static int utf16_compare(const char *a, const char *b)
+int canon_utf16_compare(const char *a, const char *b)
 {
     const unsigned char *pa = (const unsigned char *)a, *pb = (const unsigned char *)b;
     while (*pa && *pb) {
@@ -146,7 +145,7 @@ static int key_order(const void *x, const void *y)
         return ia < ib ? -1 : ia > ib;
     if (a_index != b_index)
         return a_index ? -1 : 1;
-    return utf16_compare(a, b);
+    return canon_utf16_compare(a, b);
 }
 
 /* ---- values ------------------------------------------------------------------ */

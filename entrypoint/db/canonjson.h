@@ -32,6 +32,10 @@ int canon_json(const json_t *v, struct jbuf *out);
  * values only). */
 void canon_number(double d, char out[CANON_NUMBER_MAX]);
 
+/* JavaScript's default sort order of two strings (UTF-8 here): by UTF-16
+ * code units. <0, 0 or >0. */
+int canon_utf16_compare(const char *a, const char *b);
+
 /* Lowercase hex SHA-256 (OpenSSL) of data. 0, or -1 if OpenSSL failed. */
 int canon_sha256_hex(const char *data, size_t len, char out[CANON_SHA256_HEX + 1]);
 
