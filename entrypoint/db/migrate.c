@@ -14,6 +14,8 @@
 #include "lockretry.h"
 #include "log.h"
 #include "pooler.h"
+#include "prisma8_apply.h"
+#include "prisma8_dir.h"
 #include "prisma_table.h"
 #include "progress.h"
 #include "session.h"
@@ -981,15 +983,48 @@ static void plan_after_reset(struct migrate_ctx *c)
 
 /* ---- the phase --------------------------------------------------------------- */
 
+/* A Prisma 8 directory (DIR/app/<dir>/migration.json): read and verified
+ * whole before connecting. 0, 64 or 65, err set. */
+static int load_prisma8(const char *path, struct migration_dir *dir, char *err, size_t len)
+{
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s/migration_lock.toml", path);
+    if (access(lock, F_OK) == 0) {
+        snprintf(err, len, "--migrations: %s holds both Prisma 6/7's migration_lock.toml and "
+                 "Prisma 8's packages (app/): point --migrations at one format's directory "
+                 "(Prisma 8's is migrations/ at the project's root)", path);
+        return EXIT_USAGE;
+    }
+    memset(dir, 0, sizeof *dir);
+    dir->path = strdup(path);
+    dir->prisma8 = calloc(1, sizeof *dir->prisma8);
+    if (!dir->path || !dir->prisma8) {
+        snprintf(err, len, "--migrations: out of memory");
+        return EXIT_INTERNAL;
+    }
+    int rc = prisma8_dir_read(path, dir->prisma8, err, len);
+    if (rc != 0) {
+        free(dir->prisma8);
+        dir->prisma8 = NULL;
+    }
+    return rc;
+}
+
 int migrate_load(const struct config *cfg, struct migration_dir *dir,
                  struct deploy_report *report)
 {
-    char err[512];
-    if (migration_dir_read(cfg->migrations, dir, err, sizeof err) == 0)
+    char err[1400];
+    int rc = EXIT_USAGE;
+    if (prisma8_dir_detect(cfg->migrations))
+        rc = load_prisma8(cfg->migrations, dir, err, sizeof err);
+    else if (migration_dir_read(cfg->migrations, dir, err, sizeof err) == 0)
+        rc = 0;
+    if (rc == 0)
         return 0;
     log_error("%s", err);
     report_add_error(report, "config", "migrations", "%s", err);
-    return EXIT_USAGE;
+    migration_dir_free(dir);
+    return rc;
 }
 
 static void note_newest(struct migrate_ctx *c)
@@ -1060,6 +1095,8 @@ static int run(struct migrate_ctx *c)
 int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
                      const struct migration_dir *dir, struct deploy_report *report)
 {
+    if (dir->prisma8) /* the format of the directory decides */
+        return prisma8_migrate(conn, sfd, cfg, dir->prisma8, report);
     /* backend_pid set: a lost connection is an error here, never the
      * quiet reconnect of a reset that has not taken its lock yet. */
     struct migrate_ctx c = {.s = {.conn = conn, .sfd = sfd, .report = report,
