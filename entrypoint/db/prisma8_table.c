@@ -99,8 +99,8 @@ int prisma8_marker_write(PGconn *conn, int sfd, const char *from, const char *to
     /* Prisma merges the invariants: sorted, each once. */
     static const char update_sql[] =
         "UPDATE \"prisma_contract\".\"marker\" SET \"core_hash\" = $1, \"profile_hash\" = $2,"
-        " \"updated_at\" = now(), \"invariants\" = ARRAY(SELECT DISTINCT i FROM"
-        " pg_catalog.unnest(\"invariants\" || $3::text[]) i ORDER BY i COLLATE \"C\")"
+        " \"updated_at\" = now(), \"invariants\" = ARRAY(SELECT d.i FROM (SELECT DISTINCT i"
+        " FROM pg_catalog.unnest(\"invariants\" || $3::text[]) i) d ORDER BY d.i COLLATE \"C\")"
         " WHERE \"space\" = 'app' AND \"core_hash\" = $4";
     const char *params[] = {to, profile_hash, invariants, from};
     *moved = 1;
