@@ -750,8 +750,13 @@ static int attempt_run(void *ctx, char *where, size_t len)
      * end rolls back. It comes first: a failure's report may query. */
     db_run(c->conn, c->sfd, "ROLLBACK", &ignored);
     if (rc == -1 && lock_missed(c)) {
-        snprintf(where, len, "migration %s, operation %s", c->failed_pkg ? c->failed_pkg->name : "",
-                 c->failed_op ? c->failed_op->id : "(bookkeeping)");
+        if (!c->failed_op)
+            snprintf(where, len, "prisma_contract");
+        else if (c->n_path == 1) /* the migration is named already */
+            snprintf(where, len, "operation %s", c->failed_op->id);
+        else
+            snprintf(where, len, "migration %s, operation %s", c->failed_pkg->name,
+                     c->failed_op->id);
         return LOCK_MISSED;
     }
     return rc;

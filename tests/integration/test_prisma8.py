@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import pytest
 
@@ -396,3 +397,80 @@ def test_moving_from_prisma7_to_prisma8(run_bandage, db, project, history, tmp_p
     run = run_bandage(["--database-url", db.dsn(), "--migrations", str(old)])
     run.wait_exit_code(0)
     assert "nothing pending" in run.stderr, run.stderr
+
+
+# --- locks: the app comes first ------------------------------------------------------------------
+
+APP_LOCK_TIMEOUT = "1s"
+
+
+def waiting_for_a_lock(db):
+    return db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bandage'"
+                      " AND wait_event_type = 'Lock'", user="postgres")[0][0] == 1
+
+
+def test_the_run_behind_an_old_transaction_never_stalls_the_app(run_bandage, db, project,
+                                                                history):
+    """The previous deployment still serves: one of its requests holds a
+    transaction that has read "User"; its other requests keep querying it.
+    v3's ALTER TABLE waits at most one short attempt at a time, so none of
+    the app's queries (lock_timeout 1 s) is cancelled, and the run applies
+    once the old transaction ends."""
+    bandage(run_bandage, db, project(2, "first"))
+    old_request = db.connect(user="postgres", application_name="old-request")
+    app = db.connect(user="postgres", application_name="old-app")
+    try:
+        old_request.autocommit = False
+        old_request.execute('SELECT count(*) FROM "User"')  # ACCESS SHARE until it ends
+        app.execute(f"SET lock_timeout = '{APP_LOCK_TIMEOUT}'")
+        run = run_bandage(["--database-url", db.dsn(), "--migrations", migrations(project(3)),
+                           "--lock-wait", "20"], timeout=scaled(60))
+        wait_until(lambda: waiting_for_a_lock(db), scaled(10),
+                   "bandage's run to wait for the table's lock")
+        for _ in range(15):  # the app's queries while bandage retries
+            app.execute('SELECT count(*) FROM "User"')
+            time.sleep(0.1)
+        assert run.running, run.stderr
+        old_request.rollback()  # the old request ends
+        run.wait_exit_code(0, timeout=scaled(10))
+    finally:
+        old_request.close()
+        app.close()
+    name = history.names()[2]
+    assert re.search(rf"migration {name}: a lock it needs at operation \S+ is held by another "
+                     r"session; rolled back, trying again in attempts of at most 250 ms",
+                     run.stderr), run.stderr
+    assert re.search(rf"migration {name} got its locks at attempt \d+", run.stderr), run.stderr
+    assert [r[0] for r in ledger(db)] == history.names(3)
+
+
+def test_a_lock_wait_that_runs_out_exits_69_and_names_the_session(run_bandage, db, project,
+                                                                   history):
+    bandage(run_bandage, db, project(2, "first"))
+    before = dump(db)
+    with db.connect(user="postgres", application_name="old-request") as old_request:
+        old_request.autocommit = False
+        old_request.execute('SELECT count(*) FROM "User"')
+        run = bandage(run_bandage, db, project(4), "--lock-wait", "1", code=69)
+        old_request.rollback()
+    assert re.search(r"migrations \S+_v3 to \S+_v4 \(one transaction\): a lock it needs at "
+                     r"migration \S+_v3, operation \S+ was not free within 1000 ms in \d+ attempts "
+                     r"of at most 250 ms", run.stderr), run.stderr
+    assert re.search(r"is held by server process \d+ \(application 'old-request'", run.stderr), \
+        run.stderr
+    assert dump(db) == before
+
+
+def test_prisma_lock_held_elsewhere_exits_69_naming_its_holder(run_bandage, db, project):
+    """Prisma's transaction lock, held by another migrator for longer than
+    --wait-timeout: 69, the holder named, nothing applied."""
+    key = "prisma_8.contract.marker:public:app"
+    with db.connect(user="postgres", application_name="other-migrator") as holder:
+        holder.autocommit = False
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        run = bandage(run_bandage, db, project(2), "--wait-timeout", "1", code=69)
+        holder.rollback()
+    assert f"Prisma 8's migrations lock (pg_advisory_xact_lock(hashtext('{key}'))) was not free " \
+        "within 1000 ms" in run.stderr, run.stderr
+    assert "application 'other-migrator'" in run.stderr, run.stderr
+    assert regclass(db, "prisma_contract.marker") is None
