@@ -39,7 +39,8 @@ struct p8_ctx {
     size_t n_path;
     char *applied;               /* per package: in the ledger, or behind the marker */
     size_t n_applied;
-    const char *current;         /* the package that brought the database to the marker */
+    char *current;               /* the migration that brought the database to the marker
+                                    (a copy: rows are read again under the lock) */
     char refused[300];           /* why the start stops before applying anything */
     struct checks checks;
     char **check_names;          /* "<migration>, operation <id>", per checked operation */
@@ -71,6 +72,13 @@ static int refuse(struct p8_ctx *c, int rc, const char *code, const char *fmt, .
     va_end(ap);
     report_add_error(c->report, "migrate", code, "%s", c->refused);
     return rc;
+}
+
+static void set_current(struct p8_ctx *c, const char *name)
+{
+    char *copy = name ? strdup(name) : NULL;
+    free(c->current);
+    c->current = copy;
 }
 
 static const char *pkg_name(const struct p8_ctx *c, size_t path_index)
@@ -143,7 +151,7 @@ static int mark_applied(struct p8_ctx *c)
     if (c->marker && prisma8_path(d, P8_EMPTY, c->marker, behind, &n) < 0)
         n = 0;
     memset(c->applied, 0, d->count);
-    c->current = n ? d->items[behind[n - 1]].name : NULL;
+    set_current(c, n ? d->items[behind[n - 1]].name : NULL);
     for (size_t i = 0; i < n; i++)
         c->applied[behind[i]] = 1;
     for (size_t i = 0; i < d->count; i++)
@@ -152,7 +160,7 @@ static int mark_applied(struct p8_ctx *c)
     for (int r = c->rows ? PQntuples(c->rows) - 1 : -1; c->marker && r >= 0; r--)
         if (!PQgetisnull(c->rows, r, P8_COL_TO)) {
             if (strcmp(PQgetvalue(c->rows, r, P8_COL_TO), c->marker) == 0)
-                c->current = PQgetvalue(c->rows, r, P8_COL_NAME);
+                set_current(c, PQgetvalue(c->rows, r, P8_COL_NAME));
             break;
         }
     c->n_applied = 0;
@@ -429,7 +437,7 @@ static int plan_after_reset(struct p8_ctx *c)
     c->report->migrations_ran = 1;
     c->report->migrations_skipped = (int)n;
     if (found > 0 && n > 0)
-        c->current = c->dir->items[c->path[n - 1]].name;
+        set_current(c, c->dir->items[c->path[n - 1]].name);
     note_newest(c);
     return 0;
 }
@@ -844,7 +852,8 @@ static void tell_applied(struct p8_ctx *c, long ms)
                  "prisma_contract.marker is at %.*s…, the newest contract", c->n_path, ms,
                  ID_LEN, c->dir->head);
     c->report->migrations_pending = 0;
-    c->current = c->n_path ? pkg_name(c, c->n_path - 1) : c->current;
+    if (c->n_path)
+        set_current(c, pkg_name(c, c->n_path - 1));
 }
 
 static int apply(struct p8_ctx *c)
@@ -946,6 +955,7 @@ int prisma8_migrate(PGconn *conn, int sfd, const struct config *cfg,
     free(c.ms);
     free(c.applied);
     free(c.path);
+    free(c.current);
     PQclear(c.rows);
     return rc;
 }

@@ -28,12 +28,9 @@ import time
 
 import pytest
 
-from helpers import SANITIZED, scaled, wait_until
+from helpers import scaled, wait_until
 from helpers import prisma8
 from helpers.dump import dump
-
-pytestmark = pytest.mark.skipif(SANITIZED and os.environ.get("BANDAGE_PRISMA8_SANITIZED") != "1",
-                                reason="Prisma 8's CLI is slow: once per make check")
 
 MODEL_1 = """\
 // use prisma-8
