@@ -50,6 +50,15 @@ export default definePrismaConfig({
 """
 
 
+def node_version():
+    """`node --version` (Prisma 8 asks for 22.18+; 20 runs it)."""
+    node = shutil.which("node")
+    if not node:
+        return "none"
+    r = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    return r.stdout.strip()
+
+
 def _installed():
     found = {}
     for name in VERSIONS:
