@@ -207,8 +207,10 @@ static char *skip_record(json_t *op)
     for (size_t i = 0; rec && i < sizeof kept / sizeof *kept; i++)
         if (json_object_get(op, kept[i]))
             json_object_set(rec, kept[i], json_object_get(op, kept[i]));
-    json_object_set_new(merged, "runner", json_pack("{s:b,s:s}", "skipped", 1, "reason",
-                                                    "postcheck_pre_satisfied"));
+    json_t *runner = json_object();
+    json_object_set_new(runner, "skipped", json_true());
+    json_object_set_new(runner, "reason", json_string("postcheck_pre_satisfied"));
+    json_object_set_new(merged, "runner", runner); /* json_pack would link its parser too */
     json_object_set_new(rec, "precheck", json_array());
     json_object_set_new(rec, "execute", json_array());
     json_object_set(rec, "postcheck", json_object_get(op, "postcheck"));
