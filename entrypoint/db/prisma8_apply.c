@@ -27,7 +27,7 @@ struct p8_ctx {
     PGconn *conn;
     int sfd;
     const struct config *cfg;
-    const struct prisma8_dir *dir;
+    struct prisma8_dir *dir;
     struct deploy_report *report;
     const char *schema;          /* the newest contract's first namespace */
     char key[300];               /* Prisma's lock key */
@@ -925,8 +925,8 @@ static int run(struct p8_ctx *c)
     return rc;
 }
 
-int prisma8_migrate(PGconn *conn, int sfd, const struct config *cfg,
-                    const struct prisma8_dir *dir, struct deploy_report *report)
+int prisma8_migrate(PGconn *conn, int sfd, const struct config *cfg, struct prisma8_dir *dir,
+                    struct deploy_report *report)
 {
     struct p8_ctx c = {.s = {.conn = conn, .sfd = sfd, .report = report,
                              .backend_pid = PQbackendPID(conn), .phase = "migrate"},
@@ -1016,7 +1016,7 @@ static char *all_operations(const struct p8_package *p)
     return b.failed ? (jbuf_free(&b), NULL) : b.data;
 }
 
-int prisma8_record_all_applied(PGconn *conn, int sfd, const struct prisma8_dir *dir,
+int prisma8_record_all_applied(PGconn *conn, int sfd, struct prisma8_dir *dir,
                                struct db_error *err)
 {
     char why[300];

@@ -26,8 +26,8 @@
  * that ran meanwhile is not applied twice. A marker on no path to the
  * newest contract is refused (65). With --plan, prints the packages and
  * their operation classes and changes nothing. Returns the exit code. */
-int prisma8_migrate(PGconn *conn, int sfd, const struct config *cfg,
-                    const struct prisma8_dir *dir, struct deploy_report *report);
+int prisma8_migrate(PGconn *conn, int sfd, const struct config *cfg, struct prisma8_dir *dir,
+                    struct deploy_report *report);
 
 /* ---- for the reset ---------------------------------------------------------- */
 
@@ -49,7 +49,7 @@ int prisma8_statements(const struct prisma8_dir *dir, struct p8_statement **out,
  * database (the marker at the newest contract, one ledger row and contract
  * row per migration); ledger rows of earlier runs stay, as history. 0, or
  * -1 with err set. */
-int prisma8_record_all_applied(PGconn *conn, int sfd, const struct prisma8_dir *dir,
+int prisma8_record_all_applied(PGconn *conn, int sfd, struct prisma8_dir *dir,
                                struct db_error *err);
 
 #endif

@@ -453,7 +453,8 @@ static char *first_namespace(const json_t *contract)
 }
 
 /* Prisma reads a snapshot tolerantly: one that is missing, does not parse
- * or is not of its hash is no snapshot. 1 read, 0 none, -1 no memory. */
+ * or is not of its hash is no snapshot (json stays NULL). 0, or -1 when
+ * memory ran out. */
 static int read_snapshot(const char *path, const char *hash, struct p8_contract *c)
 {
     char *file = strchr(hash, '/') || hash[0] == '.' ? NULL
@@ -462,14 +463,13 @@ static int read_snapshot(const char *path, const char *hash, struct p8_contract 
     json_t *v = json_path ? json_load_file(json_path, CANON_JSON_DECODE, NULL) : NULL;
     const char *stored = json_string_value(
         json_object_get(json_object_get(v, "storage"), "storageHash"));
-    int rc = 0;
-    if (v && stored && strcmp(stored, hash) == 0) {
-        c->hash = strdup(hash);
+    int rc = (c->hash = strdup(hash)) ? 0 : -1;
+    if (rc == 0 && v && stored && strcmp(stored, hash) == 0) {
         c->json = canonical(v);
         c->profile_hash = string_member(v, "profileHash") ? strdup(string_member(v, "profileHash"))
                                                           : NULL;
         c->schema = first_namespace(v);
-        rc = c->hash && c->json && c->schema ? 1 : -1;
+        rc = c->json && c->schema ? 0 : -1;
     }
     json_decref(v);
     free(json_path);
@@ -477,20 +477,13 @@ static int read_snapshot(const char *path, const char *hash, struct p8_contract 
     return rc;
 }
 
-static int read_snapshots(const char *path, struct prisma8_dir *d, char *err, size_t errlen)
+/* Snapshots are read when first asked for (a run needs those of the
+ * contracts it reaches, and a start with nothing pending only the newest's:
+ * a long history's snapshots are megabytes). Room for one per package. */
+static int make_snapshot_cache(struct prisma8_dir *d, char *err, size_t errlen)
 {
     d->contracts = calloc(d->count + 1, sizeof *d->contracts);
-    if (!d->contracts)
-        return fail(err, errlen, EXIT_INTERNAL, "out of memory");
-    for (size_t i = 0; i < d->count; i++) {
-        if (prisma8_contract(d, d->items[i].to))
-            continue;
-        int rc = read_snapshot(path, d->items[i].to, &d->contracts[d->n_contracts]);
-        if (rc < 0)
-            return fail(err, errlen, EXIT_INTERNAL, "out of memory");
-        d->n_contracts += (size_t)rc;
-    }
-    return 0;
+    return d->contracts ? 0 : fail(err, errlen, EXIT_INTERNAL, "out of memory");
 }
 
 /* ---- the graph ------------------------------------------------------------------- */
@@ -584,7 +577,7 @@ int prisma8_dir_read(const char *path, struct prisma8_dir *out, char *err, size_
     for (size_t i = 0; rc == 0 && i < out->count; i++)
         rc = read_package(path, &out->items[i], err, errlen);
     if (rc == 0)
-        rc = read_snapshots(path, out, err, errlen);
+        rc = make_snapshot_cache(out, err, errlen);
     if (rc == 0)
         rc = find_head(path, out, err, errlen);
     if (rc == 0)
@@ -594,12 +587,31 @@ int prisma8_dir_read(const char *path, struct prisma8_dir *out, char *err, size_
     return rc;
 }
 
-const struct p8_contract *prisma8_contract(const struct prisma8_dir *d, const char *hash)
+static void free_contract(struct p8_contract *c)
 {
-    for (size_t i = 0; i < d->n_contracts; i++)
+    free(c->hash);
+    free(c->json);
+    free(c->profile_hash);
+    free(c->schema);
+    memset(c, 0, sizeof *c);
+}
+
+const struct p8_contract *prisma8_contract(struct prisma8_dir *d, const char *hash)
+{
+    struct p8_contract *c = NULL;
+    for (size_t i = 0; i < d->n_contracts && !c; i++)
         if (strcmp(d->contracts[i].hash, hash) == 0)
-            return &d->contracts[i];
-    return NULL;
+            c = &d->contracts[i];
+    if (!c && d->n_contracts < d->count + 1) {
+        c = &d->contracts[d->n_contracts];
+        if (read_snapshot(d->path, hash, c) == 0) {
+            d->n_contracts++;
+        } else { /* out of memory: as if there were none */
+            free_contract(c);
+            c = NULL;
+        }
+    }
+    return c && c->json ? c : NULL;
 }
 
 static void free_steps(struct p8_step *s, int n)
@@ -629,12 +641,8 @@ void prisma8_dir_free(struct prisma8_dir *d)
 {
     for (size_t i = 0; i < d->count; i++)
         free_package(&d->items[i]);
-    for (size_t i = 0; i < d->n_contracts; i++) {
-        free(d->contracts[i].hash);
-        free(d->contracts[i].json);
-        free(d->contracts[i].profile_hash);
-        free(d->contracts[i].schema);
-    }
+    for (size_t i = 0; i < d->n_contracts; i++)
+        free_contract(&d->contracts[i]);
     free(d->contracts);
     free(d->items);
     free(d->path);

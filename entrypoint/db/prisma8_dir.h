@@ -43,10 +43,11 @@ struct p8_package {
     json_t *meta, *ops_json; /* the files, owned: the strings above point into them */
 };
 
-/* A contract snapshot that reads and whose storage hash is its name. */
+/* A contract snapshot, read when first asked for (prisma8_contract). */
 struct p8_contract {
     char *hash;
-    char *json;              /* canonical JSON: prisma_contract.contract.contract_json */
+    char *json;              /* canonical JSON: prisma_contract.contract.contract_json;
+                                NULL when there is none that reads and is of this hash */
     char *profile_hash;      /* its profileHash; NULL when it has none */
     char *schema;            /* its storage's first namespace: Prisma's lock key names it */
 };
@@ -55,7 +56,7 @@ struct prisma8_dir {
     char *path;
     struct p8_package *items; /* in byte order of name */
     size_t count;
-    struct p8_contract *contracts;
+    struct p8_contract *contracts; /* the snapshots asked for so far */
     size_t n_contracts;
     const char *head;         /* the newest contract: refs/head.json's, else the one `to`
                                  that no migration leaves; NULL when there are no packages */
@@ -74,8 +75,9 @@ int prisma8_dir_detect(const char *path);
 int prisma8_dir_read(const char *path, struct prisma8_dir *out, char *err, size_t errlen);
 void prisma8_dir_free(struct prisma8_dir *d);
 
-/* The snapshot of contract hash, NULL when it has none that verifies. */
-const struct p8_contract *prisma8_contract(const struct prisma8_dir *d, const char *hash);
+/* The snapshot of contract hash (read now if it was not yet), NULL when it
+ * has none that reads and whose storage hash is its name. */
+const struct p8_contract *prisma8_contract(struct prisma8_dir *d, const char *hash);
 
 /* 1 when hash is a contract of the graph (P8_EMPTY is, with a baseline). */
 int prisma8_is_node(const struct prisma8_dir *d, const char *hash);
