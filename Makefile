@@ -4,7 +4,7 @@ SHELL   := /bin/bash
 CC      ?= cc
 VERSION := $(shell cat VERSION)
 BUILD   := build
-PKGS    := libpq libcurl libcrypto
+PKGS    := libpq libcurl libcrypto jansson
 WARN    := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 # One include root: a file names another folder's header as "db/query.h",
 # its own folder's and the leaf helpers' by name alone.

@@ -14,6 +14,9 @@ progress on stderr. Rows, in order (--rows picks some):
                  (bench/stall_rows.py)
   undo           undo a reset of a million-row table: --restore-previous
                  against pg_dump -Fc + pg_restore (bench/restore_rows.py)
+  prisma8        120 Prisma 8 packages (--quick: 100) applied to an empty
+                 database by bandage and by prisma db migrate, then a start
+                 with nothing pending (bench/prisma8_rows.py)
 
 Starts its own PostgreSQL (the integration harness's PgCluster: initdb in a
 temp dir, as postgres when root, random loopback port). Every row measures
@@ -39,13 +42,14 @@ from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 import psycopg  # noqa: E402
 
 import migration_rows  # noqa: E402
+import prisma8_rows  # noqa: E402
 import restore_rows  # noqa: E402
 import stall_rows  # noqa: E402
 import tools  # noqa: E402
 import wait_rows  # noqa: E402
 
 ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations",
-        "migration_stall", "undo"]
+        "migration_stall", "undo", "prisma8"]
 NEEDS_DBMATE = {"readiness", "poll_rates", "migrations", "migration_stall"}
 
 SCHEMA = os.path.join(REPO, "examples", "prisma", "schema.sql")
@@ -247,7 +251,8 @@ class Bench:
                      "reset_sizes": self.reset_by_size,
                      "migrations": lambda c: migration_rows.migrations(self, c),
                      "migration_stall": lambda c: stall_rows.migration_stall(self, c),
-                     "undo": lambda c: restore_rows.undo(self, c)}[row](cluster)
+                     "undo": lambda c: restore_rows.undo(self, c),
+                     "prisma8": lambda c: prisma8_rows.prisma8_migrations(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
             # Each row says which server it ran on (PG_VERSION picks it).

@@ -175,7 +175,8 @@ static const struct setting settings[] = {
     /* migrations */
     {"migrations", "BANDAGE_MIGRATIONS", NULL, NULL, "(none)",
      KIND_STRING, NULL, 0, 0, FIELD(migrations),
-     "a Prisma migrations directory: apply what is pending (with --reset: rebuild from all of it)",
+     "a Prisma migrations directory, Prisma 6/7's (prisma/migrations) or Prisma 8's (migrations, "
+     "with app/): apply what is pending (with --reset: rebuild from all of it)",
      NULL, GROUP_MIGRATIONS, "DIR"},
     {"migrations-strict", "BANDAGE_MIGRATIONS_STRICT", NULL, "false", "false",
      KIND_BOOL, bool_choices, 0, 0, FIELD(migrations_strict),

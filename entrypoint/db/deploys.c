@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "migrate.h"
+#include "prisma8_apply.h"
 
 int deploys_already_reset(struct session *s, const struct config *cfg, int *done)
 {
@@ -68,7 +69,12 @@ int deploys_record_as(struct session *s, const struct config *cfg,
 int deploys_record_reset(struct session *s, const struct config *cfg,
                          const struct deploy_start *start)
 {
-    if (start->migrations) {
+    if (start->migrations && start->migrations->prisma8) {
+        struct db_error err;
+        if (prisma8_record_all_applied(s->conn, s->sfd, start->migrations->prisma8, &err) != 0)
+            return session_failed(s, "recording the migrations in prisma_contract", &err,
+                                  EXIT_SCHEMA);
+    } else if (start->migrations) {
         struct db_error err;
         const char *schema = cfg->url_schema ? cfg->url_schema : "public";
         if (migrations_record_all_applied(s->conn, s->sfd, schema, start->migrations, &err) != 0)

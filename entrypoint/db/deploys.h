@@ -32,8 +32,10 @@ int deploys_already_restored(struct session *s, const struct config *cfg, int *d
 
 /* What the reset's own transaction records with the new schema: a rebuild
  * from migrations writes _prisma_migrations with every migration applied
- * (the database is then baselined for `prisma migrate deploy`), and the
- * deploy's row, unless a --schema-command must succeed first. */
+ * (the database is then baselined for `prisma migrate deploy`), or for a
+ * Prisma 8 directory prisma_contract at the newest contract (for `prisma db
+ * migrate`), and the deploy's row, unless a --schema-command must succeed
+ * first. */
 int deploys_record_reset(struct session *s, const struct config *cfg,
                          const struct deploy_start *start);
 

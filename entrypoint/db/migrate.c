@@ -11,8 +11,11 @@
 #include "clock.h"
 #include "exitcodes.h"
 #include "identity.h"
+#include "lockretry.h"
 #include "log.h"
 #include "pooler.h"
+#include "prisma8_apply.h"
+#include "prisma8_dir.h"
 #include "prisma_table.h"
 #include "progress.h"
 #include "session.h"
@@ -677,31 +680,6 @@ static int run_statement(struct migrate_ctx *c, const struct migration *m,
     return db_run(c->conn, c->sfd, text, err);
 }
 
-/* The sessions that may hold what a migration's statement waited for. Once
- * the statement is cancelled its lock request is gone (pg_blocking_pids() of
- * bandage's session is empty) and the server does not say which relation it
- * wanted; so every other session of this database whose open transaction
- * holds a lock on a relation of the migration's schema is named: a superset
- * of the blockers (a reader in an open transaction blocks ALTER TABLE), small
- * in practice, and it names the one to end. $1: the schema. */
-#define SCHEMA_LOCK_HOLDERS_SQL                                                                  \
-    "SELECT l.pid FROM pg_catalog.pg_locks l"                                                   \
-    " JOIN pg_catalog.pg_class k ON k.oid = l.relation"                                         \
-    " JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace"                                 \
-    " JOIN pg_catalog.pg_stat_activity s ON s.pid = l.pid"                                      \
-    " WHERE l.locktype = 'relation' AND l.granted AND n.nspname = $1"                           \
-    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"                             \
-    "                   WHERE d.datname = pg_catalog.current_database())"                       \
-    " AND l.pid <> pg_catalog.pg_backend_pid() AND s.xact_start IS NOT NULL"
-
-/* A migration's lock attempts (apply_with_lock_retries): 100 ms, 50 ms more
- * each time, at most 250 ms; 50-150 ms between two. */
-#define LOCK_ATTEMPT_FIRST_MS 100
-#define LOCK_ATTEMPT_STEP_MS 50
-#define LOCK_ATTEMPT_CAP_MS 250
-#define LOCK_PAUSE_MIN_MS 50
-#define LOCK_PAUSE_SPREAD_MS 100
-
 /* A lock the statement needed was not free in time (55P03): the migration
  * is fine and a later start may succeed, so 69, as for every lock wait that
  * runs out, not 65 ("fix the migration"). Called once no transaction is
@@ -764,10 +742,6 @@ static int statement_failed(struct migrate_ctx *c, const struct migration *m,
     return err->connection_lost ? EXIT_UNAVAILABLE : EXIT_SCHEMA;
 }
 
-/* apply_in_transaction's answer when a lock was not free within the
- * attempt's lock_timeout: rolled back, nothing applied, try again. */
-#define LOCK_MISSED (-2)
-
 /* What the last missed attempt saw, for the error once --lock-wait is spent. */
 struct lock_miss {
     struct db_error err;
@@ -811,93 +785,39 @@ static int apply_in_transaction(struct migrate_ctx *c, const struct migration *m
     return 0;
 }
 
-/* Short lock attempts, retried (DESIGN.md, "Migrations that never stall the
- * app"; GitLab's with_lock_retries, pgroll's short lock_timeout): a DDL
- * statement waiting for its table's lock queues every query of the app on
- * that table behind it, so each attempt waits at most LOCK_ATTEMPT_CAP_MS.
- * A miss rolls the migration back (nothing applied), pauses with jitter so
- * that the blocking transaction can end, and tries again until --lock-wait
- * is spent; then 69, naming the sessions in the way. Unlike GitLab's helper,
- * no last attempt without a timeout: the app comes first. */
-static long lock_attempt_ms(int attempt, long left)
-{
-    long ms = LOCK_ATTEMPT_FIRST_MS + (long)(attempt - 1) * LOCK_ATTEMPT_STEP_MS;
-    if (ms > LOCK_ATTEMPT_CAP_MS)
-        ms = LOCK_ATTEMPT_CAP_MS;
-    return ms < left ? ms : (left > 1 ? left : 1);
-}
-
-/* 50-150 ms, uniform, different in each replica (several may retry at once). */
-static long lock_pause_ms(unsigned int *seed)
-{
-    return LOCK_PAUSE_MIN_MS + (long)(rand_r(seed) % (LOCK_PAUSE_SPREAD_MS + 1));
-}
-
-/* What the lock retries' progress line says. */
-struct retry_progress {
-    const char *name;
-    int line;
+/* One attempt of a migration in its transaction (lockretry.c). */
+struct migration_attempt {
+    struct migrate_ctx *c;
+    const struct migration *m;
+    const struct pending *p;
+    struct lock_miss miss;
+    int line;                /* of the last miss */
 };
 
-/* "migration 20240102_add_index, attempt 12 at its locks (at line 3, a lock
- * it needs was held by another session)". */
-static void describe_retry(const struct progress *p, long now, char *out, size_t len)
+static int attempt_migration(void *ctx, char *where, size_t len)
 {
-    const struct retry_progress *r = p->ctx;
-    (void)now;
-    snprintf(out, len, "migration %s, attempt %ld at its locks (at line %d, a lock it needs "
-             "was held by another session)", r->name, p->done, r->line);
-}
-
-static int retry_until_locked(struct migrate_ctx *c, const struct migration *m,
-                              const struct pending *p, struct progress *retries)
-{
-    long deadline = retries->start_ms + c->cfg->lock_wait_ms;
-    unsigned int seed = (unsigned int)retries->start_ms ^ (unsigned int)getpid();
-    struct retry_progress *rp = retries->ctx;
-    struct lock_miss miss;
-    for (int attempt = 1;; attempt++) {
-        if (attempt > 1)
-            progress_step(retries, attempt);
-        int rc = session_set_lock_timeout(&c->s,
-                                          lock_attempt_ms(attempt, deadline - monotonic_ms()));
-        if (rc == 0)
-            rc = apply_in_transaction(c, m, p, &miss);
-        if (rc != LOCK_MISSED)
-            return rc;
-        int line = line_of_position(m->sql + miss.stmt->offset, miss.stmt->length,
-                                    miss.stmt->line, miss.err.position);
-        rp->line = line;
-        if (monotonic_ms() >= deadline)
-            return lock_not_free(c, m, line, &miss.err, "rolled back", 1, attempt);
-        if (attempt == 1) { /* the retries' progress starts with the first miss */
-            progress_begin(retries, "lock-retry", -1, retries->start_ms, describe_retry, rp);
-            retries->done = 1;
-        }
-        if (attempt == 1)
-            log_info("migration %s: a lock it needs at line %d is held by another session; "
-                     "rolled back, trying again in attempts of at most %d ms for up to %ld ms "
-                     "(--lock-wait), so that the app's queries never queue behind it longer",
-                     m->name, line, LOCK_ATTEMPT_CAP_MS, c->cfg->lock_wait_ms);
-        if ((rc = session_pause(&c->s, lock_pause_ms(&seed), "waiting to retry a migration")))
-            return rc;
+    struct migration_attempt *a = ctx;
+    int rc = apply_in_transaction(a->c, a->m, a->p, &a->miss);
+    if (rc == LOCK_MISSED) {
+        a->line = line_of_position(a->m->sql + a->miss.stmt->offset, a->miss.stmt->length,
+                                   a->miss.stmt->line, a->miss.err.position);
+        snprintf(where, len, "line %d", a->line);
     }
+    return rc;
 }
 
 static int apply_with_lock_retries(struct migrate_ctx *c, const struct migration *m,
                                    const struct pending *p)
 {
-    long started = monotonic_ms();
-    struct retry_progress rp = {.name = m->name};
-    struct progress retries = {.start_ms = started, .ctx = &rp}; /* begun at the first miss */
-    int rc = retry_until_locked(c, m, p, &retries);
-    progress_end(&retries);
-    if (rc == 0 && retries.done > 1)
-        log_info("migration %s got its locks at attempt %ld, %ld ms after the first", m->name,
-                 retries.done, monotonic_ms() - started);
-    if (rc == 0)
-        rc = session_set_lock_timeout(&c->s, c->cfg->lock_wait_ms);
-    return rc;
+    char name[REPORT_MIGRATION_NAME + 16];
+    struct migration_attempt a = {.c = c, .m = m, .p = p};
+    struct lock_retry r = {.s = &c->s, .lock_wait_ms = c->cfg->lock_wait_ms, .name = name,
+                           .attempt = attempt_migration, .ctx = &a};
+    snprintf(name, sizeof name, "migration %s", m->name);
+    int rc = lock_retry_run(&r);
+    return rc == LOCK_MISSED ? lock_not_free(c, m, a.line, &a.miss.err, "rolled back", 1,
+                                             r.attempts)
+                             : rc;
 }
 
 /* Statement by statement, as Prisma's own deploy records it: a started row
@@ -1063,15 +983,48 @@ static void plan_after_reset(struct migrate_ctx *c)
 
 /* ---- the phase --------------------------------------------------------------- */
 
+/* A Prisma 8 directory (DIR/app/<dir>/migration.json): read and verified
+ * whole before connecting. 0, 64 or 65, err set. */
+static int load_prisma8(const char *path, struct migration_dir *dir, char *err, size_t len)
+{
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s/migration_lock.toml", path);
+    if (access(lock, F_OK) == 0) {
+        snprintf(err, len, "--migrations: %s holds both Prisma 6/7's migration_lock.toml and "
+                 "Prisma 8's packages (app/): point --migrations at one format's directory "
+                 "(Prisma 8's is migrations/ at the project's root)", path);
+        return EXIT_USAGE;
+    }
+    memset(dir, 0, sizeof *dir);
+    dir->path = strdup(path);
+    dir->prisma8 = calloc(1, sizeof *dir->prisma8);
+    if (!dir->path || !dir->prisma8) {
+        snprintf(err, len, "--migrations: out of memory");
+        return EXIT_INTERNAL;
+    }
+    int rc = prisma8_dir_read(path, dir->prisma8, err, len);
+    if (rc != 0) {
+        free(dir->prisma8);
+        dir->prisma8 = NULL;
+    }
+    return rc;
+}
+
 int migrate_load(const struct config *cfg, struct migration_dir *dir,
                  struct deploy_report *report)
 {
-    char err[512];
-    if (migration_dir_read(cfg->migrations, dir, err, sizeof err) == 0)
+    char err[1400];
+    int rc = EXIT_USAGE;
+    if (prisma8_dir_detect(cfg->migrations))
+        rc = load_prisma8(cfg->migrations, dir, err, sizeof err);
+    else if (migration_dir_read(cfg->migrations, dir, err, sizeof err) == 0)
+        rc = 0;
+    if (rc == 0)
         return 0;
     log_error("%s", err);
     report_add_error(report, "config", "migrations", "%s", err);
-    return EXIT_USAGE;
+    migration_dir_free(dir);
+    return rc;
 }
 
 static void note_newest(struct migrate_ctx *c)
@@ -1142,6 +1095,8 @@ static int run(struct migrate_ctx *c)
 int migrate_database(PGconn *conn, int sfd, const struct config *cfg,
                      const struct migration_dir *dir, struct deploy_report *report)
 {
+    if (dir->prisma8) /* the format of the directory decides */
+        return prisma8_migrate(conn, sfd, cfg, dir->prisma8, report);
     /* backend_pid set: a lost connection is an error here, never the
      * quiet reconnect of a reset that has not taken its lock yet. */
     struct migrate_ctx c = {.s = {.conn = conn, .sfd = sfd, .report = report,

@@ -13,12 +13,16 @@
 #include "query.h"
 #include "report/report.h"
 
-/* Reads cfg->migrations (before connecting: a bad directory is exit 64 with
- * nothing touched). Logs and reports the error. Returns 0 or EXIT_USAGE. */
+/* Reads cfg->migrations (before connecting: a bad directory stops the start
+ * with nothing touched): a Prisma 8 directory (app/<dir>/migration.json,
+ * prisma8_dir.c; 64 unreadable, 65 a package that does not verify) or a
+ * Prisma 6/7 one (migration_lock.toml; 64). Logs and reports the error.
+ * Returns 0 or the exit code. */
 int migrate_load(const struct config *cfg, struct migration_dir *dir,
                  struct deploy_report *report);
 
-/* --migrations without --reset: reads _prisma_migrations (in
+/* --migrations without --reset (a Prisma 8 directory goes to
+ * prisma8_migrate()): reads _prisma_migrations (in
  * cfg->url_schema, default public) under Prisma's pg_advisory_lock(72707369),
  * stops on a failed row (Prisma's P3009) and, with --migrations-strict, on a
  * changed applied file; then, holding the lock, applies the pending

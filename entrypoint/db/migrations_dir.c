@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "prisma8_dir.h"
 
 #define LOCK_FILE "migration_lock.toml"
 #define SCRIPT_FILE "migration.sql"
@@ -259,6 +260,9 @@ int migration_script_check(const struct migration_dir *d, const struct migration
 
 void migration_dir_free(struct migration_dir *d)
 {
+    if (d->prisma8)
+        prisma8_dir_free(d->prisma8);
+    free(d->prisma8);
     for (size_t i = 0; i < d->count; i++) {
         free(d->items[i].name);
         free(d->items[i].sql);

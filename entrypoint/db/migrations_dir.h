@@ -17,10 +17,14 @@ struct migration {
     char checksum[MIGRATION_CHECKSUM_LEN + 1]; /* lowercase hex SHA-256 of the bytes */
 };
 
+struct prisma8_dir;
+
 struct migration_dir {
     char *path;
     struct migration *items;  /* in byte order (strcmp) of name */
     size_t count;
+    struct prisma8_dir *prisma8; /* a Prisma 8 directory instead (prisma8_dir.h): then
+                                    items is NULL and count 0; NULL for Prisma 6/7 */
 };
 
 /* Reads path: migration_lock.toml must name provider "postgresql"; every
@@ -28,6 +32,7 @@ struct migration_dir {
  * included, are skipped as Prisma skips them). Returns 0, or -1 with err set
  * to one line naming the file and the fix (a usage error: exit 64). */
 int migration_dir_read(const char *path, struct migration_dir *out, char *err, size_t errlen);
+/* Frees d, a Prisma 8 directory it holds included. */
 void migration_dir_free(struct migration_dir *d);
 
 /* Why a file of SQL that starts with a byte-order mark cannot be run, with

@@ -130,6 +130,17 @@ static int load_what_to_build(struct reset_run *r)
         log_warn("the reset builds in %s (--schemas' first entry): --schemas (%s) leaves out "
                  "the DATABASE_URL's schema %s, where the app looks for its tables", build,
                  cfg->schemas, cfg->url_schema);
+    if (cfg->schema_file && r->migrations && r->migrations->prisma8) {
+        log_error("--schema-file and --migrations both say what a reset builds; give one");
+        report_add_error(r->s.report, "config", "schema-file", "both --schema-file and "
+                         "--migrations");
+        return EXIT_USAGE;
+    }
+    /* Prisma 8's statements name their schemas, and prisma_contract is
+     * Prisma's own schema, kept by the reset unless --schemas lists it. */
+    if (r->migrations && r->migrations->prisma8)
+        return schema_file_from_prisma8(&r->file, r->migrations->prisma8,
+                                        PQserverVersion(r->s.conn), r->s.report);
     if (r->migrations && strcmp(build, table_schema) != 0) {
         log_error("--reset with --migrations builds in %s (--schemas' first entry) but Prisma "
                   "keeps _prisma_migrations in %s: set the schema in DATABASE_URL "

@@ -10,6 +10,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "migrate.h"
+#include "prisma8_apply.h"
 #include "sqlclass.h"
 
 static int refuse(struct deploy_report *report, int code, const char *fmt, const char *path,
@@ -191,19 +192,93 @@ int schema_file_from_migrations(struct schema_file *f, const struct migration_di
     return rc;
 }
 
+/* ---- Prisma 8 packages ------------------------------------------------------- */
+
+/* Each statement must run in the reset's transaction, as in Prisma's. */
+static int check_prisma8_statement(const struct p8_statement *st, int server_version,
+                                   struct deploy_report *report, const char *path)
+{
+    char word[16], why[600];
+    size_t len = strlen(st->step->sql);
+    const char *what = sql_tx_control(st->step->sql, len, word, sizeof word) != SQL_TX_NONE
+                           ? "is transaction control"
+                       : sql_needs_autocommit(st->step->sql, len, server_version)
+                           ? "cannot run inside a transaction block"
+                           : NULL;
+    if (!what)
+        return 0;
+    snprintf(why, sizeof why, "migration %s, operation %s: its statement %s, and a reset applies "
+             "every migration in its own transaction (as Prisma 8 applies them in its)",
+             st->package->name, st->op->id, what);
+    return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", path, why);
+}
+
+static int take_prisma8(struct schema_file *f, const struct p8_statement *list, size_t n)
+{
+    size_t bytes = 1;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(list[i].step->sql) + 1;
+    f->sql = malloc(bytes);
+    f->stmts = calloc(n + 1, sizeof *f->stmts);
+    f->migration = calloc(n + 1, sizeof *f->migration);
+    f->operation = calloc(n + 1, sizeof *f->operation);
+    f->params = calloc(n + 1, sizeof *f->params);
+    if (!f->sql || !f->stmts || !f->migration || !f->operation || !f->params)
+        return EXIT_INTERNAL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(list[i].step->sql);
+        memcpy(f->sql + f->len, list[i].step->sql, len);
+        f->stmts[i] = (struct sql_statement){.offset = f->len, .length = len, .line = 1};
+        f->migration[i] = list[i].package->name;
+        f->operation[i] = list[i].op->id;
+        f->params[i] = (struct schema_params){list[i].step->n_params, list[i].step->params};
+        f->len += len;
+        f->sql[f->len++] = '\n';
+    }
+    f->sql[f->len] = '\0';
+    f->n_stmts = n;
+    return 0;
+}
+
+int schema_file_from_prisma8(struct schema_file *f, const struct prisma8_dir *dir,
+                             int server_version, struct deploy_report *report)
+{
+    struct p8_statement *list = NULL;
+    size_t n = 0;
+    char err[320];
+    int rc = 0;
+    memset(f, 0, sizeof *f);
+    f->path = dir->path;
+    if (prisma8_statements(dir, &list, &n, err, sizeof err) != 0)
+        return refuse(report, EXIT_SCHEMA, "--migrations %s: %s", dir->path, err);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = check_prisma8_statement(&list[i], server_version, report, dir->path);
+    if (rc == 0)
+        rc = take_prisma8(f, list, n);
+    free(list);
+    return rc;
+}
+
 void schema_file_free(struct schema_file *f)
 {
     free(f->stmts);
     free(f->sql);
     free(f->migration);
+    free(f->operation);
+    free(f->params);
     f->stmts = NULL;
     f->sql = NULL;
     f->migration = NULL;
+    f->operation = NULL;
+    f->params = NULL;
 }
 
 void schema_file_where(const struct schema_file *f, size_t i, int line, char *buf, size_t len)
 {
-    if (f->migration)
+    if (f->operation)
+        snprintf(buf, len, "migration %s, operation %s, line %d", f->migration[i],
+                 f->operation[i], line ? line : f->stmts[i].line);
+    else if (f->migration)
         snprintf(buf, len, "migration %s, line %d", f->migration[i], line ? line : f->stmts[i].line);
     else
         snprintf(buf, len, "--schema-file %s, line %d", f->path, line ? line : f->stmts[i].line);
@@ -231,7 +306,12 @@ int schema_file_run(struct session *s, const struct schema_file *f, size_t i, ch
     struct db_error err;
     char saved = f->sql[st->offset + st->length];
     f->sql[st->offset + st->length] = '\0';
-    int failed = db_run(s->conn, s->sfd, f->sql + st->offset, &err) != 0;
+    const struct schema_params *p = f->params ? &f->params[i] : NULL;
+    PGresult *res = p && p->n > 0 ? db_exec(s->conn, s->sfd, f->sql + st->offset, p->n,
+                                            p->values, &err)
+                                   : NULL;
+    int failed = p && p->n > 0 ? !res : db_run(s->conn, s->sfd, f->sql + st->offset, &err) != 0;
+    PQclear(res);
     f->sql[st->offset + st->length] = saved;
     if (sqlstate)
         snprintf(sqlstate, 6, "%s", failed ? err.sqlstate : "");

@@ -11,6 +11,12 @@
 
 struct config;
 
+/* A statement's parameters ($1...): Prisma 8's statements may have some. */
+struct schema_params {
+    int n;
+    const char *const *values;     /* NULL entries are SQL NULLs */
+};
+
 struct schema_file {
     const char *path;              /* NULL: no file */
     char *sql;                     /* the file, NUL-terminated */
@@ -19,6 +25,9 @@ struct schema_file {
     size_t n_stmts;
     const char **migration;        /* built from migrations: each statement's migration
                                       name (line is the line in its migration.sql) */
+    const char **operation;        /* built from Prisma 8 packages: each statement's
+                                      operation (line is the line in its SQL); else NULL */
+    struct schema_params *params;  /* per statement, NULL when no statement has any */
 };
 
 /* Reads and splits path into f. An empty file (no statements) is refused
@@ -36,10 +45,18 @@ struct migration_dir;
 int schema_file_from_migrations(struct schema_file *f, const struct migration_dir *dir,
                                 int server_version, struct deploy_report *report);
 
+/* The statements of the Prisma 8 packages on the path from no contract to
+ * the newest (prisma8_statements), each with its parameters. Returns 0, or
+ * 65 (no such path, transaction control, or a statement that cannot run in
+ * a transaction block: Prisma 8 runs every one in its transaction too). */
+struct prisma8_dir;
+int schema_file_from_prisma8(struct schema_file *f, const struct prisma8_dir *dir,
+                             int server_version, struct deploy_report *report);
+
 void schema_file_free(struct schema_file *f);
 
-/* "--schema-file PATH, line N" or "migration NAME, line N" for statement i,
- * at `line` (its own line when 0). */
+/* "--schema-file PATH, line N", "migration NAME, line N" or "migration NAME,
+ * operation ID, line N" for statement i, at `line` (its own line when 0). */
 void schema_file_where(const struct schema_file *f, size_t i, int line, char *buf, size_t len);
 
 /* Runs statement i; on failure logs and reports it with its line and returns

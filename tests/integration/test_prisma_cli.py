@@ -23,8 +23,14 @@ Each command runs in a copy of ``examples/``, laid out as an app's root
 (``prisma.config.ts``, ``prisma/schema.prisma``, ``prisma/migrations``), so the
 paths the docs use exist. A command is Prisma 6's when its line says "Prisma 6"
 (a code block's comment) or, for inline code, the prose since the previous
-code span does ("Prisma 6: `npx prisma ...`"); those run through Prisma 6,
-every other one through Prisma 7.
+code span does ("Prisma 6: `npx prisma ...`"); those run through Prisma 6.
+Those labelled "Prisma 8" the same way run through Prisma 8 (pinned in
+helpers/prisma8.py, a TypeScript CLI with no engine to stub) in a Prisma 8
+project of its own, ``$DATABASE_URL`` expanded to an address where nothing
+listens: Prisma 8 refused them when it answers ``CLI.INVALID_ARGUMENTS`` or
+``CLI.UNKNOWN_COMMAND``, and took them when it went on to run the command
+(exit 0, or a later failure such as the refused connection). Every other one
+runs through Prisma 7.
 """
 import json
 import os
@@ -35,10 +41,12 @@ import subprocess
 import pytest
 
 from helpers import REPO_ROOT, SANITIZED, scaled
+from helpers import prisma8
 
-#: The Prisma versions the docs are checked against: npm's latest 7 and the
-#: last 6 (the forms labelled "Prisma 6").
-PRISMA = {7: "7.10.1", 6: "6.19.3"}
+#: The Prisma versions the docs are checked against: npm's latest 7, the
+#: last 6 (the forms labelled "Prisma 6"), and Prisma 8's release candidate
+#: (those labelled "Prisma 8", pinned in helpers/prisma8.py).
+PRISMA = {7: "7.10.1", 6: "6.19.3", 8: prisma8.VERSIONS["prisma"]}
 
 NPM = shutil.which("npm")
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
@@ -55,8 +63,8 @@ DOC_FILES = ["README.md", "railpack.json", "railway.json", "nixpacks.toml",
              "examples/prisma.config.ts", "examples/kubernetes.yaml", "Dockerfile"]
 
 PRISMA_COMMAND = re.compile(
-    r"(?:\bnpx\s+)?(?<![\w/.-])prisma\s+(?:migrate|db|generate|validate|format|init|studio|"
-    r"version|debug|introspect)\b[^`\"'>|&;)#\n]*")
+    r"(?:\bnpx\s+)?(?<![\w/.-])prisma\s+(?:migrate|migration|db|contract|generate|validate|"
+    r"format|init|studio|version|debug|introspect)\b[^`\"'>|&;)#\n]*")
 REFUSED = re.compile(r"unknown or unexpected option: \S+|`[^`]+` was removed[^\n]*")
 
 
@@ -112,7 +120,8 @@ def documented_commands(path, text):
     for n, segment, label in _segments(path, text):
         for m in PRISMA_COMMAND.finditer(segment):
             command = re.sub(r"^npx\s+", "", m.group(0)).strip()
-            major = 6 if re.search(r"\bPrisma 6\b", label) else 7
+            major = (6 if re.search(r"\bPrisma 6\b", label) else
+                     8 if re.search(r"\bPrisma 8\b", label) else 7)
             found.append((n, command, major))
     return found
 
@@ -230,13 +239,55 @@ class PrismaCli:
         return False, f"Prisma {self.version} failed (exit {code}):\n{out}"
 
 
+#: The contract of the Prisma 8 project the documented commands run in.
+PRISMA8_MODEL = "// use prisma-8\n\nmodel User {\n  id    Int    @id\n  email String @unique\n}\n"
+PRISMA8_REFUSED = ("CLI.INVALID_ARGUMENTS", "CLI.UNKNOWN_COMMAND")
+
+
+class Prisma8Cli:
+    """Prisma 8, run in a Prisma 8 project of its own (its contract emitted)."""
+
+    major, version = 8, PRISMA[8]
+
+    def __init__(self, work):
+        self.work = work
+        self.base = prisma8.new_project(os.path.join(work, "base"), PRISMA8_MODEL)
+        prisma8.emit(self.base)
+
+    def project(self, name):
+        path = os.path.join(self.work, name)
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(self.base, path, symlinks=True)
+        return path
+
+    def run(self, args, cwd):
+        url = "postgresql://app@127.0.0.1:9/app"
+        result = prisma8.run(cwd, [a.replace("$DATABASE_URL", url) for a in args],
+                             database_url=url)
+        return result.code, result.output, result
+
+    def judge(self, args, cwd):
+        _, out, result = self.run(args, cwd)
+        if result.error_code in PRISMA8_REFUSED:
+            return False, (f"Prisma {self.version} refuses it: {result.error_code}: "
+                           f"{result.envelope['error'].get('summary')}")
+        if result.envelope is None:
+            return False, f"Prisma {self.version} printed no result ({result})"
+        if result.ok:
+            return True, "exit 0"
+        return True, f"arguments accepted; the command then failed: {result.error_code}"
+
+
 @pytest.fixture(scope="session")
 def prisma(tmp_path_factory):
-    """prisma(major) -> PrismaCli, installed once per session."""
+    """prisma(major) -> PrismaCli (Prisma8Cli for 8), installed once per session."""
     clis = {}
 
     def get(major):
-        if major not in clis:
+        if major not in clis and major == 8:
+            prisma8.install()
+            clis[major] = Prisma8Cli(str(tmp_path_factory.mktemp("prisma8")))
+        elif major not in clis:
             clis[major] = PrismaCli(major, _install(major),
                                     str(tmp_path_factory.mktemp(f"prisma{major}")))
         return clis[major]
@@ -320,6 +371,7 @@ def test_documented_commands_are_found():
                 "examples/prisma/schema.prisma"):
         assert (rel, 7) in where, f"no Prisma 7 command line found in {rel}"
     assert ("README.md", 6) in where
+    assert ("README.md", 8) in where
     commands = {p.values[2] for p in DOCUMENTED}
     assert ("prisma migrate diff --from-empty --to-schema prisma/schema.prisma --script"
             in commands)
@@ -345,6 +397,12 @@ def test_documented_command_parses(prisma, doc, line, command, major):
     # Prisma 7's form labelled Prisma 6 is refused by Prisma 6.
     ("Prisma 6: `npx prisma migrate diff --from-empty --to-schema prisma/schema.prisma "
      "--script`\n", "unknown or unexpected option: --to-schema"),
+    # Prisma 8's commands: unlabelled, Prisma 7 has no `db migrate`; labelled,
+    # Prisma 8 takes it, and refuses a flag it does not have.
+    ("Deploy with `npx prisma db migrate --db $DATABASE_URL`.\n", "Unknown command \"migrate\""),
+    ("Deploy with Prisma 8's `npx prisma db migrate --db $DATABASE_URL`.\n", None),
+    ("Deploy with Prisma 8's `npx prisma db migrate --skip-generate`.\n",
+     "CLI.INVALID_ARGUMENTS"),
 ])
 def test_a_doc_naming_a_removed_flag_fails(prisma, text, refused):
     """The judge on docs written wrong: the message is Prisma's own."""
