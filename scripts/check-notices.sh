@@ -30,6 +30,7 @@ library_of() {
     */libssl.a|*/libcrypto.a) echo openssl ;;
     */libpq.a|*/libpgcommon_shlib.a|*/libpgport_shlib.a) echo libpq ;;
     */libcurl.a) echo curl ;;
+    */libjansson.a) echo jansson ;;
     */libpg_query.a) echo libpg_query ;;
     *musl*/libc.a|*musl*/crt1.o|*musl*/Scrt1.o|*musl*/rcrt1.o|*musl*/crti.o|*musl*/crtn.o) echo musl ;;
     */gcc*/libgcc.a|*/gcc*/libgcc_eh.a|*/gcc*/crtbegin*.o|*/gcc*/crtend*.o) echo gcc ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build OpenSSL, libpq, libcurl and libpg_query as static musl libraries from
+# Build OpenSSL, libpq, libcurl, jansson and libpg_query as static musl libraries from
 # Debian's own sources (`apt-get source`; libpg_query: a pinned upstream
 # tarball from the Debian archive's pool, see fetch_pg_query), for the fully
 # static release binary.
@@ -49,6 +49,7 @@ SRC_FOR_OPENSSL=libssl-dev
 SRC_FOR_LIBPQ=libpq-dev
 SRC_FOR_CURL=libcurl4-openssl-dev
 SRC_FOR_CMOCKA=libcmocka-dev
+SRC_FOR_JANSSON=libjansson-dev
 # PostgreSQL's parser for the statement checks (PG_QUERY=1, static.mk's
 # STATIC_PG_QUERY=1, the default): pganalyze's libpg_query 17-6.1.0, the
 # grammar of PostgreSQL 17.4. Debian 12's own source (15-4.0.0) is not
@@ -475,6 +476,28 @@ build_cmocka() {
   install -m 644 include/cmocka.h "$prefix/include/"
 }
 
+# jansson, the JSON reader of Prisma 8's migration packages
+# (entrypoint/db/prisma8_dir.c, canonjson.c): its own CMake build (Debian's
+# is autotools, whose configure is not in the source), the static library
+# only. MinSizeRel adds -DNDEBUG: its asserts would record the source path
+# (__FILE__). Its hash seed comes from /dev/urandom (USE_URANDOM), which
+# every container has; it falls back to the time and pid without one.
+# shellcheck disable=SC2317 # called indirectly
+build_jansson() {
+  cd "$SRCDIR"
+  local cross=()
+  [ -z "$triplet" ] || cross=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64)
+  rm -rf build-static
+  run jansson cmake -S . -B build-static "${cross[@]}" -DCMAKE_INSTALL_PREFIX=/usr \
+    -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_C_COMPILER="$deps/bin/musl-cc" \
+    -DCMAKE_AR="$(command -v "$AR")" -DCMAKE_RANLIB="$(command -v "$RANLIB")" \
+    -DCMAKE_BUILD_TYPE=MinSizeRel -DCMAKE_C_FLAGS="$DEPS_CFLAGS" \
+    -DJANSSON_BUILD_SHARED_LIBS=OFF -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF \
+    -DJANSSON_BUILD_DOCS=OFF -DUSE_URANDOM=ON
+  run jansson cmake --build build-static -j "$jobs"
+  run jansson env DESTDIR="$deps" cmake --install build-static
+}
+
 # With PG_QUERY=1 (the default): pganalyze's libpg_query (PostgreSQL 17's
 # grammar as a library, see PG_QUERY_VERSION) for the statement checks
 # (entrypoint/db/sqltree.c): the static library alone, at -Os with a section
@@ -565,13 +588,14 @@ main() {
   deps=$(cd "$deps" && pwd)
   prefix="$deps/usr"
 
-  need_pkgs musl-tools musl-dev dpkg-dev make perl gcc linux-libc-dev xz-utils patch pkg-config
+  need_pkgs musl-tools musl-dev dpkg-dev make perl gcc linux-libc-dev xz-utils patch pkg-config \
+    cmake
   [ -z "$triplet" ] || need_pkgs "gcc-$triplet" "binutils-$triplet" "linux-libc-dev-$arch-cross"
   mkdir -p "$deps/log" "$deps/src"
   rm -f "$deps/stamp.new"
   setup_toolchain
   # Network and deb-src only when something must be fetched.
-  local n all="openssl libpq curl"
+  local n all="openssl libpq curl jansson"
   [ -z "$triplet" ] || all="musl $all cmocka"
   # (libpg_query needs no deb-src: fetch_pg_query)
   for n in $all; do
@@ -592,6 +616,7 @@ main() {
     rm -f "$deps/src/libpq.done" "$deps/src/curl.done" "$deps/src/cmocka.done"
   component libpq "$SRC_FOR_LIBPQ" "$prefix/lib/libpq.a"
   component curl "$SRC_FOR_CURL" "$prefix/lib/libcurl.a"
+  component jansson "$SRC_FOR_JANSSON" "$prefix/lib/libjansson.a"
   [ -z "$triplet" ] || component cmocka "$SRC_FOR_CMOCKA" "$prefix/lib/libcmocka.a"
   [ "${PG_QUERY:-1}" != 1 ] || component libpg_query "" "$prefix/lib/libpg_query.a"
   mv "$deps/stamp.new" "$deps/stamp"

@@ -182,6 +182,11 @@ component_body() {
       t=$(source_tree "$deps" libpg_query)
       echo "$arch: $(stamp_version "$deps" libpg-query), pganalyze's release as the Debian archive holds it (upstream tarball, no Debian changes)" >&3
       pg_query_notices "$arch" "$t" "$(source_tree "$deps" libpq)" ;;
+    jansson)
+      t=$(source_tree "$deps" jansson)
+      echo "$arch: Debian source package $(stamp_version "$deps" jansson)" >&3
+      file_block "$t/LICENSE" "LICENSE"
+      file_block "$t/debian/copyright" "debian/copyright" ;;
     curl)
       t=$(source_tree "$deps" curl)
       echo "$arch: Debian source package $(stamp_version "$deps" curl)" >&3
@@ -219,6 +224,7 @@ COMPONENTS=(
   "openssl|OpenSSL 3|Apache-2.0|libssl.a, libcrypto.a"
   "libpq|libpq, PostgreSQL's client library|PostgreSQL|libpq.a, libpgcommon_shlib.a, libpgport_shlib.a"
   "curl|libcurl|curl|libcurl.a"
+  "jansson|jansson, a JSON library|MIT|libjansson.a: the JSON reader and writer"
   "libpg_query|libpg_query, PostgreSQL's parser as a library|BSD-3-Clause AND PostgreSQL AND BSD-2-Clause|libpg_query.a: the parser, its scanner and the JSON output"
   "musl|musl libc|MIT|libc.a and its start files (crt1.o or Scrt1.o, crti.o, crtn.o)"
   "gcc|GCC's runtime|GPL-3.0-or-later WITH GCC-exception-3.1|crtbegin*.o, crtend*.o, and any member of libgcc.a the link needs"
