@@ -167,7 +167,7 @@ static int is_new(const struct lint_state *st, const char *schema, const char *t
     return 0;
 }
 
-static void note_created(struct check *c, const struct sqlnode *rangevar)
+static void note_created(struct check *c, const json_t *rangevar)
 {
     struct lint_state *st = c->st;
     if (st->n_created == st->cap_created) {
@@ -188,28 +188,37 @@ static void note_created(struct check *c, const struct sqlnode *rangevar)
 
 /* ---- ALTER TABLE ----------------------------------------------------------------- */
 
-static int has_constraint(const struct sqlnode *columndef, const char *contype)
+static int has_constraint(const json_t *columndef, const char *contype)
 {
-    const struct sqlnode *list = sqlnode_get(columndef, "constraints");
-    for (const struct sqlnode *k = list ? list->child : NULL; k; k = k->next)
+    size_t i;
+    const json_t *k;
+    json_array_foreach(sqlnode_get(columndef, "constraints"), i, k)
         if (strcmp(sqlnode_str(sqlnode_get(k, "Constraint"), "contype"), contype) == 0)
             return 1;
     return 0;
 }
 
-/* The last name of a TypeName ("int8" of pg_catalog.int8). */
-static const char *type_name(const struct sqlnode *typename_)
+/* The i-th of a qualified name's Strings, or "". */
+static const char *name_at(const json_t *names, size_t i)
 {
-    const struct sqlnode *names = sqlnode_get(typename_, "names");
-    const struct sqlnode *last = names ? names->child : NULL;
-    while (last && last->next)
-        last = last->next;
-    return sqlnode_str(sqlnode_get(last, "String"), "sval");
+    return sqlnode_str(sqlnode_get(json_array_get(names, i), "String"), "sval");
 }
 
-static void add_column(struct check *c, const char *s, const char *t, const struct sqlnode *def)
+/* The last of a qualified name's Strings ("int8" of pg_catalog.int8). */
+static const char *last_name(const json_t *names)
 {
-    const struct sqlnode *col = sqlnode_get(def, "ColumnDef");
+    return sqlnode_str(sqlnode_get(sqlnode_last(names), "String"), "sval");
+}
+
+/* The last name of a TypeName. */
+static const char *type_name(const json_t *typename_)
+{
+    return last_name(sqlnode_get(typename_, "names"));
+}
+
+static void add_column(struct check *c, const char *s, const char *t, const json_t *def)
+{
+    const json_t *col = sqlnode_get(def, "ColumnDef");
     int not_null = has_constraint(col, "CONSTR_NOTNULL") || has_constraint(col, "CONSTR_PRIMARY");
     if (not_null && !has_constraint(col, "CONSTR_DEFAULT") &&
         !has_constraint(col, "CONSTR_IDENTITY") && !has_constraint(col, "CONSTR_GENERATED") &&
@@ -224,8 +233,7 @@ static int no_rewrite_type(const char *type)
     return strcmp(type, "text") == 0 || strcmp(type, "varchar") == 0;
 }
 
-static void alter_type(struct check *c, const char *s, const char *t,
-                       const struct sqlnode *cmd)
+static void alter_type(struct check *c, const char *s, const char *t, const json_t *cmd)
 {
     const char *column = sqlnode_str(cmd, "name");
     const char *type = type_name(sqlnode_path(cmd, "def", "ColumnDef", "typeName", NULL));
@@ -234,10 +242,9 @@ static void alter_type(struct check *c, const char *s, const char *t,
         add(c, "column-type-rewrite", s, t, "column %s to %s", column, type);
 }
 
-static void add_constraint(struct check *c, const char *s, const char *t,
-                           const struct sqlnode *def)
+static void add_constraint(struct check *c, const char *s, const char *t, const json_t *def)
 {
-    const struct sqlnode *k = sqlnode_get(def, "Constraint");
+    const json_t *k = sqlnode_get(def, "Constraint");
     const char *type = sqlnode_str(k, "contype");
     const char *name = sqlnode_str(k, "conname");
     int validated = !sqlnode_true(k, "skip_validation");
@@ -251,8 +258,7 @@ static void add_constraint(struct check *c, const char *s, const char *t,
         add(c, "add-unique-constraint", s, t, "%s", name);
 }
 
-static void alter_command(struct check *c, const char *s, const char *t,
-                          const struct sqlnode *cmd)
+static void alter_command(struct check *c, const char *s, const char *t, const json_t *cmd)
 {
     const char *sub = sqlnode_str(cmd, "subtype");
     const char *column = sqlnode_str(cmd, "name");
@@ -268,22 +274,23 @@ static void alter_command(struct check *c, const char *s, const char *t,
         add_constraint(c, s, t, sqlnode_get(cmd, "def"));
 }
 
-static void alter_table(struct check *c, const struct sqlnode *stmt)
+static void alter_table(struct check *c, const json_t *stmt)
 {
-    const struct sqlnode *rel = sqlnode_get(stmt, "relation");
+    const json_t *rel = sqlnode_get(stmt, "relation");
     const char *s = sqlnode_str(rel, "schemaname"), *t = sqlnode_str(rel, "relname");
-    const struct sqlnode *cmds = sqlnode_get(stmt, "cmds");
+    size_t i;
+    const json_t *k;
     if (strcmp(sqlnode_str(stmt, "objtype"), "OBJECT_TABLE") != 0 || is_new(c->st, s, t))
         return;
-    for (const struct sqlnode *k = cmds ? cmds->child : NULL; k; k = k->next)
+    json_array_foreach(sqlnode_get(stmt, "cmds"), i, k)
         alter_command(c, s, t, sqlnode_get(k, "AlterTableCmd"));
 }
 
 /* ---- other statements ------------------------------------------------------------ */
 
-static void rename_object(struct check *c, const struct sqlnode *stmt)
+static void rename_object(struct check *c, const json_t *stmt)
 {
-    const struct sqlnode *rel = sqlnode_get(stmt, "relation");
+    const json_t *rel = sqlnode_get(stmt, "relation");
     const char *s = sqlnode_str(rel, "schemaname"), *t = sqlnode_str(rel, "relname");
     const char *type = sqlnode_str(stmt, "renameType");
     if (rel && is_new(c->st, s, t))
@@ -297,21 +304,19 @@ static void rename_object(struct check *c, const struct sqlnode *stmt)
 
 /* The schema and name of a dropped object: a List of Strings (tables,
  * views), a TypeName (types) or an ObjectWithArgs (functions). */
-static void dropped_name(const struct sqlnode *obj, const char **schema, const char **name)
+static void dropped_name(const json_t *obj, const char **schema, const char **name)
 {
-    const struct sqlnode *list = sqlnode_path(obj, "List", "items", NULL);
+    const json_t *list = sqlnode_path(obj, "List", "items", NULL);
     if (!list)
         list = sqlnode_path(obj, "TypeName", "names", NULL);
     if (!list)
         list = sqlnode_path(obj, "ObjectWithArgs", "objname", NULL);
-    *schema = *name = "";
-    for (const struct sqlnode *k = list ? list->child : NULL; k; k = k->next) {
-        *schema = *name;
-        *name = sqlnode_str(sqlnode_get(k, "String"), "sval");
-    }
+    size_t n = json_array_size(list); /* [catalog,] [schema,] name */
+    *schema = n > 1 ? name_at(list, n - 2) : "";
+    *name = last_name(list);
 }
 
-static void drop(struct check *c, const struct sqlnode *stmt)
+static void drop(struct check *c, const json_t *stmt)
 {
     const char *type = sqlnode_str(stmt, "removeType");
     const char *rule = strcmp(type, "OBJECT_TABLE") == 0 ? "drop-table"
@@ -321,8 +326,11 @@ static void drop(struct check *c, const struct sqlnode *stmt)
                        strcmp(type, "OBJECT_DOMAIN") == 0 ? "drop-type"
                      : strcmp(type, "OBJECT_FUNCTION") == 0 ||
                        strcmp(type, "OBJECT_PROCEDURE") == 0 ? "drop-function" : NULL;
-    const struct sqlnode *objects = sqlnode_get(stmt, "objects");
-    for (const struct sqlnode *o = objects && rule ? objects->child : NULL; o; o = o->next) {
+    size_t i;
+    const json_t *o;
+    if (!rule)
+        return;
+    json_array_foreach(sqlnode_get(stmt, "objects"), i, o) {
         const char *s, *name;
         dropped_name(o, &s, &name);
         int table = strcmp(rule, "drop-table") == 0 || strcmp(rule, "drop-view") == 0;
@@ -335,41 +343,43 @@ static void drop(struct check *c, const struct sqlnode *stmt)
     }
 }
 
-static void create_index(struct check *c, const struct sqlnode *stmt)
+static void create_index(struct check *c, const json_t *stmt)
 {
-    const struct sqlnode *rel = sqlnode_get(stmt, "relation");
+    const json_t *rel = sqlnode_get(stmt, "relation");
     const char *s = sqlnode_str(rel, "schemaname"), *t = sqlnode_str(rel, "relname");
     if (!sqlnode_true(stmt, "concurrent") && !is_new(c->st, s, t))
         add(c, "index-not-concurrent", s, t, "%s%s", sqlnode_true(stmt, "unique") ? "unique " : "",
             sqlnode_str(stmt, "idxname")[0] ? sqlnode_str(stmt, "idxname") : "(unnamed)");
 }
 
-static int vacuum_is_full(const struct sqlnode *stmt)
+static int vacuum_is_full(const json_t *stmt)
 {
-    const struct sqlnode *opts = sqlnode_get(stmt, "options");
-    for (const struct sqlnode *o = opts ? opts->child : NULL; o; o = o->next)
+    size_t i;
+    const json_t *o;
+    json_array_foreach(sqlnode_get(stmt, "options"), i, o)
         if (strcmp(sqlnode_str(sqlnode_get(o, "DefElem"), "defname"), "full") == 0)
             return 1;
     return 0;
 }
 
-static void vacuum(struct check *c, const struct sqlnode *stmt)
+static void vacuum(struct check *c, const json_t *stmt)
 {
-    const struct sqlnode *rels = sqlnode_get(stmt, "rels");
+    const json_t *rels = sqlnode_get(stmt, "rels"), *r;
+    size_t i;
     if (!sqlnode_true(stmt, "is_vacuumcmd") || !vacuum_is_full(stmt))
         return;
-    if (!rels || !rels->child)
+    if (json_array_size(rels) == 0)
         add(c, "vacuum-full", NULL, NULL, "every table of the database");
-    for (const struct sqlnode *r = rels ? rels->child : NULL; r; r = r->next) {
-        const struct sqlnode *rel = sqlnode_path(r, "VacuumRelation", "relation", NULL);
+    json_array_foreach(rels, i, r) {
+        const json_t *rel = sqlnode_path(r, "VacuumRelation", "relation", NULL);
         add(c, "vacuum-full", sqlnode_str(rel, "schemaname"), sqlnode_str(rel, "relname"), "%s",
             "");
     }
 }
 
-static void cluster(struct check *c, const struct sqlnode *stmt)
+static void cluster(struct check *c, const json_t *stmt)
 {
-    const struct sqlnode *rel = sqlnode_get(stmt, "relation");
+    const json_t *rel = sqlnode_get(stmt, "relation");
     if (rel)
         add(c, "cluster", sqlnode_str(rel, "schemaname"), sqlnode_str(rel, "relname"), "%s",
             sqlnode_str(stmt, "indexname"));
@@ -377,23 +387,19 @@ static void cluster(struct check *c, const struct sqlnode *stmt)
         add(c, "cluster", NULL, NULL, "every clustered table of the database");
 }
 
-static void rename_enum_value(struct check *c, const struct sqlnode *stmt)
+static void rename_enum_value(struct check *c, const json_t *stmt)
 {
     if (!sqlnode_str(stmt, "oldVal")[0])
         return; /* ADD VALUE: additive */
-    const struct sqlnode *names = sqlnode_get(stmt, "typeName");
-    const struct sqlnode *last = names ? names->child : NULL;
-    while (last && last->next)
-        last = last->next;
     add(c, "rename-enum-value", NULL, NULL, "%s: '%s' to '%s'",
-        sqlnode_str(sqlnode_get(last, "String"), "sval"), sqlnode_str(stmt, "oldVal"),
+        last_name(sqlnode_get(stmt, "typeName")), sqlnode_str(stmt, "oldVal"),
         sqlnode_str(stmt, "newVal"));
 }
 
-static void check_statement(struct check *c, const struct sqlnode *node)
+static void check_statement(struct check *c, const json_t *node)
 {
     const char *kind = sqlnode_kind(node);
-    const struct sqlnode *stmt = sqlnode_inner(node);
+    const json_t *stmt = sqlnode_inner(node);
     if (strcmp(kind, "CreateStmt") == 0)
         note_created(c, sqlnode_get(stmt, "relation"));
     else if (strcmp(kind, "CreateTableAsStmt") == 0)
@@ -418,7 +424,7 @@ int lint_statement(struct lint_state *st, const char *sql, const char *comments,
                    size_t comments_len, struct lint_findings *out)
 {
     struct check c = {st, comments, comments_len, out, 0};
-    struct sqltree *tree;
+    json_t *tree;
     char why[200];
     enum sqltree_result rc = sqltree_parse(sql, &tree, why, sizeof why);
     if (rc == SQLTREE_NO_MEMORY)
@@ -427,10 +433,10 @@ int lint_statement(struct lint_state *st, const char *sql, const char *comments,
         add(&c, "not-checked", NULL, NULL, "%s", why);
         return c.failed ? -1 : 0;
     }
-    const struct sqlnode *node = sqltree_statement(tree);
+    const json_t *node = sqltree_statement(tree);
     if (node)
         check_statement(&c, node);
-    sqltree_free(tree);
+    json_decref(tree);
     return c.failed ? -1 : 0;
 }
 

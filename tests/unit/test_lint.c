@@ -150,6 +150,30 @@ static void test_types_and_functions(void **state)
     expect_one("DROP PROCEDURE p", "drop-function", LINT_BREAKING, NULL);
 }
 
+/* Each list the checks walk: an ALTER TABLE's commands, a DROP's objects and
+ * their qualified names, a VACUUM's options and tables. */
+static void test_lists(void **state)
+{
+    (void)state;
+    need_parser();
+    assert_int_equal(check("ALTER TABLE app.\"Post\" DROP COLUMN a, ADD COLUMN c int, "
+                           "ALTER COLUMN b SET NOT NULL"), 2);
+    assert_string_equal(g_found.items[0].rule, "drop-column");
+    assert_string_equal(g_found.items[1].rule, "set-not-null");
+    assert_string_equal(last()->schema, "app");
+    assert_string_equal(last()->table, "Post");
+    assert_string_equal(last()->detail, "column b");
+    expect_one("DROP TABLE db.app.t", "drop-table", LINT_BREAKING, "t");
+    assert_string_equal(last()->schema, "app");
+    expect_one("ALTER TYPE app.\"Role\" RENAME VALUE 'A' TO 'B'", "rename-enum-value",
+               LINT_BREAKING, NULL);
+    assert_string_equal(last()->detail, "Role: 'A' to 'B'");
+    expect_one("VACUUM FULL", "vacuum-full", LINT_LONG_LOCK, NULL);
+    assert_string_equal(last()->detail, "every table of the database");
+    assert_int_equal(check("VACUUM (VERBOSE, FULL) a, b"), 2);
+    assert_string_equal(last()->table, "b");
+}
+
 /* ---- long locks --------------------------------------------------------- */
 
 static void test_indexes(void **state)
@@ -283,8 +307,68 @@ static void test_unparsable_is_not_checked(void **state)
     /* names the grammar at hand: PostgreSQL 15's (make) or 17's (static) */
     assert_non_null(strstr(lint_rule_consequence("not-checked"), "'s grammar does not read it"));
     expect_none("-- only a comment");
+    expect_none("/* only a comment */");
+    expect_none("");
     expect_none("SELECT 1");
     expect_none("INSERT INTO t VALUES (1)");
+}
+
+/* `head`, n times open, mid, n times close, then `tail`. */
+static char *nested(const char *head, int n, const char *open, const char *mid,
+                    const char *close, const char *tail)
+{
+    size_t lo = strlen(open), lc = strlen(close);
+    char *sql = malloc(strlen(head) + (size_t)n * (lo + lc) + strlen(mid) + strlen(tail) + 1);
+    char *p = sql;
+    assert_non_null(sql);
+    p = stpcpy(p, head);
+    for (int i = 0; i < n; i++, p += lo)
+        memcpy(p, open, lo);
+    p = stpcpy(p, mid);
+    for (int i = 0; i < n; i++, p += lc)
+        memcpy(p, close, lc);
+    stpcpy(p, tail);
+    return sql;
+}
+
+static void expect_not_checked(const char *sql, const char *why)
+{
+    assert_int_equal(check(sql), 1);
+    assert_string_equal(last()->rule, "not-checked");
+    if (!strstr(last()->detail, why))
+        fail_msg("detail \"%s\" lacks \"%s\"", last()->detail, why);
+}
+
+static void test_deep_trees(void **state)
+{
+    (void)state;
+    need_parser();
+    /* parentheses alone add no node: a shallow tree, read */
+    char *sql = nested("SELECT ", 3000, "(", "1", ")", "");
+    expect_none(sql);
+    free(sql);
+    /* 500 nested additions, about 1000 levels of JSON: read and checked */
+    sql = nested("ALTER TABLE p ADD CONSTRAINT c CHECK (a > ", 500, "1+(", "1", ")", ")");
+    expect_one(sql, "add-check", LINT_LONG_LOCK, "p");
+    free(sql);
+    /* 3000, about 6000 levels: deeper than jansson reads (2048): not checked,
+     * never an error */
+    sql = nested("ALTER TABLE p ADD CONSTRAINT c CHECK (a > ", 3000, "1+(", "1", ")", ")");
+    expect_not_checked(sql, "2048 levels");
+    free(sql);
+    /* 20000: deeper than the grammar's own stack */
+    sql = nested("SELECT ", 20000, "(", "1", ")", "");
+    expect_not_checked(sql, "");
+    free(sql);
+}
+
+static void test_not_utf8_is_not_checked(void **state)
+{
+    (void)state;
+    need_parser();
+    /* libpg_query copies the byte into its JSON, which jansson refuses */
+    expect_not_checked("INSERT INTO t VALUES ('a\xff')", "not valid UTF-8");
+    expect_not_checked("DROP TABLE \"a\xff\"", "not valid UTF-8");
 }
 
 static void test_names_with_escapes(void **state)
@@ -305,6 +389,7 @@ int main(void)
         cmocka_unit_test_teardown(test_type_changes, teardown),
         cmocka_unit_test_teardown(test_not_null, teardown),
         cmocka_unit_test_teardown(test_types_and_functions, teardown),
+        cmocka_unit_test_teardown(test_lists, teardown),
         cmocka_unit_test_teardown(test_indexes, teardown),
         cmocka_unit_test_teardown(test_constraints, teardown),
         cmocka_unit_test_teardown(test_rewrites, teardown),
@@ -312,6 +397,8 @@ int main(void)
         cmocka_unit_test_teardown(test_allow_comment_acknowledges_the_named_rule_only, teardown),
         cmocka_unit_test_teardown(test_lint_acknowledges, teardown),
         cmocka_unit_test_teardown(test_unparsable_is_not_checked, teardown),
+        cmocka_unit_test_teardown(test_deep_trees, teardown),
+        cmocka_unit_test_teardown(test_not_utf8_is_not_checked, teardown),
         cmocka_unit_test_teardown(test_names_with_escapes, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_group);
