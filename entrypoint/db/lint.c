@@ -7,16 +7,6 @@
 
 #include "sqltree.h"
 
-/* The grammar this binary reads statements with: libpg_query's PostgreSQL
- * major (15 in Debian 12's libpg-query-dev, which `make` links; 17 in the
- * static release binaries, scripts/static-deps.sh). */
-#ifndef BANDAGE_NO_PG_QUERY
-#include <pg_query.h>
-#define NOT_READ "PostgreSQL " PG_MAJORVERSION "'s grammar does not read it (newer syntax?)"
-#else
-#define NOT_READ "this binary has no parser (built without libpg_query)"
-#endif
-
 /* ---- the rules --------------------------------------------------------------- */
 
 struct rule {
@@ -52,7 +42,8 @@ static const struct rule rules[] = {
      "lock: reads and writes wait"},
     {"vacuum-full", LINT_LONG_LOCK, "the table is rewritten under an ACCESS EXCLUSIVE lock"},
     {"cluster", LINT_LONG_LOCK, "the table is rewritten under an ACCESS EXCLUSIVE lock"},
-    {"not-checked", LINT_NOT_CHECKED, NOT_READ ": not checked, left to the server"},
+    /* why it was not checked is the finding's detail (sqltree_parse's reason) */
+    {"not-checked", LINT_NOT_CHECKED, "left to the server"},
 };
 
 static const struct rule *find_rule(const char *name)

@@ -61,7 +61,10 @@ enum sqltree_result sqltree_parse(const char *sql, json_t **tree, char *why, siz
     json_error_t err;
     *tree = NULL;
     if (res.error) {
-        snprintf(why, whylen, "%s", res.error->message ? res.error->message : "syntax error");
+        /* names the grammar at hand: PostgreSQL 15's (Debian's libpg-query-dev,
+         * `make`) or 17's (the static release binaries) */
+        snprintf(why, whylen, "PostgreSQL " PG_MAJORVERSION "'s grammar does not read it: %s",
+                 res.error->message ? res.error->message : "syntax error");
         pg_query_free_parse_result(res);
         return SQLTREE_UNPARSABLE;
     }
