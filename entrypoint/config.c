@@ -143,7 +143,7 @@ static const struct setting settings[] = {
     {"lock-wait", "BANDAGE_LOCK_WAIT", NULL, "10", "10 (s)",
      KIND_DURATION, NULL, 1, DAY_MS, FIELD(lock_wait_ms),
      "how long a reset keeps trying to lock the tables it drops, and a migration its locks "
-     "(attempts of at most 250 ms; then exit 69, the migration rolled back)", NULL,
+     "(attempts of at most 200 ms; then exit 69, the migration rolled back)", NULL,
      GROUP_RESET, NULL},
     {"keep-previous", "BANDAGE_KEEP_PREVIOUS", NULL, "1", "1",
      KIND_COUNT, NULL, 0, 100, FIELD(keep_previous),

@@ -349,7 +349,7 @@ def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db
         app.close()
     assert re.search(rf"bandage: error: migration {name} was not applied \(rolled back\): a "
                      rf"lock it needs at line 2 of \S+/{name}/migration.sql was not free within "
-                     r"500 ms in \d+ attempts of at most 250 ms \(--lock-wait, BANDAGE_LOCK_WAIT; "
+                     r"500 ms in \d+ attempts of at most 200 ms \(--lock-wait, BANDAGE_LOCK_WAIT; "
                      r"55P03: ", run.stderr), run.stderr
     assert re.search(HOLDER_LINE.format(lock='a lock on a table of schema "public"', pid=pid,
                                         app="app-in-a-transaction",
@@ -359,9 +359,11 @@ def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db
     assert_same_dump(before, dump(db))
 
 
-#: The app's own bound in the test below: PostgreSQL cancels any of its
-#: queries that waits longer for a lock. bandage's goal is 250 ms.
-APP_LOCK_TIMEOUT = "1s"
+#: The app's own bound in the lock tests: PostgreSQL cancels any of its
+#: queries that waits longer for a lock. bandage's goal is 250 ms (attempts of
+#: at most 200 ms); twice that leaves a loaded CI machine room to schedule the
+#: server. The goal itself is measured by bench/stall_rows.py, not asserted.
+APP_LOCK_TIMEOUT = "500ms"
 
 
 def test_migration_behind_an_old_transaction_never_stalls_the_app(run_bandage, db, mdir):
@@ -396,7 +398,7 @@ def test_migration_behind_an_old_transaction_never_stalls_the_app(run_bandage, d
     finally:
         old_request.close()
         app.close()
-    assert "trying again in attempts of at most 250 ms" in run.stderr, run.stderr
+    assert "trying again in attempts of at most 200 ms" in run.stderr, run.stderr
     assert re.search(rf"migration {name} got its locks at attempt \d+", run.stderr), run.stderr
     assert name in [r[0] for r in rows(db)]
     assert db.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'Post'"

@@ -398,7 +398,11 @@ def test_moving_from_prisma7_to_prisma8(run_bandage, db, project, history, tmp_p
 
 # --- locks: the app comes first ------------------------------------------------------------------
 
-APP_LOCK_TIMEOUT = "1s"
+#: The app's own bound in the lock tests below: PostgreSQL cancels any of its
+#: queries that waits longer for a lock. bandage's goal is 250 ms (attempts of
+#: at most 200 ms); twice that leaves a loaded CI machine room to schedule the
+#: server. The goal itself is measured by bench/stall_rows.py, not asserted.
+APP_LOCK_TIMEOUT = "500ms"
 
 
 def waiting_for_a_lock(db):
@@ -435,7 +439,7 @@ def test_the_run_behind_an_old_transaction_never_stalls_the_app(run_bandage, db,
         app.close()
     name = history.names()[2]
     assert re.search(rf"migration {name}: a lock it needs at operation \S+ is held by another "
-                     r"session; rolled back, trying again in attempts of at most 250 ms",
+                     r"session; rolled back, trying again in attempts of at most 200 ms",
                      run.stderr), run.stderr
     assert re.search(rf"migration {name} got its locks at attempt \d+", run.stderr), run.stderr
     assert [r[0] for r in ledger(db)] == history.names(3)
@@ -452,7 +456,7 @@ def test_a_lock_wait_that_runs_out_exits_69_and_names_the_session(run_bandage, d
         old_request.rollback()
     assert re.search(r"migrations \S+_v3 to \S+_v4 \(one transaction\): a lock it needs at "
                      r"migration \S+_v3, operation \S+ was not free within 1000 ms in \d+ attempts "
-                     r"of at most 250 ms", run.stderr), run.stderr
+                     r"of at most 200 ms", run.stderr), run.stderr
     assert re.search(r"is held by server process \d+ \(application 'old-request'", run.stderr), \
         run.stderr
     assert dump(db) == before
