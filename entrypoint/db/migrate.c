@@ -1,7 +1,6 @@
 #include "migrate.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +76,8 @@ static int line_of_position(const char *text, size_t len, int line, int position
 
 /* The start stops before applying anything: the error (logged by the
  * caller) is reported, and kept for --plan's last line. Returns rc. */
-__attribute__((format(printf, 4, 5)))
-static int refuse(struct migrate_ctx *c, int rc, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
-    va_end(ap);
-    report_add_error(c->report, "migrate", code, "%s", c->refused);
-    return rc;
-}
+#define refuse(c, rc, code, ...) \
+    report_refusal((c)->report, (c)->refused, sizeof (c)->refused, rc, "migrate", code, __VA_ARGS__)
 
 /* ---- the lock and the table, in one round trip ---------------------------- */
 

@@ -1,6 +1,5 @@
 #include "prisma8_apply.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,16 +62,9 @@ struct p8_ctx {
 
 #define ID_LEN 12 /* hashes are shown by their first 12 characters */
 
-__attribute__((format(printf, 4, 5)))
-static int refuse(struct p8_ctx *c, int rc, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->refused, sizeof c->refused, fmt, ap);
-    va_end(ap);
-    report_add_error(c->report, "migrate", code, "%s", c->refused);
-    return rc;
-}
+/* As migrate.c's: reported, and kept for --plan's last line. Returns rc. */
+#define refuse(c, rc, code, ...) \
+    report_refusal((c)->report, (c)->refused, sizeof (c)->refused, rc, "migrate", code, __VA_ARGS__)
 
 static void set_current(struct p8_ctx *c, const char *name)
 {

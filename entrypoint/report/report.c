@@ -32,6 +32,17 @@ void report_add_error(struct deploy_report *r, const char *phase, const char *co
     r->n_errors++;
 }
 
+int report_refusal(struct deploy_report *r, char *kept, size_t keptlen, int rc,
+                   const char *phase, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(kept, keptlen, fmt, ap);
+    va_end(ap);
+    report_add_error(r, phase, code, "%s", kept);
+    return rc;
+}
+
 void report_add_migration(struct deploy_report *r, const char *name, int failed, long ms)
 {
     struct report_migration *m;

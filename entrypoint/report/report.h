@@ -86,6 +86,13 @@ void report_init(struct deploy_report *r);
 void report_add_error(struct deploy_report *r, const char *phase, const char *code,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* An error that stops the start before anything is applied: reported as
+ * report_add_error does, and its text kept in kept (what --plan's last line
+ * says). Returns rc, so that `return report_refusal(...)` ends the step. */
+int report_refusal(struct deploy_report *r, char *kept, size_t keptlen, int rc,
+                   const char *phase, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
 /* Counts a migration applied (failed 0) or failed (1) in ms, and keeps its
  * entry while there is room (a failure always gets the last slot). */
 void report_add_migration(struct deploy_report *r, const char *name, int failed, long ms);
