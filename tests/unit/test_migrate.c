@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "assert_text.h"
+#include "tempdir.h"
 
 #include "db/migrate.h"
 #include "db/migrations_dir.h"
@@ -28,7 +29,6 @@
 
 /* ---- a scratch directory ------------------------------------------------ */
 
-static char g_dir[64];
 static char g_err[512];
 
 static void put(const char *rel, const char *text)
@@ -54,23 +54,6 @@ static void migration(const char *name, const char *sql)
     mkdir_in(name);
     snprintf(rel, sizeof rel, "%s/migration.sql", name);
     put(rel, sql);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/bandage-unit-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
 }
 
 /* ---- the directory ---------------------------------------------------------- */
@@ -439,11 +422,9 @@ static void test_report_checks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reads_migrations_in_byte_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_skips_files_and_symlinks_keeps_directory_without_script,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_file_required_and_must_say_postgresql, setup,
-                                        teardown),
+        tempdir_test(test_reads_migrations_in_byte_order),
+        tempdir_test(test_skips_files_and_symlinks_keeps_directory_without_script),
+        tempdir_test(test_lock_file_required_and_must_say_postgresql),
         cmocka_unit_test(test_lock_provider_parsing),
         cmocka_unit_test(test_checksum_is_lowercase_padded_sha256),
         cmocka_unit_test(test_checksum_accepts_the_other_line_ending),
@@ -451,7 +432,7 @@ int main(void)
         cmocka_unit_test(test_uuid_v4_format),
         cmocka_unit_test(test_detects_statements_outside_transactions),
         cmocka_unit_test(test_transaction_control_words),
-        cmocka_unit_test_setup_teardown(test_statement_list_for_the_reset, setup, teardown),
+        tempdir_test(test_statement_list_for_the_reset),
         cmocka_unit_test(test_report_keeps_a_bounded_list_and_the_failure),
         cmocka_unit_test(test_report_json_and_summary),
         cmocka_unit_test(test_summary_does_not_repeat_the_error),

@@ -16,12 +16,12 @@
 #include <cmocka.h>
 
 #include "assert_text.h"
+#include "tempdir.h"
 
 #include "db/canonjson.h"
 #include "db/prisma8_dir.h"
 #include "exitcodes.h"
 
-static char g_dir[64];
 static char g_err[2048];
 
 #define OPS "[{\"id\":\"table.T\",\"label\":\"Create table T\",\"operationClass\":\"additive\"," \
@@ -77,23 +77,6 @@ static void package(const char *name, const char *from, const char *to, const ch
     snprintf(rel, sizeof rel, "app/%s/ops.json", name);
     put(rel, ops);
     snapshot(to);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/bandage-unit-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
 }
 
 static int read_dir(struct prisma8_dir *d)
@@ -267,19 +250,16 @@ static void test_another_contract_space_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_detects_prisma8_directories_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reads_a_chain_and_its_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ties_are_broken_by_created_at, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_rollback_last_makes_its_target_the_newest, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_two_newest_contracts_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_changed_package_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_what_cannot_be_read_is_a_usage_error, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_manifest_and_operations_as_prisma_has_them, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_invariants_must_be_the_operations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_another_contract_space_is_refused, setup, teardown),
+        tempdir_test(test_detects_prisma8_directories_only),
+        tempdir_test(test_reads_a_chain_and_its_paths),
+        tempdir_test(test_ties_are_broken_by_created_at),
+        tempdir_test(test_a_rollback_last_makes_its_target_the_newest),
+        tempdir_test(test_two_newest_contracts_are_refused),
+        tempdir_test(test_a_changed_package_is_refused),
+        tempdir_test(test_what_cannot_be_read_is_a_usage_error),
+        tempdir_test(test_manifest_and_operations_as_prisma_has_them),
+        tempdir_test(test_invariants_must_be_the_operations),
+        tempdir_test(test_another_contract_space_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "assert_text.h"
+#include "tempdir.h"
 
 #include "db/migrations_dir.h"
 #include "db/schemafile.h"
@@ -110,25 +111,6 @@ static void test_outside_statements_are_found(void **state)
 /* ---- a byte-order mark -------------------------------------------------------- */
 
 #define UTF8_BOM "\xef\xbb\xbf"
-
-static char g_dir[64];
-
-static int make_dir(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/bandage-test-schemafile-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    return 0;
-}
-
-static int remove_dir(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
-}
 
 /* Writes len bytes of data to g_dir/name (parent directories made); its path. */
 static const char *write_file(const char *name, const char *data, size_t len)
@@ -232,12 +214,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inside_statements_pass),
         cmocka_unit_test(test_outside_statements_are_found),
-        cmocka_unit_test_setup_teardown(test_schema_file_with_a_byte_order_mark_is_refused,
-                                        make_dir, remove_dir),
-        cmocka_unit_test_setup_teardown(test_byte_order_mark_elsewhere_is_not_refused,
-                                        make_dir, remove_dir),
-        cmocka_unit_test_setup_teardown(test_migration_with_a_byte_order_mark, make_dir,
-                                        remove_dir),
+        tempdir_test(test_schema_file_with_a_byte_order_mark_is_refused),
+        tempdir_test(test_byte_order_mark_elsewhere_is_not_refused),
+        tempdir_test(test_migration_with_a_byte_order_mark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
