@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sqlclass.h"
 #include "sqltree.h"
 
 /* ---- the rules --------------------------------------------------------------- */
@@ -417,6 +418,10 @@ int lint_statement(struct lint_state *st, const char *sql, const char *comments,
     struct check c = {st, comments, comments_len, out, 0};
     json_t *tree;
     char why[200];
+    /* No rule applies to them, and their trees are the largest: a seed's
+     * 2 MB INSERT took 310 MB as a jansson tree. */
+    if (sql_changes_rows_only(sql, strlen(sql)))
+        return 0;
     enum sqltree_result rc = sqltree_parse(sql, &tree, why, sizeof why);
     if (rc == SQLTREE_NO_MEMORY)
         return -1;

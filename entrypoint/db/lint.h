@@ -11,7 +11,8 @@
 enum lint_class {
     LINT_BREAKING,    /* the previous deployment, still serving, fails on it */
     LINT_LONG_LOCK,   /* holds a lock the app queues behind for as long as the table takes */
-    LINT_NOT_CHECKED  /* the parser could not read the statement (newer syntax) */
+    LINT_NOT_CHECKED  /* the grammar could not read it (newer syntax), or its tree could not
+                       * be read (deeper than jansson reads, not UTF-8): left to the server */
 };
 
 #define LINT_NAME 64 /* identifiers are at most 63 bytes (NAMEDATALEN) */
@@ -21,7 +22,7 @@ struct lint_finding {
     enum lint_class cls;
     char schema[LINT_NAME];    /* "" when the statement does not name one */
     char table[LINT_NAME];     /* the table it acts on, "" when none (DROP FUNCTION) */
-    char detail[160];          /* the column, index, type or function; the parser's message */
+    char detail[200];          /* the column, index, type or function; why not checked */
     int acknowledged;          /* a "-- bandage:allow RULE" comment names its rule */
 };
 

@@ -81,6 +81,21 @@ static int next_word(struct words *w, char *word, size_t wordlen, size_t *at)
     return 0;
 }
 
+int sql_changes_rows_only(const char *text, size_t len)
+{
+    static const char *const row_changes[] = {"INSERT", "UPDATE", "DELETE", "MERGE", "COPY",
+                                              NULL};
+    struct words w = {text, len, 0};
+    char word[16];
+    size_t at;
+    if (!next_word(&w, word, sizeof word, &at))
+        return 0;
+    for (int k = 0; row_changes[k]; k++)
+        if (strcmp(word, row_changes[k]) == 0)
+            return 1;
+    return 0;
+}
+
 enum sql_tx_control sql_tx_control(const char *text, size_t len, char *word, size_t wordlen)
 {
     static const char *const droppable[] = {"BEGIN", "START", "COMMIT", "END", NULL};

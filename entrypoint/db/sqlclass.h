@@ -19,6 +19,11 @@ enum sql_tx_control {
  * first word). word (at least 16 bytes) receives the first word, upper-cased. */
 enum sql_tx_control sql_tx_control(const char *text, size_t len, char *word, size_t wordlen);
 
+/* 1 when the statement only changes rows (INSERT, UPDATE, DELETE, MERGE,
+ * COPY): it never changes the schema, so no statement check applies, and a
+ * seed's INSERT can be megabytes long. */
+int sql_changes_rows_only(const char *text, size_t len);
+
 /* 1 when the statement cannot run inside a transaction block: CREATE/DROP
  * INDEX CONCURRENTLY, REINDEX ... CONCURRENTLY (and REINDEX SCHEMA, DATABASE,
  * SYSTEM), VACUUM, ALTER SYSTEM, CREATE/DROP DATABASE, CREATE/DROP

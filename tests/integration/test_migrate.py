@@ -359,7 +359,7 @@ def test_lock_wait_of_a_migration_exits_69_and_names_the_session(run_bandage, db
     assert_same_dump(before, dump(db))
 
 
-#: The app's own bound in the lock tests: PostgreSQL cancels any of its
+#: The app's own bound in the test below: PostgreSQL cancels any of its
 #: queries that waits longer for a lock. bandage's goal is 250 ms (attempts of
 #: at most 200 ms); twice that leaves a loaded CI machine room to schedule the
 #: server. The goal itself is measured by bench/stall_rows.py, not asserted.
