@@ -17,6 +17,8 @@ progress on stderr. Rows, in order (--rows picks some):
   prisma8        120 Prisma 8 packages (--quick: 100) applied to an empty
                  database by bandage and by prisma db migrate, then a start
                  with nothing pending (bench/prisma8_rows.py)
+  checks_memory  --plan of a pending 2 MB seed INSERT, statement checks on
+                 against off: peak RSS and time (bench/checks_rows.py)
 
 Starts its own PostgreSQL (the integration harness's PgCluster: initdb in a
 temp dir, as postgres when root, random loopback port). Every row measures
@@ -41,6 +43,7 @@ from helpers.pg import CertAuthority, PgCluster, find_pg_bin  # noqa: E402
 
 import psycopg  # noqa: E402
 
+import checks_rows  # noqa: E402
 import migration_rows  # noqa: E402
 import prisma8_rows  # noqa: E402
 import restore_rows  # noqa: E402
@@ -49,7 +52,7 @@ import tools  # noqa: E402
 import wait_rows  # noqa: E402
 
 ROWS = ["readiness", "poll_rates", "reset_example", "webhook", "reset_sizes", "migrations",
-        "migration_stall", "undo", "prisma8"]
+        "migration_stall", "undo", "prisma8", "checks_memory"]
 NEEDS_DBMATE = {"readiness", "poll_rates", "migrations", "migration_stall"}
 
 SCHEMA = os.path.join(REPO, "examples", "prisma", "schema.sql")
@@ -252,7 +255,8 @@ class Bench:
                      "migrations": lambda c: migration_rows.migrations(self, c),
                      "migration_stall": lambda c: stall_rows.migration_stall(self, c),
                      "undo": lambda c: restore_rows.undo(self, c),
-                     "prisma8": lambda c: prisma8_rows.prisma8_migrations(self, c)}[row](cluster)
+                     "prisma8": lambda c: prisma8_rows.prisma8_migrations(self, c),
+                     "checks_memory": lambda c: checks_rows.checks_memory(self, c)}[row](cluster)
             finally:
                 cluster.stop(mode="immediate")
             # Each row says which server it ran on (PG_VERSION picks it).
