@@ -20,9 +20,13 @@ static const char table_sql[] =
 
 /* On-disk size of what a schema holds: tables with their indexes and TOAST,
  * materialized views, sequences. $1: the schema's name. */
+/* The disk of the schemas named by $1 (comma-separated; one name when a
+ * schema is kept): tables with their indexes and TOAST, materialized views,
+ * sequences. */
 #define SCHEMA_BYTES_SQL                                                                  \
     "(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"      \
-    "  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1::text)"     \
+    "  JOIN pg_namespace n ON n.oid = c.relnamespace"                                      \
+    "  WHERE n.nspname = ANY (string_to_array($1::text, ','))"                             \
     "    AND c.relkind IN ('r', 'm', 'S'))"
 
 static int table_exists(struct session *s, int *exists)
@@ -70,8 +74,7 @@ int kept_may_keep(struct session *s, const char *schema, const char *original, i
     return 0;
 }
 
-/* "1.2 MB": for log lines and --plan. */
-static void human_bytes(long long bytes, char *out, size_t len)
+void kept_human_bytes(long long bytes, char *out, size_t len)
 {
     if (bytes < 10 * 1024)
         snprintf(out, len, "%lld bytes", bytes);
@@ -79,6 +82,18 @@ static void human_bytes(long long bytes, char *out, size_t len)
         snprintf(out, len, "%.0f kB", bytes / 1024.0);
     else
         snprintf(out, len, "%.1f MB", bytes / (1024.0 * 1024.0));
+}
+
+int kept_schemas_bytes(struct session *s, const char *schemas, long long *bytes)
+{
+    const char *params[] = {schemas};
+    int rc;
+    PGresult *res = session_query(s, "SELECT " SCHEMA_BYTES_SQL, 1, params,
+                                  "reading the schemas' sizes", &rc);
+    if (res)
+        *bytes = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
 }
 
 /* A free bandage_kept_N: neither a schema nor a row. */
@@ -104,7 +119,7 @@ static int record(struct session *s, const struct config *cfg, const char *kept,
         3, params, "recording the kept schema", &rc);
     if (res) {
         char size[32];
-        human_bytes(atoll(PQgetvalue(res, 0, 0)), size, sizeof size);
+        kept_human_bytes(atoll(PQgetvalue(res, 0, 0)), size, sizeof size);
         log_info("kept the previous schema %s as %s (%s)", original, kept, size);
     }
     PQclear(res);
@@ -471,7 +486,7 @@ static void print_history_text(PGresult *h, PGresult *k)
         printf("  (none)\n");
     for (int i = 0; i < PQntuples(k); i++) {
         char size[32];
-        human_bytes(atoll(PQgetvalue(k, i, 4)), size, sizeof size);
+        kept_human_bytes(atoll(PQgetvalue(k, i, 4)), size, sizeof size);
         printf("  %s  was %s, kept %s%s%s, %s\n", PQgetvalue(k, i, 0), PQgetvalue(k, i, 1),
                PQgetvalue(k, i, 2), PQgetvalue(k, i, 3)[0] ? " by deployment " : "",
                PQgetvalue(k, i, 3), size);

@@ -58,6 +58,13 @@ int kept_forget(struct session *s, const char *kept);
 int kept_restore(struct session *s, const struct config *cfg, const char *lock_key,
                  int *restored);
 
+/* The disk that schemas (comma-separated, as --schemas) take: what keeping
+ * them aside costs. */
+int kept_schemas_bytes(struct session *s, const char *schemas, long long *bytes);
+
+/* "512 bytes", "340 kB", "1.2 MB": for log lines and --plan. */
+void kept_human_bytes(long long bytes, char *out, size_t len);
+
 /* What is kept now, for --plan and the report: *count schemas, *bytes on
  * disk. 0 when there is no table. */
 int kept_totals(struct session *s, int *count, long long *bytes);

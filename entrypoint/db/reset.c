@@ -375,27 +375,21 @@ static int settle_interrupted(struct reset_run *r)
 static int print_plan_kept(struct reset_run *r)
 {
     int count = 0;
-    long long bytes = 0;
-    const char *params[] = {r->cfg->schemas};
-    int rc = kept_totals(&r->s, &count, &bytes);
-    PGresult *res = rc ? NULL : session_query(
-        &r->s, "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
-               " JOIN pg_namespace n ON n.oid = c.relnamespace"
-               " WHERE n.nspname = ANY (string_to_array($1, ',')) AND c.relkind IN ('r', 'm', 'S')",
-        1, params, "reading the schemas' sizes", &rc);
-    if (!res)
+    long long kept = 0, live = 0;
+    char kept_size[32], live_size[32];
+    int rc = kept_totals(&r->s, &count, &kept);
+    if (rc || (rc = kept_schemas_bytes(&r->s, r->cfg->schemas, &live)))
         return rc;
-    long long live = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
+    kept_human_bytes(kept, kept_size, sizeof kept_size);
+    kept_human_bytes(live, live_size, sizeof live_size);
     if (r->cfg->keep_previous > 0)
-        printf("  keep the replaced schema(s) aside (--keep-previous %ld): %lld MB on disk "
+        printf("  keep the replaced schema(s) aside (--keep-previous %ld): %s on disk "
                "until dropped; --restore-previous swaps them back\n", r->cfg->keep_previous,
-               (live + 512 * 1024) / (1024 * 1024));
+               live_size);
     else
         printf("  drop the replaced schema(s) (--keep-previous 0): no undo\n");
-    printf("  kept now: %d schema(s), %lld MB (--history lists them); those past "
-           "--keep-previous %ld are dropped\n", count, (bytes + 512 * 1024) / (1024 * 1024),
-           r->cfg->keep_previous);
+    printf("  kept now: %d schema(s), %s (--history lists them); those past "
+           "--keep-previous %ld are dropped\n", count, kept_size, r->cfg->keep_previous);
     return 0;
 }
 
