@@ -291,25 +291,31 @@ static int swap_back(struct session *s, const struct config *cfg, const char *ke
     return rc;
 }
 
-/* A live schema holding an extension that cannot move (relocatable =
- * false: PostGIS, xml2) cannot be swapped out: the extension would stay
- * with it, aside, and the restored schema would lack it. */
-static int refuse_fixed_extensions(struct session *s, PGresult *res)
+int kept_refuse_fixed_extensions(struct session *s, const char *schema, const char *step,
+                                 const char *phase, const char *why)
 {
     char names[256];
-    for (int i = 0; i < PQntuples(res); i++) {
-        const char *original = PQgetvalue(res, i, 1);
-        int rc = kept_fixed_extensions(s, original, names, sizeof names);
-        if (rc != 0 || !names[0])
-            continue;
-        log_error("--restore-previous: schema %s holds extension(s) that cannot change schema "
-                  "(%s): swapped aside, they would stay with it. Nothing was changed. Move them "
-                  "to a schema of their own (DROP and CREATE EXTENSION ... SCHEMA ext), then "
-                  "deploy again", original, names);
-        report_add_error(s->report, "restore", "extension", "%s: %s", original, names);
-        return EXIT_SCHEMA;
-    }
-    return 0;
+    int rc = kept_fixed_extensions(s, schema, names, sizeof names);
+    if (rc != 0 || !names[0])
+        return rc;
+    log_error("%s: schema %s holds extension(s) %s, which cannot change schema (relocatable = "
+              "false): %s. Nothing was changed. Move them to a schema outside --schemas (DROP "
+              "EXTENSION, then CREATE EXTENSION ... SCHEMA ext) and deploy again",
+              step, schema, names, why);
+    report_add_error(s->report, phase, "extension", "%s: %s", schema, names);
+    return EXIT_SCHEMA;
+}
+
+/* A live schema holding an extension that cannot move cannot be swapped
+ * out: the extension would stay with it, aside, and the restored schema
+ * would lack it. */
+static int refuse_fixed_extensions(struct session *s, PGresult *res)
+{
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+        rc = kept_refuse_fixed_extensions(s, PQgetvalue(res, i, 1), "--restore-previous",
+                                          "restore", "swapped aside, they would stay with it");
+    return rc;
 }
 
 /* The originals of the rows, comma-separated (as --schemas is). */

@@ -25,6 +25,13 @@ int kept_move_aside(struct session *s, const struct config *cfg, const char *nam
  * = false), comma-separated into names ("" when none). */
 int kept_fixed_extensions(struct session *s, const char *schema, char *names, size_t len);
 
+/* Exit 65, one line naming them and the way out, when `schema` holds
+ * extensions that cannot change schema and `step` ("--restore-previous", "large
+ * reset") would move it aside: `why` says what that would do to them. The
+ * report gets a `phase` "extension" error. 0 when it holds none. */
+int kept_refuse_fixed_extensions(struct session *s, const char *schema, const char *step,
+                                 const char *phase, const char *why);
+
 /* Whether schema `schema` (the live `original`, or its copy moved aside)
  * may be kept: not when objects elsewhere depend on it (allowed by
  * --drop-dependents: kept, they would go on reading the old copy), nor when

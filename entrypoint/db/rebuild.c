@@ -213,6 +213,18 @@ int rebuild_check_file(struct session *s, const struct config *cfg,
     return 0;
 }
 
+int rebuild_check_extensions(struct session *s, const struct config *cfg)
+{
+    char *names = strdup(cfg->schemas), *save = NULL;
+    int rc = names ? 0 : EXIT_INTERNAL;
+    for (char *n = rc ? NULL : strtok_r(names, ",", &save); n && rc == 0;
+         n = strtok_r(NULL, ",", &save))
+        rc = kept_refuse_fixed_extensions(s, n, "large reset", "reset",
+                                          "it moves the schema aside and they cannot follow");
+    free(names);
+    return rc;
+}
+
 /* ---- emptying a schema, a batch at a time ---------------------------------------- */
 
 /* Statements that drop what lives in a schema (not extension members), each

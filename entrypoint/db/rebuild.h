@@ -33,6 +33,13 @@ int rebuild_lock_budget(struct session *s, long *budget);
 int rebuild_needed(struct session *s, const struct config *cfg, size_t n_stmts, long budget,
                    int *batched);
 
+/* Extensions of --schemas that cannot change schema (relocatable = false:
+ * PostGIS, xml2): a batched reset moves its schemas aside, which they cannot
+ * follow, and dropping them would take the old schema's columns of their
+ * types, which an interrupted reset puts back. Refused before anything runs
+ * (exit 65 naming them). */
+int rebuild_check_extensions(struct session *s, const struct config *cfg);
+
 /* Statements of the file that act outside --schemas: a batched reset cannot
  * undo them (they commit batch by batch), so it refuses them before starting
  * (exit 65 naming the line). */

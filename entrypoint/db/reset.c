@@ -354,7 +354,11 @@ static int check_before_reset(struct reset_run *r, int *batched)
         (rc = preflight_dependents(&r->s, r->cfg, 0)) != 0 ||
         (rc = rebuild_needed(&r->s, r->cfg, r->file.n_stmts, r->budget, batched)) != 0)
         return rc;
-    return *batched ? rebuild_check_file(&r->s, r->cfg, &r->file) : 0;
+    if (!*batched)
+        return 0;
+    if ((rc = rebuild_check_extensions(&r->s, r->cfg)) != 0)
+        return rc;
+    return rebuild_check_file(&r->s, r->cfg, &r->file);
 }
 
 /* An interrupted large reset is settled first; --plan only says so. */

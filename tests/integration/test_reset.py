@@ -185,10 +185,6 @@ class GrantorBug(AssertionError):
     """A schema ACL entry came back with another grantor (a fixed bug, kept as a regression check)."""
 
 
-class RelocateBug(AssertionError):
-    """A batched reset failed on a non-relocatable extension (a fixed bug, kept as a regression check)."""
-
-
 def raise_if(run, symptom, exc):
     """Raise ``exc`` when bandage's stderr shows a known bug's ``symptom``: the
     xfail marks take only that exception, so any other failure still fails."""
@@ -429,23 +425,38 @@ def test_reset_keeps_acl_entries_granted_by_another_role(run_bandage, db, app_ro
     assert after == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the batched path moves extensions with ALTER EXTENSION ... SET SCHEMA, which a "
-    "non-relocatable extension (relocatable = false, e.g. xml2) refuses (0A000 'does not "
-    "support SET SCHEMA'): every large reset of such a schema fails with exit 65 (safely, "
-    "nothing changed) while the one-transaction path recreates the extension fine"),
-    raises=RelocateBug)
-def test_batched_reset_keeps_non_relocatable_extension(run_bandage, db, tmp_path):
+def test_batched_reset_of_a_non_relocatable_extension_is_refused_before_anything(
+        run_bandage, db, tmp_path):
+    """A large reset moves the schema aside, and an extension that cannot
+    change schema (relocatable = false: xml2, PostGIS) cannot follow it back;
+    dropping it instead would take the old schema's columns of its types, which
+    an interrupted reset must be able to put back. Before: the hook ran, then
+    the move failed with the server's 'extension "xml2" does not support SET
+    SCHEMA' (65), naming no way out. Now refused before the hook and before any
+    change, in one line naming the extension and what to do; --plan says the
+    same and exits as the start would."""
     db.execute("CREATE EXTENSION xml2 WITH SCHEMA public; CREATE TABLE legacy (id int);")
     before = schema_properties(db, ["public"])
     assert before[0][5] == [f"xml2/{default_version(db, 'xml2')}/postgres/f"], before
     schema, _ = schema_for_path(tmp_path, EXAMPLE_SQL, "batched")
-    run = run_bandage(reset_args(db, schema_file=schema), timeout=scaled(60))
-    run.wait()
-    raise_if(run, 'extension "xml2" does not support SET SCHEMA', RelocateBug)
-    run.wait_exit_code(0)
-    assert schema_properties(db, ["public"]) == before
-    assert regclass(db, "legacy") is None and regclass(db, '"User"') == '"User"'
+    hook_ran = tmp_path / "hook-ran"
+    for plan in (["--plan", "true"], []):
+        run = run_bandage(reset_args(db, "--before-reset", f"touch {hook_ran}", *plan,
+                                     schema_file=schema), timeout=scaled(60))
+        run.wait_exit_code(65)
+        errors = [l for l in run.stderr.splitlines() if l.startswith("bandage: error: ")]
+        assert len(errors) == 1, run.stderr
+        assert re.fullmatch(
+            r"bandage: error: large reset: schema public holds extension\(s\) xml2, which "
+            r"cannot change schema \(relocatable = false\): it moves the schema aside and they "
+            r"cannot follow\. Nothing was changed\. Move them to a schema outside --schemas "
+            r"\(DROP EXTENSION, then CREATE EXTENSION \.\.\. SCHEMA ext\) and deploy again",
+            errors[0]), \
+            errors[0]
+        assert "does not support SET SCHEMA" not in run.stderr, run.stderr
+        assert not hook_ran.exists(), run.stderr
+        assert schema_properties(db, ["public"]) == before
+        assert regclass(db, "legacy") == "legacy" and regclass(db, '"User"') is None
 
 
 def test_reset_terminates_other_sessions_without_blocking(run_bandage, db, db_factory, app_role):

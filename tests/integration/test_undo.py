@@ -398,5 +398,7 @@ def test_restore_refuses_a_live_schema_with_an_extension_that_cannot_move(run_ba
     db.execute("CREATE EXTENSION xml2 WITH SCHEMA public", user="postgres")
     write_notes(db, "new")
     run = restore(run_bandage, db, code=65)
-    assert "schema public holds extension(s) that cannot change schema (xml2)" in run.stderr
+    assert ("bandage: error: --restore-previous: schema public holds extension(s) xml2, which "
+            "cannot change schema (relocatable = false): swapped aside, they would stay with "
+            "it. Nothing was changed. Move them") in run.stderr, run.stderr
     assert notes(db) == ["new"] and len(kept_rows(db)) == 1
