@@ -165,8 +165,11 @@ def test_nothing_pending_costs_one_query_more_than_a_plain_start(run_bandage, db
         # a backend's counters reach the shared stats when it exits
         return wait_until(lambda: count() - start or None, scaled(5), "the stats to arrive")
 
-    plain = transactions_of(["--database-url", db.dsn()])
-    migrate = transactions_of(migrate_args(db, mdir))
+    # An autovacuum worker visiting the database (every autovacuum_naptime once
+    # it has activity, with or without work) adds two or more transactions of
+    # its own: the fewest of three starts is bandage's alone.
+    plain = min(transactions_of(["--database-url", db.dsn()]) for _ in range(3))
+    migrate = min(transactions_of(migrate_args(db, mdir)) for _ in range(3))
     assert migrate - plain == 1, (plain, migrate)
 
 
